@@ -1,0 +1,43 @@
+"""Lethe's application factory: configuration, extensions, blueprints and CLI. Nothing else."""
+
+from pathlib import Path
+
+from flask import Flask
+
+import cli
+import config
+import web
+from retention_policies import policies
+from storage.db import db, render_item
+from web.extensions import csrf, limiter, migrate
+
+
+def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
+    """Build the app. ``test_config`` replaces instance/config.py and the environment;
+    ``instance_path`` moves instance/ (tests use a temporary folder)."""
+    app = Flask(
+        __name__,
+        instance_path=instance_path,
+        instance_relative_config=True,
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
+    config.load(app, test_config)
+    policies()  # a malformed policy file stops start-up, naming the file and the field
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(__file__).parent / "migrations"),
+        render_item=render_item,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,121 @@
+"""Configuration: defaults, then instance/config.py or the test's dict, then ``LETHE_*``
+environment variables. Read when the app is created, never at import.
+
+Secrets (``SECRET_KEY``, ``KEY_ENCRYPTION_KEY``, ``BLIND_INDEX_KEY``) have no default. In
+production a missing one stops start-up with a clear error; in development and tests they are
+generated once into ``instance/secrets.json`` (mode 0600) so restarts keep working data.
+"""
+
+import base64
+import json
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+SECRET_NAMES = ("SECRET_KEY", "KEY_ENCRYPTION_KEY", "BLIND_INDEX_KEY")
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def defaults(instance: Path) -> dict:
+    return {
+        "ENV_NAME": "development",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'lethe.db'}",
+        "KEYSTORE_URL": f"sqlite:///{instance / 'keystore.db'}",
+        "PUBLIC_URL": "http://127.0.0.1:5000",
+        "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
+        "CONTROLLER_CONTACT": "privacy@perkly.example",
+        "SUPERVISORY_AUTHORITY": "your national data protection authority (see edpb.europa.eu)",
+        "MAIL_BACKEND": "file",  # file | smtp
+        "MAIL_DIR": str(instance / "mail"),
+        "MAIL_SERVER": "localhost",
+        "MAIL_PORT": 25,
+        "MAIL_USERNAME": None,
+        "MAIL_PASSWORD": None,
+        "MAIL_USE_TLS": False,
+        "MAIL_SENDER": "Lethe <privacy@perkly.example>",
+        "VERIFICATION_TTL_HOURS": 24,
+        "DOWNLOAD_TTL_DAYS": 30,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=2),
+        "WTF_CSRF_TIME_LIMIT": 3600,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "OUTBOX_BATCH": 50,
+    }
+
+
+def normalise_db_url(url: str) -> str:
+    # psycopg 3 is the driver we ship; plain postgres:// URLs (Heroku style) mean it too.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _generated_secrets(instance: Path) -> dict:
+    path = instance / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "BLIND_INDEX_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(values, fh)
+    return values
+
+
+def load(app: Flask, test_config: dict | None) -> None:
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(defaults(instance))
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.from_mapping(test_config)
+    if test_config is None or test_config.get("READ_ENV", False):
+        # DATABASE_URL is the convention of most hosts; LETHE_DATABASE_URL wins over it.
+        if os.environ.get("DATABASE_URL"):
+            app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+        app.config.from_prefixed_env("LETHE")
+        if app.config.get("DATABASE_URL"):
+            app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_db_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_BINDS"] = {"keystore": normalise_db_url(app.config["KEYSTORE_URL"])}
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+
+    missing = [name for name in SECRET_NAMES if not app.config.get(name)]
+    if missing:
+        if app.config["ENV_NAME"] == "production":
+            raise ConfigError(
+                "missing secrets for production: "
+                + ", ".join(f"LETHE_{n}" for n in missing)
+                + " (see README, 'Configuration')"
+            )
+        generated = _generated_secrets(instance)
+        for name in missing:
+            app.config[name] = generated[name]
+    for name in ("KEY_ENCRYPTION_KEY", "BLIND_INDEX_KEY"):
+        try:
+            ok = len(base64.urlsafe_b64decode(app.config[name])) == 32
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"LETHE_{name} must be 32 random bytes, base64url-encoded")
+    if app.config["ENV_NAME"] == "production":
+        app.config["SESSION_COOKIE_SECURE"] = True
+        if app.config["MAIL_BACKEND"] == "file":
+            raise ConfigError("LETHE_MAIL_BACKEND=file is for development; configure SMTP")

@@ -1,0 +1,139 @@
+"""Loading and validating the policy files, checked against the data map at start-up."""
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from storage.clock import add_months
+from storage.datamap import CATEGORIES
+
+POLICY_DIR = Path(__file__).parent
+ACTIONS = ("delete", "anonymise")
+TRIGGERS = (
+    "account_closed",
+    "score_computed",
+    "record_recorded",
+    "award_last_status",
+    "disclosure_listed",
+    "promotion_shown",
+    "consent_ended",
+    "request_closed",
+)
+REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
+OPTIONAL = ("retain_after_erasure",)
+_PERIOD = re.compile(r"^\s*(\d{1,4})\s+(day|days|month|months|year|years)\s*$")
+
+
+class PolicyError(ValueError):
+    """A policy file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Period:
+    amount: int
+    unit: str  # days | months | years
+
+    def __str__(self) -> str:
+        unit = self.unit if self.amount != 1 else self.unit.rstrip("s")
+        return f"{self.amount} {unit}"
+
+    def after(self, start: datetime) -> datetime:
+        """``start`` plus this period; months and years clamp to the end of a shorter month."""
+        if self.unit == "days":
+            return start + timedelta(days=self.amount)
+        months = self.amount * (12 if self.unit == "years" else 1)
+        return add_months(start, months)
+
+
+def parse_period(text: object, where: str) -> Period:
+    m = _PERIOD.match(text) if isinstance(text, str) else None
+    if not m or int(m.group(1)) == 0:
+        raise PolicyError(
+            f"{where}: expected a period like '30 days', '12 months' or '5 years', got {text!r}"
+        )
+    unit = m.group(2) if m.group(2).endswith("s") else m.group(2) + "s"
+    return Period(int(m.group(1)), unit)
+
+
+@dataclass(frozen=True)
+class Policy:
+    category: str
+    description: str
+    period: Period
+    trigger: str
+    action: str
+    legal_basis: str
+    purpose: str
+    retain_after_erasure: Period | None
+    file: str
+
+
+def _load_file(path: Path) -> Policy:
+    name = path.name
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{name}: not valid TOML ({exc})") from None
+    for key in REQUIRED:
+        if key not in data:
+            raise PolicyError(f"{name}: field '{key}' is missing")
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise PolicyError(f"{name}: field '{key}' must be a non-empty string")
+    unknown = set(data) - set(REQUIRED) - set(OPTIONAL)
+    if unknown:
+        raise PolicyError(f"{name}: unknown field '{sorted(unknown)[0]}'")
+    if data["action"] not in ACTIONS:
+        raise PolicyError(f"{name}: field 'action' must be one of {', '.join(ACTIONS)}")
+    if data["trigger"] not in TRIGGERS:
+        raise PolicyError(f"{name}: field 'trigger' must be one of {', '.join(TRIGGERS)}")
+    if path.stem != data["category"]:
+        raise PolicyError(f"{name}: field 'category' must match the file name ({path.stem})")
+    retain = data.get("retain_after_erasure")
+    return Policy(
+        category=data["category"],
+        description=data["description"],
+        period=parse_period(data["period"], f"{name}: field 'period'"),
+        trigger=data["trigger"],
+        action=data["action"],
+        legal_basis=data["legal_basis"],
+        purpose=data["purpose"],
+        retain_after_erasure=(
+            parse_period(retain, f"{name}: field 'retain_after_erasure'") if retain else None
+        ),
+        file=name,
+    )
+
+
+def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
+    """Read and validate every ``*.toml`` in ``directory`` against the data map.
+
+    Raises :class:`PolicyError` naming the file and field for any problem: a malformed file, a
+    category with no policy, a policy for no category, or a category retained after erasure
+    whose policy does not say for how long.
+    """
+    loaded = {}
+    for path in sorted(directory.glob("*.toml")):
+        policy = _load_file(path)
+        loaded[policy.category] = policy
+    known = {c.retention_policy for c in CATEGORIES}
+    for key in sorted(set(loaded) - known):
+        raise PolicyError(f"{loaded[key].file}: field 'category': no data-map category '{key}'")
+    for cat in CATEGORIES:
+        policy = loaded.get(cat.retention_policy)
+        if policy is None:
+            raise PolicyError(f"{cat.retention_policy}.toml: missing (data-map category {cat.key})")
+        if cat.erasure.action == "retain" and policy.retain_after_erasure is None:
+            raise PolicyError(
+                f"{policy.file}: field 'retain_after_erasure' is required: erasure retains "
+                f"category '{cat.key}'"
+            )
+    return loaded
+
+
+@cache
+def policies() -> dict[str, Policy]:
+    """The policies shipped in this folder (validated once per process)."""
+    return load_policies()

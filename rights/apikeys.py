@@ -1,0 +1,75 @@
+"""API keys for the platform's services: ``lethe_<prefix>_<secret>``, 256 bits of secret.
+
+Only SHA-256 of the whole key is stored (the key is random, so a slow hash adds nothing); the
+prefix finds the row and the hashes are compared in constant time.
+"""
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+
+from rights import audit
+from rights.errors import Invalid
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import ApiKey
+
+SCOPES = {
+    "requests:write": "file rights requests for members",
+    "requests:verified": "file requests as already verified (the platform vouches for its "
+    "logged-in member)",
+    "requests:read": "read requests and their results",
+    "records:write": "ingest members, perk awards, disclosures, promotions and consents",
+    "disclosures:read": "export the disclosure list",
+}
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_scopes(text: str) -> list[str]:
+    scopes = sorted({s.strip() for s in text.replace(",", " ").split() if s.strip()})
+    if scopes == ["*"]:
+        return sorted(SCOPES)
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise Invalid(
+            f"Unknown scope(s): {', '.join(unknown) or '(none given)'}. "
+            f"Known: {', '.join(sorted(SCOPES))}, or '*' for all.",
+            {"scopes": ["unknown scope"]},
+        )
+    return scopes
+
+
+def create(name: str, scopes: list[str], *, actor: str) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the key itself (shown once, never stored)."""
+    if not name.strip():
+        raise Invalid("Give the key a name.", {"name": ["required"]})
+    prefix = secrets.token_hex(6)
+    key = f"lethe_{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(name=name.strip(), prefix=prefix, key_hash=_hash(key), scopes=scopes)
+    db.session.add(row)
+    db.session.flush()
+    audit.record(actor, "apikey.created", target=f"apikey:{row.id}", details={"scopes": scopes})
+    return row, key
+
+
+def authenticate(key: str) -> ApiKey | None:
+    """The live key matching ``key``, or None. Constant-time on the secret part."""
+    parts = key.split("_") if isinstance(key, str) else []
+    if len(parts) < 3 or parts[0] != "lethe":
+        return None
+    row = db.session.execute(select(ApiKey).where(ApiKey.prefix == parts[1])).scalar_one_or_none()
+    candidate = _hash(key)
+    expected = row.key_hash if row else _hash("lethe_x_" + "0" * 43)
+    if not hmac.compare_digest(candidate, expected) or row is None or row.revoked_at:
+        return None
+    row.last_used_at = utcnow()
+    return row
+
+
+def has_scope(key: ApiKey, scope: str) -> bool:
+    return scope in (key.scopes or [])

@@ -1,0 +1,72 @@
+"""The audit trail: every state change is an entry, chained by hash.
+
+Entries name the actor, the action, a pseudonymous subject reference and a target id; details
+must never carry personal data in clear. Each entry's hash covers the previous entry's hash, so
+editing, inserting, deleting or reordering entries breaks the chain.
+"""
+
+import hashlib
+import json
+
+from sqlalchemy import select
+
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import AuditEvent
+
+GENESIS = "0" * 64
+
+
+def _digest(prev_hash: str, entry: AuditEvent) -> str:
+    body = json.dumps(
+        {
+            "at": entry.at.isoformat(),
+            "actor": entry.actor,
+            "action": entry.action,
+            "subject_ref": entry.subject_ref,
+            "target": entry.target,
+            "details": entry.details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+
+
+def record(
+    actor: str,
+    action: str,
+    *,
+    subject_ref: str | None = None,
+    target: str | None = None,
+    details: dict | None = None,
+) -> AuditEvent:
+    """Append an audit entry (flushes, does not commit)."""
+    last = db.session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    entry = AuditEvent(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        subject_ref=subject_ref,
+        target=target,
+        details=details or {},
+        prev_hash=last or GENESIS,
+    )
+    entry.hash = _digest(entry.prev_hash, entry)
+    db.session.add(entry)
+    db.session.flush()
+    return entry
+
+
+def verify_chain() -> list[int]:
+    """Ids of entries whose link or hash does not hold (empty when the chain is intact)."""
+    broken = []
+    prev = GENESIS
+    for entry in db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+        if entry.prev_hash != prev or entry.hash != _digest(prev, entry):
+            broken.append(entry.id)
+        prev = entry.hash
+    return broken

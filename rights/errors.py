@@ -1,0 +1,38 @@
+"""Domain errors. Messages are written for the person reading them and never carry personal
+data; the web layer turns them into the API's JSON error shape or a form message."""
+
+
+class RightsError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class Invalid(RightsError):
+    status = 422
+    code = "invalid"
+
+
+class NotFound(RightsError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(RightsError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class TokenInvalid(RightsError):
+    """Unknown, used or expired: one answer for all three, so nothing is revealed."""
+
+    status = 400
+    code = "token_invalid"

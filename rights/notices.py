@@ -1,0 +1,134 @@
+"""What the subject is told, and when. Each notice is queued in the outbox (never sent inline)
+in the same transaction as the change it reports."""
+
+from flask import current_app
+
+from rights import outbox
+from storage import vault
+from storage.models import RightsRequest
+
+RIGHT_NAMES = {
+    "access": "access to your data",
+    "portability": "a copy of your data to take elsewhere",
+    "rectification": "correction of your data",
+    "erasure": "erasure of your data",
+    "restriction": "restriction of the use of your data",
+    "objection": "objection to the use of your data",
+    "consent_withdrawal": "withdrawal of your consent",
+}
+
+
+def _url(path: str) -> str:
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def _date(dt) -> str:
+    return dt.strftime("%d %B %Y")
+
+
+def remedies_text() -> str:
+    """Art. 12(4): the right to complain and to a judicial remedy, in every refusal."""
+    authority = current_app.config["SUPERVISORY_AUTHORITY"]
+    return (
+        "You have the right to lodge a complaint with a supervisory authority, in particular in "
+        f"the country where you live or work or where you think the law was broken ({authority}), "
+        "and the right to an effective judicial remedy before the courts against us (Arts. 77 "
+        "and 79 GDPR)."
+    )
+
+
+def _send(request: RightsRequest, topic: str, title: str, body: str) -> None:
+    to = vault.decrypt(request.subject_id, "rights_requests.contact_enc", request.contact_enc)
+    if not to:
+        return
+    footer = (
+        f"\n\nYour request reference: {request.reference}\n"
+        f"Questions: {current_app.config['CONTROLLER_CONTACT']}\n"
+        f"{current_app.config['CONTROLLER_NAME']}"
+    )
+    outbox.enqueue_email(
+        subject_id=request.subject_id,
+        to=to,
+        title=f"[{request.reference}] {title}",
+        body=body + footer,
+        topic=topic,
+        request_id=request.id,
+    )
+
+
+def verification(request: RightsRequest, token: str) -> None:
+    hours = current_app.config["VERIFICATION_TTL_HOURS"]
+    _send(
+        request,
+        "notice.verify",
+        "Please confirm your request",
+        f"We received a request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"To confirm it was you, open this link and press 'Confirm' within {hours} hours:\n"
+        f"{_url('/verify/' + token)}\n\n"
+        "If you did not ask for this, ignore this email: nothing will happen.",
+    )
+
+
+def received(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.received",
+        "We received your request",
+        f"We received your request for {RIGHT_NAMES[request.type]} on "
+        f"{_date(request.received_at)}. We will answer by {_date(request.due_at)}.",
+    )
+
+
+def resume_link(request: RightsRequest, token: str) -> None:
+    _send(
+        request,
+        "notice.resume",
+        "Your link to your request",
+        "Open this link and press 'Continue' to see your request and its downloads:\n"
+        f"{_url('/resume/' + token)}\n\nIf you did not ask for this link, ignore this email.",
+    )
+
+
+def completed_with_download(request: RightsRequest, token: str) -> None:
+    what = "report" if request.type == "access" else "export"
+    _send(
+        request,
+        "notice.completed",
+        f"Your {what} is ready",
+        f"Your {what} is ready. Open this link and press 'Continue' to see it:\n"
+        f"{_url('/resume/' + token)}\n\n"
+        f"Downloads stay available until {_date(request.downloads_expire_at)}.",
+    )
+
+
+def extended(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.extended",
+        "We need more time to answer your request",
+        f"We need more time to answer your request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"Why: {request.extension_reason}\n\n"
+        f"We will now answer by {_date(request.due_at)} "
+        "(Art. 12(3) GDPR allows up to two further months for complex or numerous requests).\n\n"
+        + remedies_text(),
+    )
+
+
+def refused(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.refused",
+        "We cannot do what you asked",
+        f"We have decided not to act on your request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"Why: {request.decision_reason}\n\n" + remedies_text(),
+    )
+
+
+def withdrawn(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.withdrawn",
+        "Your request was withdrawn",
+        f"Your request for {RIGHT_NAMES[request.type]} was withdrawn as you asked. "
+        "You can make a new request at any time.",
+    )

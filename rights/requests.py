@@ -1,0 +1,299 @@
+"""The request lifecycle, shared by all seven rights.
+
+States: received -> awaiting_verification -> open -> in_progress -> completed | refused |
+withdrawn. Every transition writes a request event and an audit entry, and queues the notice
+the subject is owed. Services flush; the caller (view, CLI, job) commits.
+"""
+
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from rights import audit, notices, subjects, verification
+from rights.deadlines import due_date, extended_due_date
+from rights.errors import Invalid, InvalidTransition, NotFound
+from storage import vault
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import RequestEvent, RequestStatus, RequestType, RightsRequest, Subject
+
+S = RequestStatus
+TERMINAL = {S.COMPLETED, S.REFUSED, S.WITHDRAWN}
+ALLOWED = {
+    S.RECEIVED: {S.AWAITING_VERIFICATION, S.OPEN},
+    S.AWAITING_VERIFICATION: {S.OPEN, S.REFUSED, S.WITHDRAWN},
+    S.OPEN: {S.IN_PROGRESS, S.COMPLETED, S.REFUSED, S.WITHDRAWN},
+    S.IN_PROGRESS: {S.COMPLETED, S.REFUSED, S.WITHDRAWN},
+}
+# Rights answered from the data map alone once identity is verified; no officer decision.
+SELF_SERVICE = {RequestType.ACCESS, RequestType.PORTABILITY}
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+def new_reference() -> str:
+    while True:
+        body = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+        ref = f"LR-{body[:4]}-{body[4:]}"
+        if not db.session.execute(
+            select(RightsRequest.id).where(RightsRequest.reference == ref)
+        ).first():
+            return ref
+
+
+def get(request_id: str) -> RightsRequest:
+    request = db.session.get(RightsRequest, request_id)
+    if request is None:
+        raise NotFound("No such request.")
+    return request
+
+
+def by_reference(reference: str) -> RightsRequest | None:
+    return db.session.execute(
+        select(RightsRequest).where(RightsRequest.reference == reference.strip().upper())
+    ).scalar_one_or_none()
+
+
+def subject_ref(request: RightsRequest) -> str:
+    return db.session.get(Subject, request.subject_id).ref
+
+
+def _event(
+    request: RightsRequest,
+    kind: str,
+    actor: str,
+    note: str | None = None,
+    from_status: str | None = None,
+) -> None:
+    db.session.add(
+        RequestEvent(
+            request_id=request.id,
+            at=utcnow(),
+            kind=kind,
+            from_status=from_status,
+            to_status=request.status if from_status is not None else None,
+            actor=actor,
+            note=note,
+        )
+    )
+    audit.record(
+        actor,
+        f"request.{kind}",
+        subject_ref=subject_ref(request),
+        target=f"request:{request.id}",
+        details={"type": request.type, "status": request.status},
+    )
+
+
+def _move(
+    request: RightsRequest, to: RequestStatus, kind: str, actor: str, note: str | None = None
+) -> None:
+    if to not in ALLOWED.get(RequestStatus(request.status), set()):
+        raise InvalidTransition(f"A request that is {request.status} cannot be {kind}.")
+    before = request.status
+    request.status = to
+    _event(request, kind, actor, note, from_status=before)
+
+
+def file(
+    *,
+    type: str,
+    email: str | None = None,
+    member_id: str | None = None,
+    details: dict | None = None,
+    channel: str,
+    verified: bool = False,
+    actor: str,
+    api_key_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> RightsRequest:
+    """File a request. Unverified requests get a single-use emailed link; the answer and the
+    work done are the same whether or not ``email`` belongs to a member."""
+    if type not in set(RequestType):
+        raise Invalid("Unknown request type.", {"type": ["unknown request type"]})
+    if member_id is not None:
+        member = subjects.member_by_external_id(member_id)
+        if member is None:
+            raise Invalid("No member with that id.", {"member_id": ["unknown member"]})
+        subject = db.session.get(Subject, member.subject_id)
+        contact = vault.decrypt(subject.id, "members.email_enc", member.email_enc)
+    elif email:
+        subject = subjects.get_or_create(email)
+        contact = email.strip()
+    else:
+        raise Invalid("Give an email address or a member id.", {"email": ["required"]})
+
+    now = utcnow()
+    request = RightsRequest(
+        reference=new_reference(),
+        type=type,
+        status=S.RECEIVED,
+        subject_id=subject.id,
+        channel=channel,
+        received_at=now,
+        original_due_at=due_date(now),
+        due_at=due_date(now),
+        api_key_id=api_key_id,
+        idempotency_key=idempotency_key,
+    )
+    request.contact_enc = vault.encrypt(subject.id, "rights_requests.contact_enc", contact)
+    request.details_enc = vault.encrypt_json(
+        subject.id, "rights_requests.details_enc", details or {}
+    )
+    db.session.add(request)
+    db.session.flush()
+    _event(request, "received", actor, note=f"channel {channel}")
+
+    if verified:
+        _verified(request, actor, method=f"vouched by {actor}")
+        notices.received(request)
+        _maybe_fulfil(request, actor)
+    else:
+        _move(request, S.AWAITING_VERIFICATION, "verification_sent", actor)
+        notices.verification(request, verification.issue(request, "verify"))
+    return request
+
+
+def _verified(request: RightsRequest, actor: str, method: str) -> None:
+    request.verified_at = utcnow()
+    request.verification_method = method
+    _move(request, S.OPEN, "verified", actor, note=method)
+
+
+def confirm(token: str) -> RightsRequest:
+    """The subject pressed 'Confirm' on the emailed link (POST). Single use."""
+    request = verification.consume(token, "verify")
+    if request.status != S.AWAITING_VERIFICATION:
+        raise InvalidTransition("This request is already confirmed.")
+    _verified(request, "subject", method="emailed link")
+    notices.received(request)
+    _maybe_fulfil(request, "lethe")
+    return request
+
+
+def _maybe_fulfil(request: RightsRequest, actor: str) -> None:
+    if request.type in SELF_SERVICE:
+        complete(request, actor="lethe", note="answered from the data map after verification")
+
+
+def complete(request: RightsRequest, *, actor: str, note: str | None = None) -> None:
+    request.completed_at = utcnow()
+    request.decision = "granted"
+    request.decided_at = request.completed_at
+    request.decided_by = actor
+    if request.type in SELF_SERVICE:
+        days = current_app.config["DOWNLOAD_TTL_DAYS"]
+        request.downloads_expire_at = request.completed_at + timedelta(days=days)
+    _move(request, S.COMPLETED, "completed", actor, note)
+    if request.type in SELF_SERVICE:
+        notices.completed_with_download(request, verification.issue(request, "resume"))
+
+
+def start(request: RightsRequest, *, actor: str) -> None:
+    _move(request, S.IN_PROGRESS, "started", actor)
+
+
+def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> None:
+    """Extend once by one or two months, within the first month, with a reason (Art. 12(3))."""
+    if request.status in TERMINAL:
+        raise InvalidTransition(f"A request that is {request.status} cannot be extended.")
+    if request.extended_at is not None:
+        raise Invalid("This request was already extended once.", {"months": ["already extended"]})
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("Give the reason for the extension.", {"reason": ["required"]})
+    now = utcnow()
+    request.due_at = extended_due_date(request.received_at, request.original_due_at, months, now)
+    request.extended_at, request.extension_months, request.extension_reason = now, months, reason
+    _event(request, "extended", actor, note=f"{months} month(s): {reason}")
+    notices.extended(request)
+
+
+def refuse(request: RightsRequest, *, reason: str, actor: str) -> None:
+    """Refuse with a reason; the notice tells the subject how to complain (Art. 12(4))."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("Give the reason for the refusal.", {"reason": ["required"]})
+    request.decision, request.decision_reason = "refused", reason
+    request.decided_by, request.decided_at = actor, utcnow()
+    _move(request, S.REFUSED, "refused", actor, note=reason)
+    notices.refused(request)
+
+
+def withdraw(request: RightsRequest, *, actor: str = "subject") -> None:
+    _move(request, S.WITHDRAWN, "withdrawn", actor)
+    notices.withdrawn(request)
+
+
+def send_resume_link(request: RightsRequest) -> None:
+    """Email the subject a fresh single-use link back to their request."""
+    notices.resume_link(request, verification.issue(request, "resume"))
+    audit.record(
+        "subject",
+        "request.resume_link_sent",
+        subject_ref=subject_ref(request),
+        target=f"request:{request.id}",
+    )
+
+
+def resume(token: str) -> RightsRequest:
+    request = verification.consume(token, "resume")
+    audit.record(
+        "subject",
+        "request.resumed",
+        subject_ref=subject_ref(request),
+        target=f"request:{request.id}",
+    )
+    return request
+
+
+def details(request: RightsRequest) -> dict:
+    return (
+        vault.decrypt_json(request.subject_id, "rights_requests.details_enc", request.details_enc)
+        or {}
+    )
+
+
+def events(request: RightsRequest) -> list[RequestEvent]:
+    return list(
+        db.session.execute(
+            select(RequestEvent)
+            .where(RequestEvent.request_id == request.id)
+            .order_by(RequestEvent.at, RequestEvent.id)
+        ).scalars()
+    )
+
+
+def downloads_available(request: RightsRequest) -> bool:
+    return (
+        request.status == S.COMPLETED
+        and request.type in SELF_SERVICE
+        and request.downloads_expire_at is not None
+        and utcnow() < request.downloads_expire_at
+    )
+
+
+def search(
+    *,
+    status=None,
+    type=None,
+    channel=None,
+    due_before=None,
+    due_after=None,
+    page: int = 1,
+    per_page: int = 50,
+):
+    """Requests matching the filters, newest first, one page (a Flask-SQLAlchemy Pagination)."""
+    query = select(RightsRequest).order_by(RightsRequest.received_at.desc(), RightsRequest.id)
+    if status:
+        query = query.where(RightsRequest.status == status)
+    if type:
+        query = query.where(RightsRequest.type == type)
+    if channel:
+        query = query.where(RightsRequest.channel == channel)
+    if due_before:
+        query = query.where(RightsRequest.due_at < due_before)
+    if due_after:
+        query = query.where(RightsRequest.due_at >= due_after)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)

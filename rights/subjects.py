@@ -1,0 +1,42 @@
+"""Finding and creating data subjects by email (through the blind index) or member id."""
+
+import secrets
+
+from sqlalchemy import select
+
+from storage import vault
+from storage.db import db
+from storage.models import Member, Subject
+
+
+def new_ref() -> str:
+    return "sub_" + secrets.token_hex(10)
+
+
+def by_email(email: str) -> Subject | None:
+    return db.session.execute(
+        select(Subject).where(Subject.email_index == vault.blind_index(email))
+    ).scalar_one_or_none()
+
+
+def get_or_create(email: str) -> Subject:
+    """The subject for this address, created (with its own key) if Lethe has never seen it."""
+    subject = by_email(email)
+    if subject is None:
+        subject = Subject(ref=new_ref(), email_index=vault.blind_index(email))
+        db.session.add(subject)
+        db.session.flush()
+        vault.create_subject_key(subject.id)
+    return subject
+
+
+def member_of(subject_id: str) -> Member | None:
+    return db.session.execute(
+        select(Member).where(Member.subject_id == subject_id)
+    ).scalar_one_or_none()
+
+
+def member_by_external_id(external_id: str) -> Member | None:
+    return db.session.execute(
+        select(Member).where(Member.external_id == external_id)
+    ).scalar_one_or_none()

@@ -1,0 +1,317 @@
+"""The data map: the one declaration of where personal data lives and what is done with it.
+
+Access reports, portability exports, erasure, rectification, retention sweeps and the Art. 30
+record all read :data:`CATEGORIES`; none of them keeps its own list of tables. A category names
+its retention policy by key; the policy itself (period, trigger, action) is a file in
+``retention_policies/`` so that no period is stated twice.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from storage.models import (
+    Consent,
+    Disclosure,
+    Feedback,
+    FeedbackPicture,
+    InfluenceScore,
+    InfluenceTopic,
+    Member,
+    PerkAward,
+    Promotion,
+    RightsRequest,
+)
+
+ErasureAction = Literal["delete", "anonymise", "retain"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a category as shown to the subject.
+
+    ``kind``: ``text`` (plain column), ``encrypted`` (``*_enc`` column under the subject key),
+    ``encrypted_json``, ``json``, ``datetime``, ``binary`` (encrypted bytes, e.g. a picture)
+    or ``perk`` (a reference to a perk, shown as brand / campaign / item).
+    """
+
+    name: str
+    column: str
+    label: str
+    kind: str = "text"
+    provided_by_subject: bool = False
+
+
+@dataclass(frozen=True)
+class Erasure:
+    action: ErasureAction
+    # For "retain": the Art. 17(3) exception relied on, named for the subject.
+    exception: str | None = None
+    # For "anonymise": columns cleared; the row stays without a link to the person.
+    clears: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    title: str
+    description: str
+    model: type
+    fields: tuple[Field, ...]
+    purposes: tuple[str, ...]
+    legal_basis: str
+    recipients: tuple[str, ...]
+    source: str
+    retention_policy: str
+    erasure: Erasure
+    subject_column: str = "subject_id"
+    # Art. 22 / 15(1)(h): set when the category is produced by profiling.
+    profiling: str | None = None
+    # Whether the subject can see each record's provenance columns (source, actor, recorded_at).
+    has_provenance: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        return self.model.__tablename__
+
+    @property
+    def portable_fields(self) -> tuple[Field, ...]:
+        """Art. 20 covers data the subject provided (incl. observed), not what was inferred."""
+        return tuple(f for f in self.fields if f.provided_by_subject)
+
+
+INFLUENCE_EXPLANATION = (
+    "Your influence score is computed automatically from public signals about your social "
+    "media activity: follower counts, how often people engage with what you post, and how "
+    "consistent that is over time (see 'factors' on each score for the weights used). The score "
+    "and the topics you are said to influence decide which perk campaigns you are offered: a "
+    "higher score in a topic makes an offer from brands in that topic more likely. No offer is "
+    "refused by the score alone, but you may not be offered perks you would otherwise get. "
+    "You can ask for a person to review the score, give your view, and contest it (Art. 22(3)), "
+    "and you can object to this profiling (Art. 21)."
+)
+
+CATEGORIES: tuple[Category, ...] = (
+    Category(
+        key="profile",
+        title="Account profile",
+        description="Your membership account: contact details and the name shown to others.",
+        model=Member,
+        fields=(
+            Field("member_id", "external_id", "Member number"),
+            Field("email", "email_enc", "Email address", "encrypted", True),
+            Field("name", "name_enc", "Name", "encrypted", True),
+            Field("handle", "handle_enc", "Social media handle", "encrypted", True),
+            Field("address", "address_enc", "Postal address", "encrypted", True),
+            Field("status", "status", "Account status"),
+            Field("joined_at", "joined_at", "Joined", "datetime", True),
+            Field("closed_at", "closed_at", "Closed", "datetime"),
+        ),
+        purposes=("Running your membership account", "Shipping perks you accept"),
+        legal_basis="Art. 6(1)(b) GDPR: performance of the membership contract",
+        recipients=("Email delivery provider (processor)", "Brands shipping a perk (address only)"),
+        source="You, when you signed up or edited your profile",
+        retention_policy="profile",
+        erasure=Erasure("delete"),
+    ),
+    Category(
+        key="influence_scores",
+        title="Influence scores",
+        description="Scores the platform computed about how influential you are online.",
+        model=InfluenceScore,
+        fields=(
+            Field("score", "score", "Score"),
+            Field("model_version", "model_version", "Scoring model"),
+            Field("computed_at", "computed_at", "Computed", "datetime"),
+            Field("factors", "factors", "Factors and weights", "json"),
+        ),
+        purposes=("Matching members to perk campaigns",),
+        legal_basis="Art. 6(1)(f) GDPR: legitimate interests in matching perks to members",
+        recipients=("Brands running campaigns (score band only)",),
+        source="Computed by the platform's scoring service from public social media activity",
+        retention_policy="influence_scores",
+        erasure=Erasure("delete"),
+        profiling=INFLUENCE_EXPLANATION,
+    ),
+    Category(
+        key="influence_topics",
+        title="Topics you are said to influence",
+        description="Topics the scoring service inferred you influence, with a weight each.",
+        model=InfluenceTopic,
+        fields=(
+            Field("topic", "topic", "Topic"),
+            Field("weight", "weight", "Weight"),
+        ),
+        purposes=("Matching members to perk campaigns",),
+        legal_basis="Art. 6(1)(f) GDPR: legitimate interests in matching perks to members",
+        recipients=("Brands running campaigns",),
+        source="Inferred by the platform's scoring service from public social media activity",
+        retention_policy="influence_topics",
+        erasure=Erasure("delete"),
+        profiling=INFLUENCE_EXPLANATION,
+    ),
+    Category(
+        key="perk_awards",
+        title="Perk awards",
+        description="Perks you were offered, claimed, shipped or received, and their state.",
+        model=PerkAward,
+        fields=(
+            Field("award_id", "external_id", "Award number"),
+            Field("perk", "perk_id", "Perk", "perk"),
+            Field("status", "status", "Status"),
+            Field("status_at", "status_at", "Status since", "datetime"),
+            Field("shipped_at", "shipped_at", "Shipped", "datetime"),
+            Field("received_at", "received_at", "Received", "datetime"),
+        ),
+        purposes=("Delivering perks", "Keeping the records the FTC Endorsement Guides require"),
+        legal_basis="Art. 6(1)(b) GDPR (delivering the perk); Art. 6(1)(c) (FTC record-keeping)",
+        recipients=("The brand giving the perk", "Fulfilment and shipping partner"),
+        source="The platform's perk award process",
+        retention_policy="perk_awards",
+        erasure=Erasure(
+            "retain",
+            exception="Art. 17(3)(b) GDPR: compliance with a legal obligation (FTC Endorsement "
+            "Guides, 16 CFR 255.5: records of material connections)",
+        ),
+    ),
+    Category(
+        key="disclosures",
+        title="Disclosure-list entries",
+        description=(
+            "Entries on the FTC disclosure lists saying you received a free product, handed to "
+            "the brand and, on request, to regulators."
+        ),
+        model=Disclosure,
+        fields=(
+            Field("disclosure_id", "external_id", "Entry number"),
+            Field("award_id", "award_id", "Award (internal number)"),
+            Field("status", "status", "Status"),
+            Field("listed_at", "listed_at", "Listed", "datetime"),
+        ),
+        purposes=("Disclosing material connections under the FTC Endorsement Guides",),
+        legal_basis="Art. 6(1)(c) GDPR: legal obligation (16 CFR 255.5)",
+        recipients=(
+            "The brand giving the perk",
+            "Disclosure-list consumers (review sites, ad networks)",
+            "Regulators, on request",
+        ),
+        source="Generated by the platform from perk awards",
+        retention_policy="disclosures",
+        erasure=Erasure(
+            "retain",
+            exception="Art. 17(3)(b) GDPR: compliance with a legal obligation (16 CFR 255.5)",
+        ),
+    ),
+    Category(
+        key="promotions",
+        title="Promotions using your name or likeness",
+        description="Each time your name or picture was shown in a promotion, and to whom.",
+        model=Promotion,
+        fields=(
+            Field("promotion_id", "external_id", "Promotion number"),
+            Field("award_id", "award_id", "Award (internal number)"),
+            Field("audience", "audience", "Shown to"),
+            Field("shown_at", "shown_at", "Shown", "datetime"),
+            Field("message", "message_enc", "Text shown", "encrypted"),
+            Field("uses_likeness", "uses_likeness", "Used your picture"),
+            Field("consent_id", "consent_id", "Consent relied on (internal number)"),
+        ),
+        purposes=("Promoting campaigns with members' names and likeness",),
+        legal_basis="Art. 6(1)(a) GDPR: your consent to the use of your name and likeness",
+        recipients=("The platform's ad system", "The audience shown (e.g. your friends)"),
+        source="The platform's promotion service",
+        retention_policy="promotions",
+        erasure=Erasure("delete"),
+    ),
+    Category(
+        key="consents",
+        title="Consents",
+        description="What you agreed to, under which notice, and when you withdrew it.",
+        model=Consent,
+        fields=(
+            Field("consent_id", "external_id", "Consent number"),
+            Field("purpose", "purpose", "Purpose", provided_by_subject=True),
+            Field("status", "status", "Status", provided_by_subject=True),
+            Field("notice_version", "notice_version", "Notice version", provided_by_subject=True),
+            Field("channel", "channel", "Given through", provided_by_subject=True),
+            Field("granted_at", "granted_at", "Granted", "datetime", True),
+            Field("withdrawn_at", "withdrawn_at", "Withdrawn", "datetime", True),
+        ),
+        purposes=("Proving consent was given (Art. 7(1))",),
+        legal_basis="Art. 6(1)(c) GDPR: obligation to demonstrate consent (Art. 7(1))",
+        recipients=("None outside the platform",),
+        source="You, through the platform's consent screens",
+        retention_policy="consents",
+        erasure=Erasure(
+            "retain",
+            exception="Art. 17(3)(e) GDPR: establishment, exercise or defence of legal claims "
+            "(proof of what was consented to, and when)",
+        ),
+    ),
+    Category(
+        key="feedback",
+        title="Feedback",
+        description="Ratings and comments you left about perks.",
+        model=Feedback,
+        fields=(
+            Field("award_id", "award_id", "Award (internal number)"),
+            Field("rating", "rating", "Rating (1-5, may be empty)", provided_by_subject=True),
+            Field("text", "text_enc", "Comment", "encrypted", True),
+        ),
+        purposes=("Improving perk campaigns",),
+        legal_basis="Art. 6(1)(f) GDPR: legitimate interests in improving campaigns",
+        recipients=("The brand giving the perk (without your name)",),
+        source="You, through the feedback form",
+        retention_policy="feedback",
+        erasure=Erasure("delete"),
+    ),
+    Category(
+        key="feedback_pictures",
+        title="Feedback pictures",
+        description="Pictures you attached to feedback.",
+        model=FeedbackPicture,
+        fields=(
+            Field("feedback_id", "feedback_id", "Feedback (internal number)"),
+            Field("media_type", "media_type", "Format", provided_by_subject=True),
+            Field("content", "content_enc", "Picture", "binary", True),
+        ),
+        purposes=("Improving perk campaigns",),
+        legal_basis="Art. 6(1)(f) GDPR: legitimate interests in improving campaigns",
+        recipients=("The brand giving the perk",),
+        source="You, through the feedback form",
+        retention_policy="feedback_pictures",
+        erasure=Erasure("delete"),
+    ),
+    Category(
+        key="rights_requests",
+        title="Your requests to us",
+        description="The data protection requests you made, and how we answered them.",
+        model=RightsRequest,
+        fields=(
+            Field("reference", "reference", "Reference"),
+            Field("type", "type", "Right exercised", provided_by_subject=True),
+            Field("status", "status", "Status"),
+            Field("received_at", "received_at", "Received", "datetime", True),
+            Field("due_at", "due_at", "Answer due", "datetime"),
+            Field("completed_at", "completed_at", "Completed", "datetime"),
+            Field("details", "details_enc", "What you told us", "encrypted_json", True),
+        ),
+        purposes=("Answering data protection requests and proving we did",),
+        legal_basis="Art. 6(1)(c) GDPR: legal obligation (Arts. 12 to 22)",
+        recipients=("None outside Lethe",),
+        source="You, through the request form or the platform acting for you",
+        retention_policy="rights_requests",
+        erasure=Erasure(
+            "retain",
+            exception="Art. 17(3)(e) GDPR: defence of legal claims (proof the request was "
+            "answered)",
+        ),
+        has_provenance=False,
+    ),
+)
+
+BY_KEY: dict[str, Category] = {c.key: c for c in CATEGORIES}
+
+
+def category(key: str) -> Category:
+    return BY_KEY[key]

@@ -1,0 +1,225 @@
+"""Fixtures for the whole suite: the app on SQLite (default) or PostgreSQL
+(``LETHE_TEST_DATABASE_URL``), a real SMTP server (aiosmtpd), API keys and factories."""
+
+import base64
+import email
+import os
+import socket
+import threading
+import time
+from email.message import Message
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+
+from app import create_app
+from rights import apikeys, outbox
+from storage.db import db
+
+PG_URL = os.environ.get("LETHE_TEST_DATABASE_URL")
+PG_KEYS_URL = os.environ.get("LETHE_TEST_KEYSTORE_URL")
+
+
+def _key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+class Mailbox:
+    """What the SMTP server received, parsed."""
+
+    def __init__(self):
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        with self._lock:
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def clear(self):
+        with self._lock:
+            self.messages.clear()
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+    def last_to(self, address: str) -> Message:
+        found = self.to(address)
+        assert found, f"no mail to {address}; got {[m['Subject'] for m in self.messages]}"
+        return found[-1]
+
+    @staticmethod
+    def body(msg: Message) -> str:
+        return msg.get_payload(decode=True).decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    handler = Mailbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server) -> Mailbox:
+    smtp_server.handler.clear()
+    return smtp_server.handler
+
+
+def make_config(tmp_path, smtp_port: int, **overrides) -> dict:
+    if PG_URL:
+        db_url = PG_URL
+        keys_url = PG_KEYS_URL or f"sqlite:///{tmp_path / 'keystore.db'}"
+    else:
+        db_url = f"sqlite:///{tmp_path / 'lethe.db'}"
+        keys_url = f"sqlite:///{tmp_path / 'keystore.db'}"
+    cfg = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "KEYSTORE_URL": keys_url,
+        "SECRET_KEY": "test-secret",
+        "KEY_ENCRYPTION_KEY": _key(),
+        "BLIND_INDEX_KEY": _key(),
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_port,
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "PUBLIC_URL": "http://lethe.test",
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def _reset_schema(app):
+    with app.app_context():
+        if PG_URL:
+            # Tables persist across tests on PostgreSQL; empty them (fast) instead.
+            db.create_all()
+            for bind_key in (None, "keystore"):
+                engine = db.engines[bind_key]
+                tables = [t.name for t in db.metadatas[bind_key].sorted_tables]
+                if engine.dialect.name == "postgresql":
+                    with engine.begin() as conn:
+                        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            db.create_all()
+
+
+@pytest.fixture
+def app_factory(tmp_path, smtp_server):
+    """Build an app with config overrides; the schema is fresh for each test."""
+    made = []
+
+    def factory(**overrides):
+        app = create_app(
+            make_config(tmp_path, smtp_server.port, **overrides),
+            instance_path=str(tmp_path / "instance"),
+        )
+        if not made:
+            _reset_schema(app)
+        made.append(app)
+        return app
+
+    yield factory
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def api_key(app):
+    """A key with every scope: returns the Authorization header dict."""
+    with app.app_context():
+        _, key = apikeys.create("test-platform", sorted(apikeys.SCOPES), actor="test")
+        db.session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def key_with(app):
+    def make(*scopes):
+        with app.app_context():
+            _, key = apikeys.create("scoped", list(scopes), actor="test")
+            db.session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+def deliver(app) -> dict:
+    """Run the outbox worker once (what `flask worker --once` does)."""
+    with app.app_context():
+        return outbox.deliver_due(limit=500)
+
+
+PROVENANCE = {"source": "test-suite", "actor": "pytest"}
+
+
+def member_body(n: int = 1, **extra) -> dict:
+    return {
+        "member_id": f"m-{n}",
+        "email": f"person{n}@example.org",
+        "name": f"Person {n}",
+        "handle": f"@person{n}",
+        **PROVENANCE,
+        **extra,
+    }
+
+
+def award_body(n: int = 1, member: int = 1, **extra) -> dict:
+    return {
+        "award_id": f"aw-{n}",
+        "member_id": f"m-{member}",
+        "perk_id": "p-phone",
+        "perk_item": "Nova X1 phone",
+        "brand_id": "b-nova",
+        "brand_name": "Nova Mobile",
+        "campaign_id": "c-launch",
+        "campaign_name": "Launch",
+        "status": "offered",
+        **PROVENANCE,
+        **extra,
+    }
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

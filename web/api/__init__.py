@@ -1,0 +1,243 @@
+"""The JSON API for the platform's services (``/api/v1``), bearer API keys with scopes."""
+
+import functools
+
+from flask import Blueprint, Response, g, jsonify, request, send_file, stream_with_context, url_for
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from rights import access, apikeys, idempotency, portability, records, requests
+from rights.errors import Invalid, NotFound, RightsError
+from storage.db import db
+from web.api import errors, schemas
+from web.api.openapi import openapi_document
+
+bp = Blueprint("api", __name__)
+bp.register_error_handler(ValidationError, errors.validation_error)
+bp.register_error_handler(RightsError, errors.rights_error)
+
+
+def require(scope: str):
+    """Bearer key with ``scope``: 401 without a valid key, 403 without the scope."""
+
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            header = request.headers.get("Authorization", "")
+            key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+            api_key = apikeys.authenticate(key) if key else None
+            if api_key is None:
+                resp = errors.error_response(401, "unauthorized", "A valid API key is required.")
+                resp[0].headers["WWW-Authenticate"] = 'Bearer realm="lethe"'
+                return resp
+            if not apikeys.has_scope(api_key, scope):
+                return errors.error_response(403, "forbidden", f"This key lacks scope '{scope}'.")
+            g.api_key = api_key
+            return view(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError({"_schema": ["the body must be a JSON object"]})
+    return body
+
+
+def idempotent(view):
+    """Honour ``Idempotency-Key``: replay the first answer to a retried POST.
+
+    The view returns ``(body, status)`` and does not commit; this commits the record and the
+    stored answer together. A concurrent duplicate loses the unique-key race, rolls back and
+    gets the winner's answer.
+    """
+
+    @functools.wraps(view)
+    def inner(*args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        body = request.get_json(silent=True)
+        if key is None:
+            payload, status = view(*args, **kwargs)
+            db.session.commit()
+            return jsonify(payload), status
+        stored = idempotency.lookup(g.api_key.id, key, request.method, request.path, body)
+        if stored:
+            return _replay(*stored)
+        payload, status = view(*args, **kwargs)
+        idempotency.remember(g.api_key.id, key, request.method, request.path, body, status, payload)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            stored = idempotency.lookup(g.api_key.id, key, request.method, request.path, body)
+            if not stored:
+                raise
+            return _replay(*stored)
+        return jsonify(payload), status
+
+    return inner
+
+
+def _replay(status: int, payload: dict):
+    resp = jsonify(payload)
+    resp.headers["Idempotent-Replayed"] = "true"
+    return resp, status
+
+
+def _provenance(data: dict) -> dict:
+    return {"source": data.pop("source"), "actor": data.pop("actor")}
+
+
+def _ingest(schema, upsert, kind: str):
+    data = schema().load(json_body())
+    record, created = upsert(data, **_provenance(data))
+    out = schemas.RecordOut().dump(record)
+    out["kind"] = kind
+    return out, 201 if created else 200
+
+
+@bp.post("/members")
+@require("records:write")
+@idempotent
+def ingest_member():
+    return _ingest(schemas.MemberIn, records.upsert_member, "member")
+
+
+@bp.post("/perk-awards")
+@require("records:write")
+@idempotent
+def ingest_award():
+    return _ingest(schemas.PerkAwardIn, records.upsert_award, "perk_award")
+
+
+@bp.post("/disclosures")
+@require("records:write")
+@idempotent
+def ingest_disclosure():
+    return _ingest(schemas.DisclosureIn, records.upsert_disclosure, "disclosure")
+
+
+@bp.post("/promotions")
+@require("records:write")
+@idempotent
+def ingest_promotion():
+    return _ingest(schemas.PromotionIn, records.upsert_promotion, "promotion")
+
+
+@bp.post("/consents")
+@require("records:write")
+@idempotent
+def ingest_consent():
+    return _ingest(schemas.ConsentIn, records.upsert_consent, "consent")
+
+
+def _request_out(req) -> dict:
+    out = schemas.RequestOut().dump(req)
+    if req.status == "completed":
+        result = {"completed_at": out["completed_at"]}
+        if req.type == "access":
+            result["report_url"] = url_for("api.request_report", request_id=req.id)
+            result["expires_at"] = req.downloads_expire_at.isoformat()
+        elif req.type == "portability":
+            result["export_json_url"] = url_for("api.request_export", request_id=req.id)
+            result["export_zip_url"] = url_for("api.request_export_zip", request_id=req.id)
+            result["expires_at"] = req.downloads_expire_at.isoformat()
+        out["result"] = result
+    return out
+
+
+@bp.post("/requests")
+@require("requests:write")
+@idempotent
+def create_request():
+    data = schemas.RequestIn().load(json_body())
+    if data["verified"] and not apikeys.has_scope(g.api_key, "requests:verified"):
+        raise Invalid(
+            "This key may not file requests as verified (scope requests:verified).",
+            {"verified": ["needs scope requests:verified"]},
+        )
+    req = requests.file(
+        type=data["type"],
+        email=data["email"],
+        member_id=data["member_id"],
+        details=schemas.request_details(data),
+        channel="api",
+        verified=data["verified"],
+        actor=f"apikey:{g.api_key.name}",
+        api_key_id=g.api_key.id,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    return _request_out(req), 201
+
+
+@bp.get("/requests/<request_id>")
+@require("requests:read")
+def get_request(request_id: str):
+    return jsonify(_request_out(requests.get(request_id)))
+
+
+@bp.get("/requests")
+@require("requests:read")
+def list_requests():
+    filters = schemas.RequestListIn().load(request.args.to_dict())
+    page = requests.search(**filters)
+    return jsonify(
+        {
+            "items": [_request_out(r) for r in page.items],
+            "page": page.page,
+            "per_page": page.per_page,
+            "total": page.total,
+        }
+    )
+
+
+def _downloadable(request_id: str, kind: str):
+    req = requests.get(request_id)
+    if req.type != kind or not requests.downloads_available(req):
+        raise NotFound("No download for this request (not completed, or expired).")
+    return req
+
+
+def _no_store(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/requests/<request_id>/report")
+@require("requests:read")
+def request_report(request_id: str):
+    req = _downloadable(request_id, "access")
+    return _no_store(
+        Response(stream_with_context(access.stream_json(req)), mimetype="application/json")
+    )
+
+
+@bp.get("/requests/<request_id>/export")
+@require("requests:read")
+def request_export(request_id: str):
+    req = _downloadable(request_id, "portability")
+    return _no_store(
+        Response(stream_with_context(portability.stream_json(req)), mimetype="application/json")
+    )
+
+
+@bp.get("/requests/<request_id>/export.zip")
+@require("requests:read")
+def request_export_zip(request_id: str):
+    req = _downloadable(request_id, "portability")
+    return _no_store(
+        send_file(
+            portability.build_zip(req),
+            mimetype="application/zip",
+            as_attachment=True,
+            download_name=f"{req.reference}.zip",
+        )
+    )
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

@@ -1,0 +1,31 @@
+"""One JSON error shape for the API: ``{"error": {"code", "message", "fields"}}``."""
+
+from flask import jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from rights.errors import RightsError
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None):
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return jsonify(body), status
+
+
+def http_error(exc):
+    if isinstance(exc, HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description if exc.code != 500 else "Something went wrong on our side."
+        if exc.code == 429:
+            message = "Too many requests; slow down and try again later."
+        return error_response(exc.code or 500, code, message)
+    return error_response(500, "internal_server_error", "Something went wrong on our side.")
+
+
+def validation_error(exc: ValidationError):
+    fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return error_response(422, "invalid", "Some fields are not valid.", fields)
+
+
+def rights_error(exc: RightsError):
+    return error_response(exc.status, exc.code, exc.message, exc.fields)

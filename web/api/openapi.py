@@ -1,0 +1,219 @@
+"""The OpenAPI 3.1 document of ``/api/v1``, generated from the same marshmallow schemas the
+views load and dump with (apispec), so the contract cannot drift from the code."""
+
+from functools import cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from rights.apikeys import SCOPES
+from web.api import schemas
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": True},
+            },
+        }
+    },
+}
+
+
+def _json(schema) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    text = {
+        400: "Bad request",
+        401: "No valid API key",
+        403: "Key lacks the scope",
+        404: "Not found",
+        409: "Conflict",
+        422: "Invalid input (see error.fields)",
+        429: "Rate limited",
+    }
+    return {
+        str(c): {"description": text[c], **_json({"$ref": "#/components/schemas/Error"})}
+        for c in codes
+    }
+
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retrying a POST with the same key and body replays the first answer "
+    "(header Idempotent-Replayed: true); the same key with another body is refused (422).",
+    "schema": {"type": "string", "maxLength": 200},
+}
+
+INGEST = {
+    "/members": ("MemberIn", "Create or update a member (email, name, handle, address)."),
+    "/perk-awards": ("PerkAwardIn", "Create or update a perk award."),
+    "/disclosures": ("DisclosureIn", "Create or update an FTC disclosure-list entry."),
+    "/promotions": ("PromotionIn", "Record a use of a member's name or likeness."),
+    "/consents": ("ConsentIn", "Record a consent given or withdrawn."),
+}
+
+
+@cache
+def openapi_document() -> dict:
+    spec = APISpec(
+        title="Lethe API",
+        version="1.0.0",
+        openapi_version="3.1.0",
+        info={
+            "description": "Data subject rights for the perk platform. Errors always have "
+            'the shape {"error": {"code", "message", "fields"}}.'
+        },
+        servers=[{"url": "/api/v1"}],
+        plugins=[MarshmallowPlugin()],
+    )
+    spec.components.security_scheme(
+        "apiKey",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "API key from `flask apikeys create`. Scopes: "
+            + "; ".join(f"{k}: {v}" for k, v in SCOPES.items()),
+        },
+    )
+    spec.components.schema("Error", ERROR)
+    for name in (
+        "MemberIn",
+        "PerkAwardIn",
+        "DisclosureIn",
+        "PromotionIn",
+        "ConsentIn",
+        "RecordOut",
+        "RequestIn",
+        "RequestOut",
+    ):
+        spec.components.schema(name, schema=getattr(schemas, name))
+    secured = [{"apiKey": []}]
+    for path, (schema, summary) in INGEST.items():
+        spec.path(
+            path=path,
+            operations={
+                "post": {
+                    "summary": summary + " Needs scope records:write.",
+                    "security": secured,
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": {"required": True, **_json(schema)},
+                    "responses": {
+                        "201": {"description": "Created", **_json("RecordOut")},
+                        "200": {"description": "Updated", **_json("RecordOut")},
+                        **_errors(401, 403, 409, 422),
+                    },
+                }
+            },
+        )
+    request_id = {
+        "name": "request_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    spec.path(
+        path="/requests",
+        operations={
+            "post": {
+                "summary": "File a rights request for a member (scope requests:write; "
+                "verified=true needs requests:verified).",
+                "security": secured,
+                "parameters": [IDEMPOTENCY],
+                "requestBody": {"required": True, **_json("RequestIn")},
+                "responses": {
+                    "201": {"description": "Filed", **_json("RequestOut")},
+                    **_errors(401, 403, 422),
+                },
+            },
+            "get": {
+                "summary": "List requests, newest first (scope requests:read).",
+                "security": secured,
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
+                    for n, t in (
+                        ("status", "string"),
+                        ("type", "string"),
+                        ("channel", "string"),
+                        ("due_before", "string"),
+                        ("due_after", "string"),
+                        ("page", "integer"),
+                        ("per_page", "integer"),
+                    )
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "items": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/RequestOut"},
+                                    },
+                                    "page": {"type": "integer"},
+                                    "per_page": {"type": "integer"},
+                                    "total": {"type": "integer"},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(401, 403, 422),
+                },
+            },
+        },
+    )
+    spec.path(
+        path="/requests/{request_id}",
+        operations={
+            "get": {
+                "summary": "A request; once completed, 'result' links to the report or export.",
+                "security": secured,
+                "parameters": [request_id],
+                "responses": {
+                    "200": {"description": "The request", **_json("RequestOut")},
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+    )
+    for suffix, what, mime in (
+        ("/report", "The access report (Art. 15)", "application/json"),
+        ("/export", "The portability export (Art. 20)", "application/json"),
+        ("/export.zip", "The portability export as CSV files", "application/zip"),
+    ):
+        spec.path(
+            path="/requests/{request_id}" + suffix,
+            operations={
+                "get": {
+                    "summary": what + "; available until result.expires_at. Never cached.",
+                    "security": secured,
+                    "parameters": [request_id],
+                    "responses": {
+                        "200": {"description": what, "content": {mime: {}}},
+                        **_errors(401, 403, 404),
+                    },
+                }
+            },
+        )
+    spec.path(
+        path="/openapi.json",
+        operations={
+            "get": {
+                "summary": "This document.",
+                "responses": {"200": {"description": "OpenAPI 3.1"}},
+            }
+        },
+    )
+    return spec.to_dict()

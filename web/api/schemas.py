@@ -1,0 +1,201 @@
+"""Marshmallow schemas of the API, in pairs: ``...In`` loads (unknown fields refused),
+``...Out`` dumps. Writable fields are exactly those listed in an ``In`` schema."""
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+from storage.models import RequestType
+from storage.models.platform import AWARD_STATUSES, CONSENT_STATUSES, DISCLOSURE_STATUSES
+
+ID = {"validate": validate.Length(min=1, max=80)}
+TEXT = {"validate": validate.Length(max=2000)}
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ProvenanceIn(StrictSchema):
+    """Who sends a record: the source system and the process or person that wrote it."""
+
+    source = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    actor = fields.String(required=True, validate=validate.Length(min=1, max=120))
+
+
+class MemberIn(ProvenanceIn):
+    member_id = fields.String(required=True, **ID)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    handle = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    status = fields.String(load_default="active", validate=validate.OneOf(["active", "closed"]))
+    joined_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    closed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class PerkAwardIn(ProvenanceIn):
+    award_id = fields.String(required=True, **ID)
+    member_id = fields.String(required=True, **ID)
+    perk_id = fields.String(required=True, **ID)
+    perk_item = fields.String(load_default=None, validate=validate.Length(max=200))
+    brand_id = fields.String(required=True, **ID)
+    brand_name = fields.String(load_default=None, validate=validate.Length(max=120))
+    campaign_id = fields.String(load_default=None, allow_none=True, **ID)
+    campaign_name = fields.String(load_default=None, validate=validate.Length(max=120))
+    value_cents = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))
+    currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    status = fields.String(required=True, validate=validate.OneOf(AWARD_STATUSES))
+    status_at = fields.AwareDateTime(load_default=None)
+    shipped_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    received_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class DisclosureIn(ProvenanceIn):
+    disclosure_id = fields.String(required=True, **ID)
+    award_id = fields.String(required=True, **ID)
+    status = fields.String(required=True, validate=validate.OneOf(DISCLOSURE_STATUSES))
+    listed_at = fields.AwareDateTime(load_default=None)
+
+
+class PromotionIn(ProvenanceIn):
+    promotion_id = fields.String(required=True, **ID)
+    member_id = fields.String(required=True, **ID)
+    award_id = fields.String(load_default=None, allow_none=True, **ID)
+    consent_id = fields.String(load_default=None, allow_none=True, **ID)
+    audience = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    shown_at = fields.AwareDateTime(load_default=None)
+    message = fields.String(load_default=None, allow_none=True, **TEXT)
+    uses_likeness = fields.Boolean(load_default=False)
+
+
+class ConsentIn(ProvenanceIn):
+    consent_id = fields.String(required=True, **ID)
+    member_id = fields.String(required=True, **ID)
+    purpose = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    status = fields.String(required=True, validate=validate.OneOf(CONSENT_STATUSES))
+    notice_version = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    channel = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    granted_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    withdrawn_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _dates(self, data, **kwargs):
+        if data["status"] == "granted" and not data.get("granted_at"):
+            raise ValidationError("required when status is granted", "granted_at")
+        if data["status"] == "withdrawn" and not data.get("withdrawn_at"):
+            raise ValidationError("required when status is withdrawn", "withdrawn_at")
+
+
+class RecordOut(Schema):
+    id = fields.Integer()
+    external_id = fields.String(data_key="external_id")
+    source = fields.String()
+    actor = fields.String()
+    recorded_at = fields.AwareDateTime()
+
+
+# Type-specific fields of a rights request, and which types take which.
+OBJECTION_PURPOSES = ("direct_marketing", "likeness", "profiling", "legitimate_interests")
+RESTRICTION_GROUNDS = (
+    "accuracy_contested",
+    "unlawful_processing",
+    "legal_claims",
+    "objection_pending",
+)
+TYPE_FIELDS = {
+    "access": {},
+    "portability": {},
+    "rectification": {"records": False, "correction": True, "statement": False},
+    "erasure": {"reason": False},
+    "restriction": {"records": False, "grounds": True},
+    "objection": {"purpose": True, "grounds_text": False},
+    "consent_withdrawal": {"consent_purpose": True},
+}
+
+
+class RequestIn(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf([t.value for t in RequestType]))
+    email = fields.Email(load_default=None, validate=validate.Length(max=254))
+    member_id = fields.String(load_default=None, **ID)
+    verified = fields.Boolean(load_default=False)
+    # Type-specific (see TYPE_FIELDS):
+    records = fields.List(
+        fields.String(validate=validate.Length(max=120)), validate=validate.Length(max=500)
+    )
+    correction = fields.String(validate=validate.Length(min=1, max=5000))
+    statement = fields.String(validate=validate.Length(max=5000))
+    reason = fields.String(validate=validate.Length(max=2000))
+    grounds = fields.String(validate=validate.OneOf(RESTRICTION_GROUNDS))
+    purpose = fields.String(validate=validate.OneOf(OBJECTION_PURPOSES))
+    grounds_text = fields.String(validate=validate.Length(max=5000))
+    consent_purpose = fields.String(validate=validate.Length(min=1, max=60))
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        errors = {}
+        if bool(data.get("email")) == bool(data.get("member_id")):
+            errors["email"] = ["give either email or member_id"]
+        allowed = TYPE_FIELDS.get(data.get("type"), {})
+        for name, required in allowed.items():
+            if required and name not in data:
+                errors[name] = [f"required for a {data['type']} request"]
+        extra = set(data) - {"type", "email", "member_id", "verified"} - set(allowed)
+        for name in extra:
+            errors[name] = [f"not used by a {data.get('type')} request"]
+        if errors:
+            raise ValidationError(errors)
+
+
+def request_details(data: dict) -> dict:
+    """The type-specific part of a loaded :class:`RequestIn`."""
+    return {k: v for k, v in data.items() if k in TYPE_FIELDS[data["type"]]}
+
+
+class RequestOut(Schema):
+    id = fields.String()
+    reference = fields.String()
+    type = fields.String()
+    status = fields.String()
+    channel = fields.String()
+    received_at = fields.AwareDateTime()
+    due_at = fields.AwareDateTime()
+    extended = fields.Method("_extended")
+    completed_at = fields.AwareDateTime()
+
+    def _extended(self, obj):
+        if obj.extended_at is None:
+            return None
+        return {
+            "at": obj.extended_at.isoformat(),
+            "months": obj.extension_months,
+            "reason": obj.extension_reason,
+        }
+
+
+class RequestListIn(StrictSchema):
+    status = fields.String(
+        validate=validate.OneOf(
+            [
+                "received",
+                "awaiting_verification",
+                "open",
+                "in_progress",
+                "completed",
+                "refused",
+                "withdrawn",
+            ]
+        )
+    )
+    type = fields.String(validate=validate.OneOf([t.value for t in RequestType]))
+    channel = fields.String(validate=validate.OneOf(["web", "api", "officer"]))
+    due_before = fields.AwareDateTime()
+    due_after = fields.AwareDateTime()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))

@@ -1,0 +1,239 @@
+"""Public pages for data subjects. No account needed: identity is proven by emailed links,
+and a confirmed link grants this browser session access to that one request for a while."""
+
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    send_file,
+    session,
+    stream_template,
+    stream_with_context,
+    url_for,
+)
+from flask import (
+    request as http,
+)
+
+from rights import access, portability, requests, verification
+from rights.errors import InvalidTransition, TokenInvalid
+from storage.clock import utcnow
+from storage.db import db
+from web.extensions import limiter
+from web.public.forms import RIGHT_KEYS, RIGHTS, EmptyForm, RequestForm
+
+bp = Blueprint("public", __name__)
+GRANT_HOURS = 2
+
+
+def _limit():
+    return current_app.config["RATELIMIT_PUBLIC_FORMS"]
+
+
+def _grant(request_id: str) -> None:
+    grants = dict(session.get("grants", {}))
+    grants[request_id] = (utcnow() + timedelta(hours=GRANT_HOURS)).isoformat()
+    session["grants"] = grants
+    session.permanent = True
+
+
+def _granted(request_id: str) -> bool:
+    expires = session.get("grants", {}).get(request_id)
+    return bool(expires) and expires > utcnow().isoformat()
+
+
+def _own_request(reference: str):
+    req = requests.by_reference(reference)
+    if req is None or not _granted(req.id):
+        return None
+    return req
+
+
+@bp.get("/")
+def index():
+    return render_template("public/index.html", rights=RIGHTS)
+
+
+@bp.route("/requests/new", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"])
+def new_request():
+    form = RequestForm()
+    if not form.is_submitted() and http.args.get("type") in RIGHT_KEYS:
+        form.type.data = http.args["type"]
+    if form.validate_on_submit():
+        requests.file(
+            type=form.type.data,
+            email=form.email.data,
+            details=form.details(),
+            channel="web",
+            actor="subject",
+        )
+        db.session.commit()
+        return redirect(url_for("public.request_sent"), code=303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("public/new_request.html", form=form, rights=RIGHTS), status
+
+
+@bp.get("/requests/sent")
+def request_sent():
+    # The same page whether or not the address belongs to a member.
+    return render_template("public/sent.html")
+
+
+def _token_page(token: str, purpose: str, template: str):
+    form = EmptyForm()
+    try:
+        req = verification.peek(token, purpose)
+    except TokenInvalid:
+        return render_template("public/link_invalid.html"), 400
+    return render_template(template, form=form, token=token, req=req)
+
+
+@bp.get("/verify/<token>")
+def verify(token: str):
+    return _token_page(token, "verify", "public/verify.html")
+
+
+@bp.post("/verify/<token>")
+@limiter.limit(_limit)
+def verify_confirm(token: str):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        req = requests.confirm(token)
+    except (TokenInvalid, InvalidTransition):
+        db.session.rollback()
+        return render_template("public/link_invalid.html"), 400
+    db.session.commit()
+    _grant(req.id)
+    return redirect(url_for("public.request_status", reference=req.reference), code=303)
+
+
+@bp.get("/resume/<token>")
+def resume(token: str):
+    return _token_page(token, "resume", "public/resume.html")
+
+
+@bp.post("/resume/<token>")
+@limiter.limit(_limit)
+def resume_confirm(token: str):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        req = requests.resume(token)
+    except TokenInvalid:
+        db.session.rollback()
+        return render_template("public/link_invalid.html"), 400
+    db.session.commit()
+    _grant(req.id)
+    return redirect(url_for("public.request_status", reference=req.reference), code=303)
+
+
+@bp.get("/requests/<reference>")
+def request_status(reference: str):
+    req = _own_request(reference)
+    if req is None:
+        # Same page for unknown references and for ones this browser may not see.
+        return render_template("public/request_locked.html", reference=reference, form=EmptyForm())
+    return render_template(
+        "public/request.html",
+        req=req,
+        events=requests.events(req),
+        downloads=requests.downloads_available(req),
+        can_withdraw=req.status not in {s.value for s in requests.TERMINAL},
+        form=EmptyForm(),
+        now=utcnow(),
+    )
+
+
+@bp.post("/requests/<reference>/link")
+@limiter.limit(_limit)
+def request_link(reference: str):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    req = requests.by_reference(reference)
+    if req is not None:
+        requests.send_resume_link(req)
+        db.session.commit()
+    flash("If this reference exists, we have emailed a new link to the address on the request.")
+    return redirect(url_for("public.request_status", reference=reference), code=303)
+
+
+@bp.post("/requests/<reference>/withdraw")
+def request_withdraw(reference: str):
+    req = _own_request(reference)
+    if req is None or not EmptyForm().validate_on_submit():
+        abort(404)
+    try:
+        requests.withdraw(req, actor="subject")
+    except InvalidTransition as exc:
+        db.session.rollback()
+        flash(exc.message)
+    else:
+        db.session.commit()
+        flash("Your request was withdrawn.")
+    return redirect(url_for("public.request_status", reference=reference), code=303)
+
+
+def _download(reference: str, kind: str):
+    req = _own_request(reference)
+    if req is None or req.type != kind or not requests.downloads_available(req):
+        abort(404)
+    return req
+
+
+def _no_store(resp: Response, filename: str | None = None) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    if filename:
+        resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return resp
+
+
+@bp.get("/requests/<reference>/report")
+def report_html(reference: str):
+    req = _download(reference, "access")
+    return _no_store(Response(stream_with_context(_stream_report(req))))
+
+
+def _stream_report(req):
+    meta = access.report_meta(req)
+    yield from stream_template(
+        "public/report.html", req=req, meta=meta, sections=access.iter_sections(req)
+    )
+
+
+@bp.get("/requests/<reference>/report.json")
+def report_json(reference: str):
+    req = _download(reference, "access")
+    return _no_store(
+        Response(stream_with_context(access.stream_json(req)), mimetype="application/json"),
+        f"{req.reference}-report.json",
+    )
+
+
+@bp.get("/requests/<reference>/export.json")
+def export_json(reference: str):
+    req = _download(reference, "portability")
+    return _no_store(
+        Response(stream_with_context(portability.stream_json(req)), mimetype="application/json"),
+        f"{req.reference}-export.json",
+    )
+
+
+@bp.get("/requests/<reference>/export.zip")
+def export_zip(reference: str):
+    req = _download(reference, "portability")
+    return _no_store(
+        send_file(
+            portability.build_zip(req),
+            mimetype="application/zip",
+            as_attachment=True,
+            download_name=f"{req.reference}.zip",
+        )
+    )

@@ -1,0 +1,163 @@
+"""Forms of the public pages (Flask-WTF: CSRF on every form)."""
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    EmailField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import Email, InputRequired, Length, Optional
+
+RIGHTS = [
+    (
+        "access",
+        "See my data",
+        "Get a copy of everything the platform holds about you, where "
+        "each record came from, who it was shared with and how long it is kept.",
+    ),
+    (
+        "portability",
+        "Take my data elsewhere",
+        "Download the data you gave the platform, as "
+        "JSON or spreadsheet (CSV) files, to move it to another service.",
+    ),
+    (
+        "rectification",
+        "Correct my data",
+        "Tell us which records are wrong and what is right, "
+        "for example an award that says you received a perk you never got.",
+    ),
+    (
+        "erasure",
+        "Delete my data",
+        "Have your data erased and your account closed. Some records "
+        "may have to be kept by law; we tell you which, why and until when.",
+    ),
+    (
+        "restriction",
+        "Pause the use of my data",
+        "Have records kept but not used while their accuracy or our reasons are checked.",
+    ),
+    (
+        "objection",
+        "Object to a use of my data",
+        "Stop marketing, the use of your name or face in promotions, or the influence scoring.",
+    ),
+    (
+        "consent_withdrawal",
+        "Withdraw my consent",
+        "Take back a consent you gave, as easily as you gave it.",
+    ),
+]
+RIGHT_KEYS = [r[0] for r in RIGHTS]
+
+
+def options(*pairs: tuple[str, str]) -> list[SelectChoice]:
+    """Select options led by an empty one, so an optional choice can always be undone."""
+    return [SelectChoice("", "— choose —"), *(SelectChoice(v, label) for v, label in pairs)]
+
+
+class RequestForm(FlaskForm):
+    type = RadioField(
+        "What would you like to do?",
+        choices=[SelectChoice(k, t) for k, t, _ in RIGHTS],
+        validators=[InputRequired("Choose what you would like to do.")],
+    )
+    email = EmailField(
+        "Your email address",
+        description="The address you use on the platform. We send a link to it to confirm it "
+        "is you.",
+        validators=[
+            InputRequired("Enter your email address."),
+            Email("Enter an email address like name@example.com."),
+            Length(max=254),
+        ],
+    )
+    records = StringField(
+        "Which records? (optional)",
+        description="Award, disclosure or promotion numbers from your access report, separated "
+        "by commas. Leave empty if you are not sure.",
+        validators=[Optional(), Length(max=2000)],
+    )
+    correction = TextAreaField(
+        "What is wrong, and what is right?", validators=[Optional(), Length(max=5000)]
+    )
+    reason = TextAreaField(
+        "Anything you want us to know (optional)", validators=[Optional(), Length(max=2000)]
+    )
+    grounds = SelectField(
+        "Why should the use be paused?",
+        choices=options(
+            ("accuracy_contested", "The data is wrong"),
+            ("unlawful_processing", "The use is unlawful but I want the data kept"),
+            ("legal_claims", "I need the data kept for a legal claim"),
+            ("objection_pending", "I have objected and want a pause meanwhile"),
+        ),
+        validators=[Optional()],
+    )
+    purpose = SelectField(
+        "What do you object to?",
+        choices=options(
+            ("direct_marketing", "Marketing emails and offers"),
+            ("likeness", "Use of my name or face in promotions"),
+            ("profiling", "Influence scoring (profiling)"),
+            ("legitimate_interests", "Another use based on legitimate interests"),
+        ),
+        validators=[Optional()],
+    )
+    consent_purpose = SelectField(
+        "Which consent?",
+        choices=options(
+            ("name_and_likeness", "Use of my name and likeness"),
+            ("email_marketing", "Marketing emails"),
+        ),
+        validators=[Optional()],
+    )
+
+    # Which extra fields each right needs (the others are ignored for that right).
+    REQUIRED_BY_TYPE = {
+        "rectification": ("correction",),
+        "restriction": ("grounds",),
+        "objection": ("purpose",),
+        "consent_withdrawal": ("consent_purpose",),
+    }
+    USED_BY_TYPE = {
+        "access": (),
+        "portability": (),
+        "rectification": ("records", "correction"),
+        "erasure": ("reason",),
+        "restriction": ("records", "grounds"),
+        "objection": ("purpose", "reason"),
+        "consent_withdrawal": ("consent_purpose",),
+    }
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        for name in self.REQUIRED_BY_TYPE.get(self.type.data, ()):
+            field = getattr(self, name)
+            if not field.data:
+                field.errors = [*field.errors, f"Needed for this request: {field.label.text}"]
+                ok = False
+        return ok
+
+    def details(self) -> dict:
+        """The type-specific answers, in the API's field names."""
+        out = {}
+        for name in self.USED_BY_TYPE.get(self.type.data, ()):
+            value = getattr(self, name).data
+            if not value:
+                continue
+            if name == "records":
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if name == "reason" and self.type.data == "objection":
+                out["grounds_text"] = value
+                continue
+            out[name] = value
+        return out
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token: confirm, continue, withdraw, send link."""
