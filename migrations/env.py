@@ -13,17 +13,13 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 
 def get_engine(bind_key=None):
-    try:
-        # this works with Flask-SQLAlchemy<3 and Alchemical
-        return current_app.extensions["migrate"].db.get_engine(bind=bind_key)
-    except (TypeError, AttributeError):
-        # this works with Flask-SQLAlchemy>=3
-        return current_app.extensions["migrate"].db.engines.get(bind_key)
+    # Flask-SQLAlchemy 3: one engine per bind ("keystore" is the separate key store).
+    return current_app.extensions["migrate"].db.engines[bind_key]
 
 
 def get_engine_url(bind_key=None):

@@ -1,0 +1,115 @@
+"""The public request form: clear errors that keep what was typed, CSRF, rate limits."""
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.db import db
+from storage.models import RightsRequest
+
+
+def _count(app) -> int:
+    with app.app_context():
+        return db.session.execute(select(func.count(RightsRequest.id))).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"type": "access", "email": ""}, "Enter your email address."),
+        ({"type": "access", "email": "not-an-email"}, "Enter an email address like"),
+        ({"email": "a@example.org"}, "Choose what you would like to do."),
+        ({"type": "rectification", "email": "a@example.org"}, "Needed for this request"),
+        ({"type": "objection", "email": "a@example.org", "purpose": ""}, "Needed for this"),
+        ({"type": "restriction", "email": "a@example.org"}, "Needed for this request"),
+        ({"type": "consent_withdrawal", "email": "a@example.org"}, "Needed for this request"),
+        ({"type": "access", "email": "a@example.org", "purpose": "nonsense"}, "Not a valid"),
+    ],
+)
+def test_bad_input_says_what_to_fix_and_files_nothing(app, client, data, message):
+    resp = client.post("/requests/new", data=data)
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert message in page
+    assert 'role="alert"' in page
+    assert _count(app) == 0
+
+
+def test_typed_values_survive_an_error(client):
+    resp = client.post(
+        "/requests/new",
+        data={"type": "rectification", "email": "bad", "records": "aw-0001-nova",
+              "correction": "I never received the phone"},
+    )
+    page = resp.get_data(as_text=True)
+    assert 'value="bad"' in page
+    assert 'value="aw-0001-nova"' in page
+    assert "I never received the phone" in page
+    assert 'id="type-rectification" value="rectification" checked' in page
+
+
+def test_optional_choices_can_be_cleared(app, client):
+    # Every select starts with an empty option; choosing it again is accepted.
+    page = client.get("/requests/new?type=objection").get_data(as_text=True)
+    assert page.count('<option value="">— choose —</option>') >= 3 or \
+        page.count('value="">— choose —') >= 3
+    resp = client.post("/requests/new", data={"type": "access", "email": "a@example.org",
+                                              "purpose": "", "grounds": "",
+                                              "consent_purpose": ""})
+    assert resp.status_code == 303
+    assert _count(app) == 1
+
+
+def test_type_is_preselected_from_the_index(client):
+    page = client.get("/requests/new?type=portability").get_data(as_text=True)
+    assert 'id="type-portability" value="portability" checked' in page
+    page = client.get("/requests/new?type=bogus").get_data(as_text=True)
+    assert "checked>" not in page and "checked aria" not in page
+
+
+def test_every_field_has_a_label(client):
+    page = client.get("/requests/new").get_data(as_text=True)
+    for name in ("email", "records", "correction", "reason", "grounds", "purpose",
+                 "consent_purpose"):
+        assert f'<label for="{name}"' in page
+
+
+def test_csrf_is_enforced(app_factory):
+    app = app_factory(WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    resp = client.post("/requests/new", data={"type": "access", "email": "a@example.org"})
+    assert resp.status_code == 400
+    assert _count(app) == 0
+    page = client.get("/requests/new").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    resp = client.post("/requests/new", data={"type": "access", "email": "a@example.org",
+                                              "csrf_token": token})
+    assert resp.status_code == 303
+
+
+def test_public_form_is_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, RATELIMIT_PUBLIC_FORMS="3 per minute")
+    client = app.test_client()
+    codes = [client.post("/requests/new", data={"type": "access",
+                                                "email": f"p{i}@example.org"}).status_code
+             for i in range(5)]
+    assert codes == [303, 303, 303, 429, 429]
+    assert _count(app) == 3
+    assert client.get("/requests/new").status_code == 200  # reading the form is not limited
+
+
+def test_security_headers(client):
+    resp = client.get("/")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_not_found_is_a_page_not_a_stack(client):
+    resp = client.get("/no/such/page")
+    assert resp.status_code == 404
+    assert "We could not find that page" in resp.get_data(as_text=True)
+    api = client.get("/api/v1/nope")
+    assert api.status_code == 404
+    assert set(api.get_json()["error"]) == {"code", "message", "fields"}
