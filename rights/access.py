@@ -9,7 +9,7 @@ import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import select
@@ -42,8 +42,15 @@ RIGHTS = {
 }
 
 
+def _aware(value):
+    # Core rows bypass the ORM type's result processing on some paths; make sure of UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 def _iso(value):
-    return value.isoformat() if isinstance(value, datetime) else value
+    return _aware(value).isoformat() if isinstance(value, datetime) else value
 
 
 def retention_of(cat: Category) -> dict:
@@ -116,48 +123,59 @@ def field_value(cat: Category, f: Field, row, perks: dict | None = None, *, bina
 
 
 def iter_rows(cat: Category, subject_id: str) -> Iterator[list]:
-    """The subject's rows of one category, a batch (list) at a time, in id order."""
-    model = cat.model
-    column = getattr(model, cat.subject_column)
-    pk = model.__mapper__.primary_key[0]
+    """The subject's rows of one category, a batch (list) at a time, in primary-key order.
+
+    Plain rows (Core), not ORM objects: nothing accumulates in the session's identity map
+    however many records a subject has, and keyset pagination keeps each query cheap.
+    """
+    table = cat.model.__table__
+    column = table.c[cat.subject_column]
+    pk = list(table.primary_key.columns)[0]
     last = None
     while True:
-        query = select(model).where(column == subject_id).order_by(pk).limit(BATCH)
+        query = select(table).where(column == subject_id).order_by(pk).limit(BATCH)
         if last is not None:
             query = query.where(pk > last)
-        rows = list(db.session.execute(query).scalars())
+        rows = db.session.execute(query).all()
         if not rows:
             return
         yield rows
-        last = getattr(rows[-1], pk.key)
-        for row in rows:
-            db.session.expunge(row)
+        last = getattr(rows[-1], pk.name)
 
 
 def _history(cat: Category, subject_id: str, ids: list) -> dict[int, list]:
     out = defaultdict(list)
     if not cat.has_provenance:
         return out
+    h = RecordHistory.__table__.c
     rows = db.session.execute(
-        select(RecordHistory)
-        .where(RecordHistory.record_type == cat.table, RecordHistory.record_id.in_(ids))
-        .order_by(RecordHistory.changed_at, RecordHistory.id)
-    ).scalars()
-    for h in rows:
-        out[h.record_id].append(
+        select(
+            h.record_id,
+            h.action,
+            h.changed_at,
+            h.source,
+            h.actor,
+            h.reason,
+            h.request_id,
+            h.changes_enc,
+        )
+        .where(h.record_type == cat.table, h.record_id.in_(ids))
+        .order_by(h.changed_at, h.id)
+    )
+    for row in rows:
+        out[row.record_id].append(
             {
-                "action": h.action,
-                "at": _iso(h.changed_at),
-                "source": h.source,
-                "actor": h.actor,
-                "reason": h.reason,
-                "request_id": h.request_id,
+                "action": row.action,
+                "at": _iso(_aware(row.changed_at)),
+                "source": row.source,
+                "actor": row.actor,
+                "reason": row.reason,
+                "request_id": row.request_id,
                 "changes": vault.decrypt_json(
-                    subject_id, "record_history.changes_enc", h.changes_enc
+                    subject_id, "record_history.changes_enc", row.changes_enc
                 ),
             }
         )
-        db.session.expunge(h)
     return out
 
 

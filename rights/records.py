@@ -187,7 +187,9 @@ def upsert_award(
     values = {
         "perk_id": _perk(data).id,
         "status": data["status"],
-        "status_at": data.get("status_at") or utcnow(),
+        # An omitted time keeps the one on record unless the status itself changes now.
+        "status_at": data.get("status_at")
+        or (award.status_at if not created and award.status == data["status"] else utcnow()),
         "shipped_at": data.get("shipped_at"),
         "received_at": data.get("received_at"),
     }
@@ -208,7 +210,7 @@ def upsert_disclosure(
     values = {
         "award_id": award.id,
         "status": data["status"],
-        "listed_at": data.get("listed_at") or utcnow(),
+        "listed_at": data.get("listed_at") or (disclosure.listed_at if not created else utcnow()),
     }
     apply_changes(
         disclosure, values, subject_id=award.subject_id, source=source, actor=actor, at=at
@@ -259,7 +261,7 @@ def upsert_promotion(
         "award_id": award_id,
         "consent_id": consent_id,
         "audience": data["audience"],
-        "shown_at": data.get("shown_at") or utcnow(),
+        "shown_at": data.get("shown_at") or (promotion.shown_at if not created else utcnow()),
         "message_enc": data.get("message"),
         "uses_likeness": data.get("uses_likeness", False),
     }
