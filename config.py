@@ -30,7 +30,9 @@ def defaults(instance: Path) -> dict:
         "PUBLIC_URL": "http://127.0.0.1:5000",
         "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
         "CONTROLLER_CONTACT": "privacy@perkly.example",
-        "SUPERVISORY_AUTHORITY": "your national data protection authority (see edpb.europa.eu)",
+        "SUPERVISORY_AUTHORITY": (
+            "your national data protection authority, listed at edpb.europa.eu"
+        ),
         "MAIL_BACKEND": "file",  # file | smtp
         "MAIL_DIR": str(instance / "mail"),
         "MAIL_SERVER": "localhost",
@@ -50,6 +52,8 @@ def defaults(instance: Path) -> dict:
         "WTF_CSRF_TIME_LIMIT": 3600,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "OUTBOX_BATCH": 50,
+        # Requests are small JSON or form posts; evidence uploads (later) get their own limit.
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }
 
 

@@ -12,16 +12,17 @@ from storage.datamap import CATEGORIES
 
 POLICY_DIR = Path(__file__).parent
 ACTIONS = ("delete", "anonymise")
-TRIGGERS = (
-    "account_closed",
-    "score_computed",
-    "record_recorded",
-    "award_last_status",
-    "disclosure_listed",
-    "promotion_shown",
-    "consent_ended",
-    "request_closed",
-)
+# The events that start a retention clock, and how to say them to a person.
+TRIGGERS = {
+    "account_closed": "the account is closed",
+    "score_computed": "the score was computed",
+    "record_recorded": "the record was made",
+    "award_last_status": "the award's last status change",
+    "disclosure_listed": "the entry was listed",
+    "promotion_shown": "the promotion was shown",
+    "consent_ended": "the consent was withdrawn or the account closed",
+    "request_closed": "the request was closed",
+}
 REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
 OPTIONAL = ("retain_after_erasure",)
 _PERIOD = re.compile(r"^\s*(\d{1,4})\s+(day|days|month|months|year|years)\s*$")
@@ -69,6 +70,10 @@ class Policy:
     purpose: str
     retain_after_erasure: Period | None
     file: str
+
+    @property
+    def starts(self) -> str:
+        return TRIGGERS[self.trigger]
 
 
 def _load_file(path: Path) -> Policy:

@@ -57,7 +57,7 @@ def retention_of(cat: Category) -> dict:
     policy = policies()[cat.retention_policy]
     return {
         "period": str(policy.period),
-        "starts": policy.trigger.replace("_", " "),
+        "starts": policy.starts,
         "then": policy.action,
         "description": policy.description,
         "after_erasure": (
@@ -211,8 +211,10 @@ def profiling_summary() -> dict:
         "categories": [c.key for c in explained],
         "logic": explained[0].profiling if explained else None,
         "significance_and_consequences": (
-            "The score and topics decide which perk campaigns you are offered. They do not "
-            "decide anything else about you, and no legal effect follows from them."
+            "The score and topics decide which perk campaigns you are offered: a higher score "
+            "in a topic makes an offer from brands in that topic more likely, so you may not be "
+            "offered perks you would otherwise get. They decide nothing else about you and have "
+            "no legal effect."
         ),
     }
 

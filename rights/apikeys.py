@@ -59,7 +59,9 @@ def create(name: str, scopes: list[str], *, actor: str) -> tuple[ApiKey, str]:
 
 def authenticate(key: str) -> ApiKey | None:
     """The live key matching ``key``, or None. Constant-time on the secret part."""
-    parts = key.split("_") if isinstance(key, str) else []
+    if not isinstance(key, str) or not key.isascii() or not key.isprintable():
+        return None  # no key of ours, and PostgreSQL refuses NUL in a query
+    parts = key.split("_")
     if len(parts) < 3 or parts[0] != "lethe":
         return None
     row = db.session.execute(select(ApiKey).where(ApiKey.prefix == parts[1])).scalar_one_or_none()

@@ -17,6 +17,11 @@ class Invalid(RightsError):
     code = "invalid"
 
 
+class Forbidden(RightsError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(RightsError):
     status = 404
     code = "not_found"

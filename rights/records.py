@@ -59,13 +59,15 @@ def apply_changes(
             old = None if creating else vault.decrypt(subject_id, f"{table}.{attr}", current)
             if creating or old != new:
                 setattr(record, attr, vault.encrypt(subject_id, f"{table}.{attr}", new))
-                changes[attr.removesuffix("_enc")] = [old, new]
+                if not (creating and new is None):
+                    changes[attr.removesuffix("_enc")] = [old, new]
         else:
             old = None if creating else getattr(record, attr)
             if creating or old != new:
                 setattr(record, attr, new)
-                changes[attr] = [_plain(old), _plain(new)]
-    if not changes:
+                if not (creating and new is None):
+                    changes[attr] = [_plain(old), _plain(new)]
+    if not changes and not creating:
         return changes
     when = at or utcnow()
     record.source, record.actor, record.recorded_at = source, actor, when

@@ -83,10 +83,8 @@ class Category:
 INFLUENCE_EXPLANATION = (
     "Your influence score is computed automatically from public signals about your social "
     "media activity: follower counts, how often people engage with what you post, and how "
-    "consistent that is over time (see 'factors' on each score for the weights used). The score "
-    "and the topics you are said to influence decide which perk campaigns you are offered: a "
-    "higher score in a topic makes an offer from brands in that topic more likely. No offer is "
-    "refused by the score alone, but you may not be offered perks you would otherwise get. "
+    "consistent that is over time (see 'factors' on each score for the weights used); topics "
+    "are inferred from what you post about. "
     "You can ask for a person to review the score, give your view, and contest it (Art. 22(3)), "
     "and you can object to this profiling (Art. 21)."
 )

@@ -17,8 +17,7 @@ from tests.test_verification import _file, _link
 
 def _complete_access(app, email="person1@example.org", type_="access"):
     with app.app_context():
-        req = requests.file(type=type_, email=email, channel="api", verified=True,
-                            actor="test")
+        req = requests.file(type=type_, email=email, channel="api", verified=True, actor="test")
         db.session.commit()
         return req.id, req.reference
 
@@ -57,8 +56,15 @@ def test_every_art15_item_is_present(app):
     assert adm["significance_and_consequences"]
     assert [c["key"] for c in report["categories"]] == [c.key for c in CATEGORIES]
     for cat in report["categories"]:
-        for key in ("purposes", "legal_basis", "recipients", "retention", "source",
-                    "on_erasure", "records"):
+        for key in (
+            "purposes",
+            "legal_basis",
+            "recipients",
+            "retention",
+            "source",
+            "on_erasure",
+            "records",
+        ):
             assert cat[key] is not None, (cat["key"], key)
         assert cat["retention"]["period"]
         if cat["on_erasure"]["action"] == "retain":
@@ -78,8 +84,10 @@ def test_story_member_sees_how_the_phone_record_got_there(app):
     assert award["status"] == "received" and award["shipped_at"] is None
     assert award["perk"]["item"] == "Nova X1 phone" and award["perk"]["brand"] == "Nova Mobile"
     assert award["provenance"]["source"] == "fulfilment-sync"
-    steps = [(h["source"], h["actor"], h["changes"].get("status", [None, None])[1])
-             for h in award["history"]]
+    steps = [
+        (h["source"], h["actor"], h["changes"].get("status", [None, None])[1])
+        for h in award["history"]
+    ]
     assert steps == [
         ("award-engine", "campaign-draw-2026-08", "offered"),
         ("member-app", "member", "claimed"),

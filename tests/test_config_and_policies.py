@@ -82,21 +82,38 @@ def policy_dir(tmp_path):
 @pytest.mark.parametrize(
     ("file", "edit", "expected"),
     [
-        ("profile.toml", lambda t: t.replace('period = "30 days"', 'period = "soon"'),
-         "profile.toml: field 'period'"),
-        ("profile.toml", lambda t: t.replace('period = "30 days"\n', ""),
-         "profile.toml: field 'period' is missing"),
-        ("promotions.toml", lambda t: t.replace('action = "delete"', 'action = "shred"'),
-         "promotions.toml: field 'action'"),
-        ("consents.toml", lambda t: t.replace('retain_after_erasure = "3 years"\n', ""),
-         "consents.toml: field 'retain_after_erasure'"),
+        (
+            "profile.toml",
+            lambda t: t.replace('period = "30 days"', 'period = "soon"'),
+            "profile.toml: field 'period'",
+        ),
+        (
+            "profile.toml",
+            lambda t: t.replace('period = "30 days"\n', ""),
+            "profile.toml: field 'period' is missing",
+        ),
+        (
+            "promotions.toml",
+            lambda t: t.replace('action = "delete"', 'action = "shred"'),
+            "promotions.toml: field 'action'",
+        ),
+        (
+            "consents.toml",
+            lambda t: t.replace('retain_after_erasure = "3 years"\n', ""),
+            "consents.toml: field 'retain_after_erasure'",
+        ),
         ("feedback.toml", lambda t: t + "colour = 'blue'\n", "feedback.toml: unknown field"),
         ("feedback.toml", lambda t: t.replace("=", ":", 1), "feedback.toml: not valid TOML"),
-        ("disclosures.toml", lambda t: t.replace('trigger = "disclosure_listed"',
-                                                 'trigger = "whenever"'),
-         "disclosures.toml: field 'trigger'"),
-        ("profile.toml", lambda t: t.replace('period = "30 days"', 'period = "0 days"'),
-         "profile.toml: field 'period'"),
+        (
+            "disclosures.toml",
+            lambda t: t.replace('trigger = "disclosure_listed"', 'trigger = "whenever"'),
+            "disclosures.toml: field 'trigger'",
+        ),
+        (
+            "profile.toml",
+            lambda t: t.replace('period = "30 days"', 'period = "0 days"'),
+            "profile.toml: field 'period'",
+        ),
     ],
 )
 def test_malformed_policy_names_file_and_field(policy_dir, file, edit, expected):
@@ -122,7 +139,13 @@ def test_stray_policy_file_is_refused(policy_dir):
 def test_layers_point_down():
     """DESIGN.md: storage <- retention_policies <- rights <- web/cli; nothing imports web."""
     lint = Path(sys.executable).parent / "lint-imports"
-    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    result = subprocess.run(
+        [str(lint)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 kept, 0 broken" in result.stdout

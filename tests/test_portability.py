@@ -21,8 +21,9 @@ PNG = bytes.fromhex(
 
 def _export(app, email):
     with app.app_context():
-        req = requests.file(type="portability", email=email, channel="api", verified=True,
-                            actor="test")
+        req = requests.file(
+            type="portability", email=email, channel="api", verified=True, actor="test"
+        )
         db.session.commit()
         data = json.loads("".join(portability.stream_json(req)))
         archive = zipfile.ZipFile(portability.build_zip(req))
@@ -34,12 +35,10 @@ def test_export_holds_only_subject_provided_fields(app):
         demo.load(extra_members=2)
         db.session.commit()
     data, archive = _export(app, demo.STORY_EMAIL)
-    portable = {c.key: {f.name for f in c.portable_fields} for c in CATEGORIES
-                if c.portable_fields}
+    portable = {c.key: {f.name for f in c.portable_fields} for c in CATEGORIES if c.portable_fields}
     assert set(data["categories"]) == set(portable)
     # Inferred and platform-generated data is not "provided by the subject".
-    for key in ("influence_scores", "influence_topics", "disclosures", "promotions",
-                "perk_awards"):
+    for key in ("influence_scores", "influence_topics", "disclosures", "promotions", "perk_awards"):
         assert key not in data["categories"]
     for key, rows in data["categories"].items():
         for row in rows:
@@ -49,7 +48,9 @@ def test_export_holds_only_subject_provided_fields(app):
     assert profile["email"] == demo.STORY_EMAIL and profile["name"] == "Sam Rivera"
     assert "status" not in profile and "member_id" not in profile
     assert {c["purpose"] for c in data["categories"]["consents"]} == {
-        "name_and_likeness", "email_marketing"}
+        "name_and_likeness",
+        "email_marketing",
+    }
     text = json.dumps(data)
     assert "score" not in text and "Nova X1" not in text
 
@@ -59,23 +60,33 @@ def test_zip_has_one_csv_per_category_and_pictures_as_files(app):
         member = factories.member(1)
         feedback = Feedback(subject_id=member.subject_id)
         records.apply_changes(
-            feedback, {"rating": 4, "text_enc": "Great, thanks"},
-            subject_id=member.subject_id, source="feedback-form", actor="member",
+            feedback,
+            {"rating": 4, "text_enc": "Great, thanks"},
+            subject_id=member.subject_id,
+            source="feedback-form",
+            actor="member",
         )
         records.apply_changes(
             FeedbackPicture(subject_id=member.subject_id),
             {"feedback_id": feedback.id, "media_type": "image/png", "content_enc": PNG},
-            subject_id=member.subject_id, source="feedback-form", actor="member",
+            subject_id=member.subject_id,
+            source="feedback-form",
+            actor="member",
         )
         db.session.commit()
     data, archive = _export(app, "person1@example.org")
     names = set(archive.namelist())
-    assert {"README.txt", "profile.csv", "consents.csv", "feedback.csv",
-            "feedback_pictures.csv", "rights_requests.csv"} <= names
+    assert {
+        "README.txt",
+        "profile.csv",
+        "consents.csv",
+        "feedback.csv",
+        "feedback_pictures.csv",
+        "rights_requests.csv",
+    } <= names
     rows = list(csv.DictReader(io.TextIOWrapper(archive.open("feedback.csv"), "utf-8")))
     assert rows == [{"rating": "4", "text": "Great, thanks"}]
-    pics = list(csv.DictReader(io.TextIOWrapper(archive.open("feedback_pictures.csv"),
-                                                "utf-8")))
+    pics = list(csv.DictReader(io.TextIOWrapper(archive.open("feedback_pictures.csv"), "utf-8")))
     assert pics[0]["file"].startswith("pictures/") and pics[0]["file"].endswith(".png")
     assert archive.read(pics[0]["file"]) == PNG
     profile = list(csv.DictReader(io.TextIOWrapper(archive.open("profile.csv"), "utf-8")))

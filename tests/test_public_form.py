@@ -37,8 +37,12 @@ def test_bad_input_says_what_to_fix_and_files_nothing(app, client, data, message
 def test_typed_values_survive_an_error(client):
     resp = client.post(
         "/requests/new",
-        data={"type": "rectification", "email": "bad", "records": "aw-0001-nova",
-              "correction": "I never received the phone"},
+        data={
+            "type": "rectification",
+            "email": "bad",
+            "records": "aw-0001-nova",
+            "correction": "I never received the phone",
+        },
     )
     page = resp.get_data(as_text=True)
     assert 'value="bad"' in page
@@ -50,11 +54,20 @@ def test_typed_values_survive_an_error(client):
 def test_optional_choices_can_be_cleared(app, client):
     # Every select starts with an empty option; choosing it again is accepted.
     page = client.get("/requests/new?type=objection").get_data(as_text=True)
-    assert page.count('<option value="">— choose —</option>') >= 3 or \
-        page.count('value="">— choose —') >= 3
-    resp = client.post("/requests/new", data={"type": "access", "email": "a@example.org",
-                                              "purpose": "", "grounds": "",
-                                              "consent_purpose": ""})
+    assert (
+        page.count('<option value="">— choose —</option>') >= 3
+        or page.count('value="">— choose —') >= 3
+    )
+    resp = client.post(
+        "/requests/new",
+        data={
+            "type": "access",
+            "email": "a@example.org",
+            "purpose": "",
+            "grounds": "",
+            "consent_purpose": "",
+        },
+    )
     assert resp.status_code == 303
     assert _count(app) == 1
 
@@ -68,8 +81,15 @@ def test_type_is_preselected_from_the_index(client):
 
 def test_every_field_has_a_label(client):
     page = client.get("/requests/new").get_data(as_text=True)
-    for name in ("email", "records", "correction", "reason", "grounds", "purpose",
-                 "consent_purpose"):
+    for name in (
+        "email",
+        "records",
+        "correction",
+        "reason",
+        "grounds",
+        "purpose",
+        "consent_purpose",
+    ):
         assert f'<label for="{name}"' in page
 
 
@@ -81,17 +101,21 @@ def test_csrf_is_enforced(app_factory):
     assert _count(app) == 0
     page = client.get("/requests/new").get_data(as_text=True)
     token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-    resp = client.post("/requests/new", data={"type": "access", "email": "a@example.org",
-                                              "csrf_token": token})
+    resp = client.post(
+        "/requests/new", data={"type": "access", "email": "a@example.org", "csrf_token": token}
+    )
     assert resp.status_code == 303
 
 
 def test_public_form_is_rate_limited(app_factory):
     app = app_factory(RATELIMIT_ENABLED=True, RATELIMIT_PUBLIC_FORMS="3 per minute")
     client = app.test_client()
-    codes = [client.post("/requests/new", data={"type": "access",
-                                                "email": f"p{i}@example.org"}).status_code
-             for i in range(5)]
+    codes = [
+        client.post(
+            "/requests/new", data={"type": "access", "email": f"p{i}@example.org"}
+        ).status_code
+        for i in range(5)
+    ]
     assert codes == [303, 303, 303, 429, 429]
     assert _count(app) == 3
     assert client.get("/requests/new").status_code == 200  # reading the form is not limited

@@ -47,8 +47,14 @@ def test_database_holds_no_plain_personal_data(app):
         demo.load(extra_members=20)
         db.session.commit()
     raw = _database_contents(app)
-    for needle in (b"@example.com", b"sam.rivera", b"Sam Rivera", b"Rivera", b"Springfield",
-                   b"just won"):
+    for needle in (
+        b"@example.com",
+        b"sam.rivera",
+        b"Sam Rivera",
+        b"Rivera",
+        b"Springfield",
+        b"just won",
+    ):
         assert needle not in raw, needle
     assert b"fulfilment-sync" in raw  # provenance is not personal data and stays readable
 
@@ -129,8 +135,9 @@ def _throwaway_urls(tmp_path):
     if not PG_URL:
         return (f"sqlite:///{tmp_path / 'mig.db'}", f"sqlite:///{tmp_path / 'mig-keys.db'}"), None
     name = f"lethe_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         for db_name in (name, name + "_keys"):
             conn.execute(text(f'CREATE DATABASE "{db_name}"'))
@@ -140,8 +147,9 @@ def _throwaway_urls(tmp_path):
 
 def test_migrations_build_the_schema_the_models_declare(tmp_path, smtp_server):
     (main_url, keys_url), cleanup = _throwaway_urls(tmp_path)
-    cfg = make_config(tmp_path, smtp_server.port, SQLALCHEMY_DATABASE_URI=main_url,
-                      KEYSTORE_URL=keys_url)
+    cfg = make_config(
+        tmp_path, smtp_server.port, SQLALCHEMY_DATABASE_URI=main_url, KEYSTORE_URL=keys_url
+    )
     app = create_app(cfg, instance_path=str(tmp_path / "instance"))
     try:
         result = app.test_cli_runner().invoke(args=["db", "upgrade"])

@@ -90,8 +90,11 @@ def test_token_is_long_random_and_stored_only_hashed(app, client, mailbox):
     with app.app_context():
         row = db.session.execute(select(VerificationToken)).scalar_one()
         assert row.token_hash != token and len(row.token_hash) == 64
-    raw = open(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"), "rb").read() \
-        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else b""
+    raw = (
+        open(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"), "rb").read()
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        else b""
+    )
     assert token.encode() not in raw
 
 

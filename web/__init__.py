@@ -4,6 +4,9 @@ Views load input with a schema or form, call one service function, and render or
 result. They hold no queries and no business rules; they own the commit.
 """
 
+import re
+from datetime import datetime
+
 from flask import Flask, render_template, request
 
 from web import api, public
@@ -27,6 +30,30 @@ def _security_headers(response):
     return response
 
 
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def display(value) -> str:
+    """A stored value as a person reads it: dates spelled out, empties as a dash."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    if isinstance(value, str) and _ISO.match(value):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return when.strftime("%d %B %Y, %H:%M UTC")
+    if isinstance(value, dict):
+        return ", ".join(display(v) for v in value.values() if v not in (None, ""))
+    if isinstance(value, list):
+        return ", ".join(display(v) for v in value)
+    return str(value)
+
+
 def _html_error(exc):
     code = getattr(exc, "code", 500) or 500
     return render_template("error.html", code=code, name=getattr(exc, "name", "Error")), code
@@ -37,6 +64,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)
     app.after_request(_security_headers)
+    app.add_template_filter(display, "display")
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _dispatch_error)
 

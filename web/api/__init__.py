@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from rights import access, apikeys, idempotency, portability, records, requests
-from rights.errors import Invalid, NotFound, RightsError
+from rights.errors import Forbidden, Invalid, NotFound, RightsError
 from storage.db import db
 from web.api import errors, schemas
 from web.api.openapi import openapi_document
@@ -15,6 +15,15 @@ from web.api.openapi import openapi_document
 bp = Blueprint("api", __name__)
 bp.register_error_handler(ValidationError, errors.validation_error)
 bp.register_error_handler(RightsError, errors.rights_error)
+
+
+@bp.errorhandler(IntegrityError)
+def _integrity_error(exc):
+    # Two writers created the same record at the same moment: the loser retries and updates.
+    db.session.rollback()
+    return errors.error_response(
+        409, "conflict", "A concurrent request changed the same record; retry the request."
+    )
 
 
 def require(scope: str):
@@ -25,6 +34,8 @@ def require(scope: str):
         def inner(*args, **kwargs):
             header = request.headers.get("Authorization", "")
             key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+            if not _clean_text(key):
+                key = ""  # NUL and the like: no key of ours, and PostgreSQL refuses them
             api_key = apikeys.authenticate(key) if key else None
             if api_key is None:
                 resp = errors.error_response(401, "unauthorized", "A valid API key is required.")
@@ -40,10 +51,43 @@ def require(scope: str):
     return wrap
 
 
+def _clean_text(value) -> bool:
+    """True unless a string in ``value`` holds NUL or a lone surrogate: neither can be stored
+    (PostgreSQL refuses NUL in text; UTF-8 has no surrogates), so both are input errors."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_clean_text(v) for v in value)
+    if isinstance(value, dict):
+        return all(_clean_text(k) and _clean_text(v) for k, v in value.items())
+    return True
+
+
+def _parsed_body():
+    """The JSON body, or None when it is missing, not JSON, or nested too deeply to parse."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def json_body() -> dict:
-    body = request.get_json(silent=True)
+    body = _parsed_body()
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the body must be a JSON object"]})
+    bad = {
+        str(name): ["must be text without NUL characters or unpaired surrogates"]
+        for name, value in body.items()
+        if not (_clean_text(name) and _clean_text(value))
+    }
+    if bad:
+        raise ValidationError(bad)
     return body
 
 
@@ -51,28 +95,36 @@ def idempotent(view):
     """Honour ``Idempotency-Key``: replay the first answer to a retried POST.
 
     The view returns ``(body, status)`` and does not commit; this commits the record and the
-    stored answer together. A concurrent duplicate loses the unique-key race, rolls back and
-    gets the winner's answer.
+    stored answer together. A concurrent duplicate loses the unique-key race (when its view
+    flushes, or at commit), rolls back and gets the winner's answer.
     """
 
     @functools.wraps(view)
     def inner(*args, **kwargs):
         key = request.headers.get("Idempotency-Key")
-        body = request.get_json(silent=True)
+        body = _parsed_body()
+        if key is not None and any(ord(c) < 32 or ord(c) == 127 for c in key):
+            raise Invalid(
+                "Idempotency-Key must not contain control characters.",
+                {"Idempotency-Key": ["no control characters"]},
+            )
         if key is None:
             payload, status = view(*args, **kwargs)
             db.session.commit()
             return jsonify(payload), status
-        stored = idempotency.lookup(g.api_key.id, key, request.method, request.path, body)
+        api_key_id = g.api_key.id
+        stored = idempotency.lookup(api_key_id, key, request.method, request.path, body)
         if stored:
             return _replay(*stored)
-        payload, status = view(*args, **kwargs)
-        idempotency.remember(g.api_key.id, key, request.method, request.path, body, status, payload)
         try:
+            payload, status = view(*args, **kwargs)
+            idempotency.remember(
+                api_key_id, key, request.method, request.path, body, status, payload
+            )
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
-            stored = idempotency.lookup(g.api_key.id, key, request.method, request.path, body)
+            stored = idempotency.lookup(api_key_id, key, request.method, request.path, body)
             if not stored:
                 raise
             return _replay(*stored)
@@ -155,7 +207,7 @@ def _request_out(req) -> dict:
 def create_request():
     data = schemas.RequestIn().load(json_body())
     if data["verified"] and not apikeys.has_scope(g.api_key, "requests:verified"):
-        raise Invalid(
+        raise Forbidden(
             "This key may not file requests as verified (scope requests:verified).",
             {"verified": ["needs scope requests:verified"]},
         )
@@ -173,10 +225,16 @@ def create_request():
     return _request_out(req), 201
 
 
+def _get_request(request_id: str):
+    if not _clean_text(request_id):
+        raise NotFound("No such request.")  # a NUL in the path cannot be an id
+    return requests.get(request_id)
+
+
 @bp.get("/requests/<request_id>")
 @require("requests:read")
 def get_request(request_id: str):
-    return jsonify(_request_out(requests.get(request_id)))
+    return jsonify(_request_out(_get_request(request_id)))
 
 
 @bp.get("/requests")
@@ -195,7 +253,7 @@ def list_requests():
 
 
 def _downloadable(request_id: str, kind: str):
-    req = requests.get(request_id)
+    req = _get_request(request_id)
     if req.type != kind or not requests.downloads_available(req):
         raise NotFound("No download for this request (not completed, or expired).")
     return req

@@ -55,6 +55,36 @@ IDEMPOTENCY = {
     "schema": {"type": "string", "maxLength": 200},
 }
 
+# What the views add to the dumped schemas (apispec sees only the marshmallow fields, and
+# marks the schemas closed, so anything else answered must be declared here).
+RECORD_KIND = {
+    "type": "string",
+    "enum": ["member", "perk_award", "disclosure", "promotion", "consent"],
+}
+EXTENDED = {
+    "type": ["object", "null"],
+    "description": "The one extension (Art. 12(3)), if any.",
+    "properties": {
+        "at": {"type": "string", "format": "date-time"},
+        "months": {"type": "integer"},
+        "reason": {"type": "string"},
+    },
+}
+RESULT = {
+    "type": "object",
+    "description": "Present once the request is completed: for access a link to the report, "
+    "for portability links to the JSON and zip exports (downloads need scope requests:read "
+    "and are available until expires_at).",
+    "properties": {
+        "completed_at": {"type": "string", "format": "date-time"},
+        "report_url": {"type": "string"},
+        "export_json_url": {"type": "string"},
+        "export_zip_url": {"type": "string"},
+        "expires_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["completed_at"],
+}
+
 INGEST = {
     "/members": ("MemberIn", "Create or update a member (email, name, handle, address)."),
     "/perk-awards": ("PerkAwardIn", "Create or update a perk award."),
@@ -216,4 +246,9 @@ def openapi_document() -> dict:
             }
         },
     )
-    return spec.to_dict()
+    doc = spec.to_dict()
+    components = doc["components"]["schemas"]
+    components["RecordOut"]["properties"]["kind"] = RECORD_KIND
+    components["RequestOut"]["properties"]["extended"] = EXTENDED
+    components["RequestOut"]["properties"]["result"] = RESULT
+    return doc

@@ -1,6 +1,8 @@
 """Marshmallow schemas of the API, in pairs: ``...In`` loads (unknown fields refused),
 ``...Out`` dumps. Writable fields are exactly those listed in an ``In`` schema."""
 
+from datetime import UTC
+
 from marshmallow import (
     RAISE,
     Schema,
@@ -13,7 +15,26 @@ from marshmallow import (
 from storage.models import RequestType
 from storage.models.platform import AWARD_STATUSES, CONSENT_STATUSES, DISCLOSURE_STATUSES
 
-ID = {"validate": validate.Length(min=1, max=80)}
+
+class AwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 date-time with an offset, loaded as UTC. One whose UTC value falls outside
+    the years 1-9999 (e.g. 9999-12-31T23:59-23:00) is invalid input, not a crash later."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return loaded.astimezone(UTC)
+        except OverflowError as exc:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from exc
+
+
+# Identifiers the platform sends: printable, no surrounding or inner blanks.
+ID = {
+    "validate": [
+        validate.Length(min=1, max=80),
+        validate.Regexp(r"^\S+$", error="must be an identifier without spaces"),
+    ]
+}
 TEXT = {"validate": validate.Length(max=2000)}
 
 
@@ -36,8 +57,8 @@ class MemberIn(ProvenanceIn):
     handle = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     status = fields.String(load_default="active", validate=validate.OneOf(["active", "closed"]))
-    joined_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    closed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    joined_at = AwareDateTime(load_default=None, allow_none=True)
+    closed_at = AwareDateTime(load_default=None, allow_none=True)
 
 
 class PerkAwardIn(ProvenanceIn):
@@ -49,19 +70,22 @@ class PerkAwardIn(ProvenanceIn):
     brand_name = fields.String(load_default=None, validate=validate.Length(max=120))
     campaign_id = fields.String(load_default=None, allow_none=True, **ID)
     campaign_name = fields.String(load_default=None, validate=validate.Length(max=120))
-    value_cents = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9))
+    # strict: 1.5 is refused, not silently truncated to 1
+    value_cents = fields.Integer(
+        load_default=0, strict=True, validate=validate.Range(min=0, max=10**9)
+    )
     currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$"))
     status = fields.String(required=True, validate=validate.OneOf(AWARD_STATUSES))
-    status_at = fields.AwareDateTime(load_default=None)
-    shipped_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    received_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    status_at = AwareDateTime(load_default=None)
+    shipped_at = AwareDateTime(load_default=None, allow_none=True)
+    received_at = AwareDateTime(load_default=None, allow_none=True)
 
 
 class DisclosureIn(ProvenanceIn):
     disclosure_id = fields.String(required=True, **ID)
     award_id = fields.String(required=True, **ID)
     status = fields.String(required=True, validate=validate.OneOf(DISCLOSURE_STATUSES))
-    listed_at = fields.AwareDateTime(load_default=None)
+    listed_at = AwareDateTime(load_default=None)
 
 
 class PromotionIn(ProvenanceIn):
@@ -70,7 +94,7 @@ class PromotionIn(ProvenanceIn):
     award_id = fields.String(load_default=None, allow_none=True, **ID)
     consent_id = fields.String(load_default=None, allow_none=True, **ID)
     audience = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    shown_at = fields.AwareDateTime(load_default=None)
+    shown_at = AwareDateTime(load_default=None)
     message = fields.String(load_default=None, allow_none=True, **TEXT)
     uses_likeness = fields.Boolean(load_default=False)
 
@@ -82,8 +106,8 @@ class ConsentIn(ProvenanceIn):
     status = fields.String(required=True, validate=validate.OneOf(CONSENT_STATUSES))
     notice_version = fields.String(required=True, validate=validate.Length(min=1, max=40))
     channel = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    granted_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    withdrawn_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    granted_at = AwareDateTime(load_default=None, allow_none=True)
+    withdrawn_at = AwareDateTime(load_default=None, allow_none=True)
 
     @validates_schema
     def _dates(self, data, **kwargs):
@@ -98,7 +122,7 @@ class RecordOut(Schema):
     external_id = fields.String(data_key="external_id")
     source = fields.String()
     actor = fields.String()
-    recorded_at = fields.AwareDateTime()
+    recorded_at = AwareDateTime()
 
 
 # Type-specific fields of a rights request, and which types take which.
@@ -164,10 +188,10 @@ class RequestOut(Schema):
     type = fields.String()
     status = fields.String()
     channel = fields.String()
-    received_at = fields.AwareDateTime()
-    due_at = fields.AwareDateTime()
+    received_at = AwareDateTime()
+    due_at = AwareDateTime()
     extended = fields.Method("_extended")
-    completed_at = fields.AwareDateTime()
+    completed_at = AwareDateTime(allow_none=True)  # null until completed
 
     def _extended(self, obj):
         if obj.extended_at is None:
@@ -195,7 +219,8 @@ class RequestListIn(StrictSchema):
     )
     type = fields.String(validate=validate.OneOf([t.value for t in RequestType]))
     channel = fields.String(validate=validate.OneOf(["web", "api", "officer"]))
-    due_before = fields.AwareDateTime()
-    due_after = fields.AwareDateTime()
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    due_before = AwareDateTime()
+    due_after = AwareDateTime()
+    # Bounded so the offset fits a 64-bit integer (SQLite and PostgreSQL refuse larger ones).
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))

@@ -1,0 +1,57 @@
+# Lethe: `make run` (dev server + outbox worker), `make test`, `make lint`, `make bench`.
+# Needs only Python 3.11+ on PATH; everything else comes from requirements.txt into .venv.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLASK := $(BIN)/flask --app app
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: help install run test lint bench
+
+help:
+	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker (demo data loaded)"
+	@echo "make test   the test suite (PYTEST_ARGS='-k access' to pass options to pytest)"
+	@echo "make lint   ruff + import-linter contracts"
+	@echo "make bench  scripts/bench_access.py (BENCH_ARGS='--records 1000')"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when requirements.txt is newer than the stamp.
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(FLASK) db upgrade
+	$(FLASK) demo load
+	@echo
+	@echo "  Lethe on http://$(HOST):$(PORT)/   (Ctrl-C stops the server and the worker)"
+	@echo "  Emails (MAIL_BACKEND=file) are written as .eml files to instance/mail/"
+	@echo "  API key for the platform:  $(FLASK) apikeys create my-service --scopes '*'"
+	@echo
+	@trap 'kill $$server $$worker 2>/dev/null; wait $$server $$worker 2>/dev/null' EXIT; \
+	trap 'exit 0' INT TERM; \
+	$(FLASK) worker & worker=$$!; \
+	$(FLASK) run --host $(HOST) --port $(PORT) & server=$$!; \
+	wait $$server
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_access.py $(BENCH_ARGS)
