@@ -7,15 +7,18 @@ import logging
 import time
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
-from rights import apikeys, demo, outbox
+from rights import apikeys, demo, outbox, requests
 from rights.errors import RightsError
 from storage.db import db
 
 apikeys_group = AppGroup("apikeys", help="Manage API keys for the platform's services.")
 demo_group = AppGroup("demo", help="Demo data.")
+requests_group = AppGroup(
+    "requests", help="Decide requests from the shell (the dashboard does this for officers)."
+)
 
 
 @apikeys_group.command("create")
@@ -52,12 +55,15 @@ def demo_load(members: int) -> None:
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
+@with_appcontext
 def worker(once: bool, interval: float) -> None:
     """Deliver the outbox (emails now; webhooks later)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = current_app._get_current_object()
     while True:
-        counts = outbox.deliver_due()
-        db.session.remove()
+        # A fresh app context per round: no session state or cached subject key outlives it.
+        with app.app_context():
+            counts = outbox.deliver_due()
         if once:
             click.echo(f"sent {counts['sent']}, retry {counts['retry']}, dead {counts['dead']}")
             return
@@ -65,7 +71,55 @@ def worker(once: bool, interval: float) -> None:
             time.sleep(interval)
 
 
+def _request(reference: str):
+    req = requests.by_reference(reference)
+    if req is None:
+        raise click.UsageError(f"No request {reference}.")
+    return req
+
+
+@requests_group.command("list")
+@click.option("--status", default=None, help="Only this status (e.g. open).")
+def requests_list(status: str | None) -> None:
+    """Requests, newest first: reference, type, status, due date."""
+    page = requests.search(status=status, per_page=200)
+    for req in page.items:
+        click.echo(f"{req.reference}  {req.type:<18} {req.status:<22} due {req.due_at:%Y-%m-%d}")
+    click.echo(f"{page.total} request(s)")
+
+
+@requests_group.command("extend")
+@click.argument("reference")
+@click.option("--months", type=click.IntRange(1, 2), required=True)
+@click.option("--reason", required=True, help="Told to the subject.")
+@click.option("--actor", required=True, help="Who decides (e.g. officer name).")
+def requests_extend(reference: str, months: int, reason: str, actor: str) -> None:
+    """Extend a request once by one or two months (Art. 12(3)); the subject is told."""
+    _decide(lambda req: requests.extend(req, months=months, reason=reason, actor=actor), reference)
+
+
+@requests_group.command("refuse")
+@click.argument("reference")
+@click.option("--reason", required=True, help="Told to the subject, with their remedies.")
+@click.option("--actor", required=True, help="Who decides (e.g. officer name).")
+def requests_refuse(reference: str, reason: str, actor: str) -> None:
+    """Refuse a request with a reason; the notice names the right to complain."""
+    _decide(lambda req: requests.refuse(req, reason=reason, actor=actor), reference)
+
+
+def _decide(action, reference: str) -> None:
+    req = _request(reference)
+    try:
+        action(req)
+    except RightsError as exc:
+        db.session.rollback()
+        raise click.UsageError(exc.message) from None
+    db.session.commit()
+    click.echo(f"{req.reference}: {req.status}, due {req.due_at:%Y-%m-%d}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(apikeys_group)
     app.cli.add_command(demo_group)
+    app.cli.add_command(requests_group)
     app.cli.add_command(worker)

@@ -598,3 +598,21 @@ def test_list_bad_filters_are_422(client, api_key, query, field):
 def test_list_largest_page_is_fine(client, api_key):
     page = listing(client, api_key, page=10**6, per_page=200)
     assert page["items"] == [] and page["total"] == 0
+
+
+def test_platform_can_withdraw_a_request_once(client, api_key, mailbox, app):
+    filed = client.post(
+        "/api/v1/requests",
+        json={"type": "erasure", "email": "w@example.org", "verified": True},
+        headers=api_key,
+    ).get_json()
+    resp = client.post(f"/api/v1/requests/{filed['id']}/withdraw", headers=api_key)
+    assert resp.status_code == 200
+    assert resp.get_json()["status"] == "withdrawn"
+    again = client.post(f"/api/v1/requests/{filed['id']}/withdraw", headers=api_key)
+    assert again.status_code == 409
+    assert again.get_json()["error"]["code"] == "invalid_transition"
+    deliver(app)
+    assert "withdrawn" in mailbox.last_to("w@example.org")["Subject"]
+    missing = client.post("/api/v1/requests/nope/withdraw", headers=api_key)
+    assert missing.status_code == 404

@@ -237,6 +237,15 @@ def get_request(request_id: str):
     return jsonify(_request_out(_get_request(request_id)))
 
 
+@bp.post("/requests/<request_id>/withdraw")
+@require("requests:write")
+@idempotent
+def withdraw_request(request_id: str):
+    req = _get_request(request_id)
+    requests.withdraw(req, actor=f"apikey:{g.api_key.name}")
+    return _request_out(req), 200
+
+
 @bp.get("/requests")
 @require("requests:read")
 def list_requests():

@@ -218,6 +218,21 @@ def openapi_document() -> dict:
             }
         },
     )
+    spec.path(
+        path="/requests/{request_id}/withdraw",
+        operations={
+            "post": {
+                "summary": "Withdraw a request at the member's wish (scope requests:write); the "
+                "subject is told.",
+                "security": secured,
+                "parameters": [request_id, IDEMPOTENCY],
+                "responses": {
+                    "200": {"description": "Withdrawn", **_json("RequestOut")},
+                    **_errors(401, 403, 404, 409, 422),
+                },
+            }
+        },
+    )
     for suffix, what, mime in (
         ("/report", "The access report (Art. 15)", "application/json"),
         ("/export", "The portability export (Art. 20)", "application/json"),
