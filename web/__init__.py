@@ -10,6 +10,7 @@ from datetime import datetime
 from flask import Flask, render_template, request
 
 from web import api, public
+from web import logging as access_logging
 from web.extensions import csrf
 
 CSP = (
@@ -65,6 +66,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)
     app.after_request(_security_headers)
     app.add_template_filter(display, "display")
+    access_logging.install()
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _dispatch_error)
 
