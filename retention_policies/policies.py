@@ -22,6 +22,7 @@ TRIGGERS = {
     "promotion_shown": "the promotion was shown",
     "consent_ended": "the consent was withdrawn or the account closed",
     "request_closed": "the request was closed",
+    "notice_written": "the message was written",
 }
 REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
 OPTIONAL = ("retain_after_erasure",)

@@ -37,6 +37,10 @@ def remedies_text() -> str:
     )
 
 
+def _reason(request: RightsRequest, column: str) -> str | None:
+    return vault.decrypt(request.subject_id, f"rights_requests.{column}", getattr(request, column))
+
+
 def _send(request: RightsRequest, topic: str, title: str, body: str) -> None:
     to = vault.decrypt(request.subject_id, "rights_requests.contact_enc", request.contact_enc)
     if not to:
@@ -107,7 +111,7 @@ def extended(request: RightsRequest) -> None:
         "notice.extended",
         "We need more time to answer your request",
         f"We need more time to answer your request for {RIGHT_NAMES[request.type]}.\n\n"
-        f"Why: {request.extension_reason}\n\n"
+        f"Why: {_reason(request, 'extension_reason_enc')}\n\n"
         f"We will now answer by {_date(request.due_at)} "
         "(Art. 12(3) GDPR allows up to two further months for complex or numerous requests).\n\n"
         + remedies_text(),
@@ -120,7 +124,7 @@ def refused(request: RightsRequest) -> None:
         "notice.refused",
         "We cannot do what you asked",
         f"We have decided not to act on your request for {RIGHT_NAMES[request.type]}.\n\n"
-        f"Why: {request.decision_reason}\n\n" + remedies_text(),
+        f"Why: {_reason(request, 'decision_reason_enc')}\n\n" + remedies_text(),
     )
 
 

@@ -28,7 +28,7 @@ def enqueue_email(
     """Queue an email to a subject (flushes). The whole message is encrypted with their key."""
     msg = OutboxMessage(kind="email", topic=topic, subject_id=subject_id, request_id=request_id)
     msg.payload_enc = vault.encrypt_json(
-        subject_id, "outbox.payload", {"to": to, "subject": title, "body": body}
+        subject_id, "outbox.payload_enc", {"to": to, "subject": title, "body": body}
     )
     db.session.add(msg)
     db.session.flush()
@@ -50,7 +50,7 @@ def _claim_one() -> OutboxMessage | None:
 def _deliver(msg: OutboxMessage) -> None:
     if msg.kind != "email":
         raise ValueError(f"unknown outbox kind {msg.kind}")
-    payload = vault.decrypt_json(msg.subject_id, "outbox.payload", msg.payload_enc)
+    payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
     mail.send(mail.build(payload["to"], payload["subject"], payload["body"], msg.id))
 
 

@@ -205,8 +205,9 @@ def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> N
         raise Invalid("Give the reason for the extension.", {"reason": ["required"]})
     now = utcnow()
     request.due_at = extended_due_date(request.received_at, request.original_due_at, months, now)
-    request.extended_at, request.extension_months, request.extension_reason = now, months, reason
-    _event(request, "extended", actor, note=f"{months} month(s): {reason}")
+    request.extended_at, request.extension_months = now, months
+    request.extension_reason_enc = _seal(request, "extension_reason_enc", reason)
+    _event(request, "extended", actor, note=f"{months} month(s)")
     notices.extended(request)
 
 
@@ -215,9 +216,10 @@ def refuse(request: RightsRequest, *, reason: str, actor: str) -> None:
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("Give the reason for the refusal.", {"reason": ["required"]})
-    request.decision, request.decision_reason = "refused", reason
+    request.decision = "refused"
+    request.decision_reason_enc = _seal(request, "decision_reason_enc", reason)
     request.decided_by, request.decided_at = actor, utcnow()
-    _move(request, S.REFUSED, "refused", actor, note=reason)
+    _move(request, S.REFUSED, "refused", actor)
     notices.refused(request)
 
 
@@ -246,6 +248,22 @@ def resume(token: str) -> RightsRequest:
         target=f"request:{request.id}",
     )
     return request
+
+
+def _seal(request: RightsRequest, column: str, text: str) -> bytes:
+    return vault.encrypt(request.subject_id, f"rights_requests.{column}", text)
+
+
+def extension_reason(request: RightsRequest) -> str | None:
+    return vault.decrypt(
+        request.subject_id, "rights_requests.extension_reason_enc", request.extension_reason_enc
+    )
+
+
+def decision_reason(request: RightsRequest) -> str | None:
+    return vault.decrypt(
+        request.subject_id, "rights_requests.decision_reason_enc", request.decision_reason_enc
+    )
 
 
 def details(request: RightsRequest) -> dict:

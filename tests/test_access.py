@@ -124,7 +124,11 @@ def test_stranger_gets_a_report_saying_nothing_is_held(app):
     rid, _ = _complete_access(app, "stranger@example.org")
     report = _report(app, rid)
     cats = {c["key"]: c for c in report["categories"]}
-    assert all(not c["records"] for k, c in cats.items() if k != "rights_requests")
+    # Nothing about perks or profiles; only the request itself and what we wrote to them,
+    # including the address we hold for them.
+    assert all(not c["records"] for k, c in cats.items() if k not in ("rights_requests", "notices"))
+    assert cats["rights_requests"]["records"][0]["contact"] == "stranger@example.org"
+    assert cats["notices"]["records"][0]["message"]["to"] == "stranger@example.org"
 
 
 def test_report_reads_in_batches_without_per_record_queries(app, monkeypatch):

@@ -84,4 +84,4 @@ def test_extend_and_refuse_from_the_shell(app, runner):
         listing = runner.invoke(args=["requests", "list"])
         assert a in listing.output and b in listing.output and "2 request(s)" in listing.output
     with app.app_context():
-        assert requests.by_reference(b).decision_reason == "manifestly unfounded"
+        assert requests.decision_reason(requests.by_reference(b)) == "manifestly unfounded"

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from app import create_app
 from rights import demo, subjects
 from storage import vault
+from storage.datamap import CATEGORIES
 from storage.db import db
 from storage.models import Member, Subject, SubjectKey
 from tests.conftest import PG_URL, make_config
@@ -177,3 +178,13 @@ def test_env_var_is_not_read_in_tests(monkeypatch, tmp_path, smtp_server):
     app = create_app(make_config(tmp_path, smtp_server.port), instance_path=str(tmp_path / "i"))
     assert "nonexistent" not in app.config["SQLALCHEMY_DATABASE_URI"]
     assert os.environ["LETHE_DATABASE_URL"]
+
+
+def test_data_map_covers_every_table_holding_a_subjects_rows():
+    """The data map is the one list of where personal data lives: any table with a
+    subject_id must be in it (record_history is read as part of each record)."""
+    with_subject = {
+        table.name for table in db.metadatas[None].sorted_tables if "subject_id" in table.c
+    }
+    mapped = {c.table for c in CATEGORIES}
+    assert with_subject - {"record_history"} == mapped

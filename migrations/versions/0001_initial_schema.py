@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 17:46:37.493735
+Create Date: 2026-11-25 18:21:14.513577
 
 """
 from alembic import op
@@ -135,7 +135,7 @@ def upgrade_():
     sa.UniqueConstraint('external_id', name=op.f('uq_consents_external_id'))
     )
     with op.batch_alter_table('consents', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_consents_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_consents_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('idempotency_records',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -168,7 +168,7 @@ def upgrade_():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_influence_scores'))
     )
     with op.batch_alter_table('influence_scores', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_influence_scores_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_influence_scores_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('influence_topics',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -182,7 +182,7 @@ def upgrade_():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_influence_topics'))
     )
     with op.batch_alter_table('influence_topics', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_influence_topics_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_influence_topics_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('members',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -217,9 +217,9 @@ def upgrade_():
     sa.Column('verification_method', sa.String(length=40), nullable=True),
     sa.Column('extended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('extension_months', sa.Integer(), nullable=True),
-    sa.Column('extension_reason', sa.Text(), nullable=True),
+    sa.Column('extension_reason_enc', sa.LargeBinary(), nullable=True),
     sa.Column('decision', sa.String(length=20), nullable=True),
-    sa.Column('decision_reason', sa.Text(), nullable=True),
+    sa.Column('decision_reason_enc', sa.LargeBinary(), nullable=True),
     sa.Column('decided_by', sa.String(length=120), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
@@ -235,9 +235,11 @@ def upgrade_():
     sa.UniqueConstraint('reference', name=op.f('uq_rights_requests_reference'))
     )
     with op.batch_alter_table('rights_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rights_requests_channel'), ['channel'], unique=False)
         batch_op.create_index(batch_op.f('ix_rights_requests_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rights_requests_received_at'), ['received_at'], unique=False)
         batch_op.create_index('ix_rights_requests_status_due', ['status', 'due_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_rights_requests_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_rights_requests_subject_id_id', ['subject_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_rights_requests_type'), ['type'], unique=False)
 
     op.create_table('evidence_attachments',
@@ -253,7 +255,7 @@ def upgrade_():
     )
     with op.batch_alter_table('evidence_attachments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_evidence_attachments_request_id'), ['request_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_evidence_attachments_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_evidence_attachments_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('incidents',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -287,6 +289,7 @@ def upgrade_():
         batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_request_id'), ['request_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_outbox_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('perks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -338,7 +341,7 @@ def upgrade_():
     with op.batch_alter_table('record_history', schema=None) as batch_op:
         batch_op.create_index('ix_record_history_record', ['record_type', 'record_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_record_history_request_id'), ['request_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_record_history_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_record_history_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('request_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -417,7 +420,7 @@ def upgrade_():
     )
     with op.batch_alter_table('perk_awards', schema=None) as batch_op:
         batch_op.create_index('ix_perk_awards_perk_status', ['perk_id', 'status'], unique=False)
-        batch_op.create_index(batch_op.f('ix_perk_awards_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_perk_awards_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('disclosures',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -436,7 +439,7 @@ def upgrade_():
     )
     with op.batch_alter_table('disclosures', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_disclosures_award_id'), ['award_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_disclosures_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_disclosures_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('feedback',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -453,7 +456,7 @@ def upgrade_():
     )
     with op.batch_alter_table('feedback', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_feedback_award_id'), ['award_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_feedback_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_feedback_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('promotions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -476,7 +479,7 @@ def upgrade_():
     )
     with op.batch_alter_table('promotions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_promotions_award_id'), ['award_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_promotions_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_promotions_subject_id_id', ['subject_id', 'id'], unique=False)
 
     op.create_table('feedback_pictures',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -493,7 +496,7 @@ def upgrade_():
     )
     with op.batch_alter_table('feedback_pictures', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_feedback_pictures_feedback_id'), ['feedback_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_feedback_pictures_subject_id'), ['subject_id'], unique=False)
+        batch_op.create_index('ix_feedback_pictures_subject_id_id', ['subject_id', 'id'], unique=False)
 
     # ### end Alembic commands ###
 
@@ -501,27 +504,27 @@ def upgrade_():
 def downgrade_():
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('feedback_pictures', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_feedback_pictures_subject_id'))
+        batch_op.drop_index('ix_feedback_pictures_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_feedback_pictures_feedback_id'))
 
     op.drop_table('feedback_pictures')
     with op.batch_alter_table('promotions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_promotions_subject_id'))
+        batch_op.drop_index('ix_promotions_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_promotions_award_id'))
 
     op.drop_table('promotions')
     with op.batch_alter_table('feedback', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_feedback_subject_id'))
+        batch_op.drop_index('ix_feedback_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_feedback_award_id'))
 
     op.drop_table('feedback')
     with op.batch_alter_table('disclosures', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_disclosures_subject_id'))
+        batch_op.drop_index('ix_disclosures_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_disclosures_award_id'))
 
     op.drop_table('disclosures')
     with op.batch_alter_table('perk_awards', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_perk_awards_subject_id'))
+        batch_op.drop_index('ix_perk_awards_subject_id_id')
         batch_op.drop_index('ix_perk_awards_perk_status')
 
     op.drop_table('perk_awards')
@@ -543,7 +546,7 @@ def downgrade_():
 
     op.drop_table('request_events')
     with op.batch_alter_table('record_history', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_record_history_subject_id'))
+        batch_op.drop_index('ix_record_history_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_record_history_request_id'))
         batch_op.drop_index('ix_record_history_record')
 
@@ -558,6 +561,7 @@ def downgrade_():
 
     op.drop_table('perks')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_outbox_subject_id'))
         batch_op.drop_index(batch_op.f('ix_outbox_request_id'))
         batch_op.drop_index('ix_outbox_due')
@@ -565,24 +569,26 @@ def downgrade_():
     op.drop_table('outbox')
     op.drop_table('incidents')
     with op.batch_alter_table('evidence_attachments', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_evidence_attachments_subject_id'))
+        batch_op.drop_index('ix_evidence_attachments_subject_id_id')
         batch_op.drop_index(batch_op.f('ix_evidence_attachments_request_id'))
 
     op.drop_table('evidence_attachments')
     with op.batch_alter_table('rights_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rights_requests_type'))
-        batch_op.drop_index(batch_op.f('ix_rights_requests_subject_id'))
+        batch_op.drop_index('ix_rights_requests_subject_id_id')
         batch_op.drop_index('ix_rights_requests_status_due')
+        batch_op.drop_index(batch_op.f('ix_rights_requests_received_at'))
         batch_op.drop_index(batch_op.f('ix_rights_requests_due_at'))
+        batch_op.drop_index(batch_op.f('ix_rights_requests_channel'))
 
     op.drop_table('rights_requests')
     op.drop_table('members')
     with op.batch_alter_table('influence_topics', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_influence_topics_subject_id'))
+        batch_op.drop_index('ix_influence_topics_subject_id_id')
 
     op.drop_table('influence_topics')
     with op.batch_alter_table('influence_scores', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_influence_scores_subject_id'))
+        batch_op.drop_index('ix_influence_scores_subject_id_id')
 
     op.drop_table('influence_scores')
     with op.batch_alter_table('idempotency_records', schema=None) as batch_op:
@@ -590,7 +596,7 @@ def downgrade_():
 
     op.drop_table('idempotency_records')
     with op.batch_alter_table('consents', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_consents_subject_id'))
+        batch_op.drop_index('ix_consents_subject_id_id')
 
     op.drop_table('consents')
     with op.batch_alter_table('campaigns', schema=None) as batch_op:

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Te
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.clock import utcnow
-from storage.db import UTCDateTime, db
+from storage.db import UTCDateTime, db, subject_index
 from storage.models.platform import new_uuid
 
 
@@ -39,6 +39,7 @@ class RequestStatus(enum.StrEnum):
 class RightsRequest(db.Model):
     __tablename__ = "rights_requests"
     __table_args__ = (
+        subject_index("rights_requests"),
         Index("ix_rights_requests_status_due", "status", "due_at"),
         UniqueConstraint("api_key_id", "idempotency_key", name="uq_rights_requests_idempotency"),
     )
@@ -49,18 +50,19 @@ class RightsRequest(db.Model):
     reference: Mapped[str] = mapped_column(String(20), unique=True)
     type: Mapped[str] = mapped_column(String(24), index=True)
     status: Mapped[str] = mapped_column(String(24))
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(10))  # web | api | officer
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    channel: Mapped[str] = mapped_column(String(10), index=True)  # web | api | officer
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     original_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verification_method: Mapped[str | None] = mapped_column(String(40))
     extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extension_months: Mapped[int | None] = mapped_column(Integer)
-    extension_reason: Mapped[str | None] = mapped_column(Text)
+    # Officers' reasons may speak about the person: under the subject's key like the rest.
+    extension_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     decision: Mapped[str | None] = mapped_column(String(20))
-    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decision_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     decided_by: Mapped[str | None] = mapped_column(String(120))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -105,7 +107,10 @@ class OutboxMessage(db.Model):
     and sent by the worker after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        subject_index("outbox"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     kind: Mapped[str] = mapped_column(String(20))  # email | webhook
@@ -229,10 +234,11 @@ class SuppressionTombstone(db.Model):
 
 class EvidenceAttachment(db.Model):
     __tablename__ = "evidence_attachments"
+    __table_args__ = (subject_index("evidence_attachments"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("rights_requests.id"), index=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     media_type: Mapped[str] = mapped_column(String(40))
     content_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

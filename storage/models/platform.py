@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.clock import utcnow
-from storage.db import UTCDateTime, db
+from storage.db import UTCDateTime, db, subject_index
 
 
 def new_uuid() -> str:
@@ -63,9 +63,10 @@ class InfluenceScore(ProvenanceMixin, db.Model):
     """Profiling (Art. 4(4)): a score the platform computes from a member's social activity."""
 
     __tablename__ = "influence_scores"
+    __table_args__ = (subject_index("influence_scores"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     score: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(40))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -77,9 +78,10 @@ class InfluenceTopic(ProvenanceMixin, db.Model):
     """A topic a member is said to influence (inferred: profiling)."""
 
     __tablename__ = "influence_topics"
+    __table_args__ = (subject_index("influence_topics"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     topic: Mapped[str] = mapped_column(String(80))
     weight: Mapped[float] = mapped_column(Float)
 
@@ -120,11 +122,14 @@ CONSENT_STATUSES = ("granted", "withdrawn")
 
 class PerkAward(ProvenanceMixin, db.Model):
     __tablename__ = "perk_awards"
-    __table_args__ = (Index("ix_perk_awards_perk_status", "perk_id", "status"),)
+    __table_args__ = (
+        subject_index("perk_awards"),
+        Index("ix_perk_awards_perk_status", "perk_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(80), unique=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     perk_id: Mapped[int] = mapped_column(ForeignKey("perks.id"))
     status: Mapped[str] = mapped_column(String(20))
     status_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -136,10 +141,11 @@ class Disclosure(ProvenanceMixin, db.Model):
     """An FTC disclosure-list entry (16 CFR 255.5) for an award: a material connection."""
 
     __tablename__ = "disclosures"
+    __table_args__ = (subject_index("disclosures"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(80), unique=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     award_id: Mapped[int] = mapped_column(ForeignKey("perk_awards.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -149,10 +155,11 @@ class Promotion(ProvenanceMixin, db.Model):
     """A use of a member's name or likeness in a promotion."""
 
     __tablename__ = "promotions"
+    __table_args__ = (subject_index("promotions"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(80), unique=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     award_id: Mapped[int | None] = mapped_column(ForeignKey("perk_awards.id"), index=True)
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"))
     audience: Mapped[str] = mapped_column(String(40))
@@ -164,10 +171,11 @@ class Promotion(ProvenanceMixin, db.Model):
 
 class Consent(ProvenanceMixin, db.Model):
     __tablename__ = "consents"
+    __table_args__ = (subject_index("consents"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(80), unique=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     purpose: Mapped[str] = mapped_column(String(60))
     status: Mapped[str] = mapped_column(String(20))
     notice_version: Mapped[str] = mapped_column(String(40))
@@ -178,9 +186,10 @@ class Consent(ProvenanceMixin, db.Model):
 
 class Feedback(ProvenanceMixin, db.Model):
     __tablename__ = "feedback"
+    __table_args__ = (subject_index("feedback"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     award_id: Mapped[int | None] = mapped_column(ForeignKey("perk_awards.id"), index=True)
     # Optional: a member may leave no rating at all, and may clear one they gave.
     rating: Mapped[int | None] = mapped_column(Integer)
@@ -189,9 +198,10 @@ class Feedback(ProvenanceMixin, db.Model):
 
 class FeedbackPicture(ProvenanceMixin, db.Model):
     __tablename__ = "feedback_pictures"
+    __table_args__ = (subject_index("feedback_pictures"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id"), index=True)
     media_type: Mapped[str] = mapped_column(String(40))
     content_enc: Mapped[bytes] = mapped_column(LargeBinary)
@@ -205,10 +215,13 @@ class RecordHistory(db.Model):
     """
 
     __tablename__ = "record_history"
-    __table_args__ = (Index("ix_record_history_record", "record_type", "record_id"),)
+    __table_args__ = (
+        subject_index("record_history"),
+        Index("ix_record_history_record", "record_type", "record_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     record_type: Mapped[str] = mapped_column(String(40))
     record_id: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(20))  # created | updated | anonymised

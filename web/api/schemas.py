@@ -12,6 +12,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from rights import requests
 from storage.models import RequestType
 from storage.models.platform import AWARD_STATUSES, CONSENT_STATUSES, DISCLOSURE_STATUSES
 
@@ -199,7 +200,7 @@ class RequestOut(Schema):
         return {
             "at": obj.extended_at.isoformat(),
             "months": obj.extension_months,
-            "reason": obj.extension_reason,
+            "reason": requests.extension_reason(obj),
         }
 
 

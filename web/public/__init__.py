@@ -21,7 +21,7 @@ from flask import (
     request as http,
 )
 
-from rights import access, portability, requests, verification
+from rights import access, notices, portability, requests, verification
 from rights.errors import InvalidTransition, TokenInvalid
 from storage.clock import utcnow
 from storage.db import db
@@ -147,6 +147,9 @@ def request_status(reference: str):
         events=requests.events(req),
         downloads=requests.downloads_available(req),
         can_withdraw=req.status not in {s.value for s in requests.TERMINAL},
+        extension_reason=requests.extension_reason(req),
+        decision_reason=requests.decision_reason(req),
+        remedies=notices.remedies_text(),
         form=EmptyForm(),
         now=utcnow(),
     )
