@@ -46,6 +46,11 @@ def defaults(instance: Path) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
+        # The request form answers no sooner than this, member or not (see web/public).
+        "PUBLIC_FORM_MIN_SECONDS": 0.4,
+        # Reverse proxies in front of Lethe (X-Forwarded-For/-Proto hops to trust): the rate
+        # limit needs the client's address, not the proxy's.
+        "PROXY_HOPS": 0,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=2),

@@ -8,13 +8,15 @@ editing, inserting, deleting or reordering entries breaks the chain.
 import hashlib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditEvent
 
 GENESIS = "0" * 64
+# Any constant: the advisory-lock key that serialises appends to the chain.
+CHAIN_LOCK = 0x4C455448  # "LETH"
 
 
 def _digest(prev_hash: str, entry: AuditEvent) -> str:
@@ -42,7 +44,14 @@ def record(
     target: str | None = None,
     details: dict | None = None,
 ) -> AuditEvent:
-    """Append an audit entry (flushes, does not commit)."""
+    """Append an audit entry (flushes, does not commit).
+
+    Appends are serialised so that two transactions never chain to the same predecessor: on
+    PostgreSQL with a transaction-scoped advisory lock (released at commit or rollback); SQLite
+    allows one writer at a time anyway.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
     last = db.session.execute(
         select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none()

@@ -105,6 +105,18 @@ def completed_with_download(request: RightsRequest, token: str) -> None:
     )
 
 
+def completed(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.completed",
+        "We have done what you asked",
+        f"We have completed your request for {RIGHT_NAMES[request.type]}. "
+        "You can see what was done on your request's page: "
+        f"{_url('/requests/' + request.reference)}"
+        "\n\nIf you think we got something wrong, reply to this email. " + remedies_text(),
+    )
+
+
 def extended(request: RightsRequest) -> None:
     _send(
         request,

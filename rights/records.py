@@ -105,6 +105,16 @@ def by_external(model, external_id: str):
     ).scalar_one_or_none()
 
 
+def _same_owner(record, subject_id: str, field: str) -> None:
+    """A record never changes owner: each subject's fields are under that subject's key."""
+    if record.subject_id != subject_id:
+        raise Conflict(
+            f"This {record.__tablename__.rstrip('s').replace('_', ' ')} belongs to another "
+            "member; it cannot be moved.",
+            {field: ["belongs to another member"]},
+        )
+
+
 def _member(member_id: str) -> Member:
     member = subjects.member_by_external_id(member_id)
     if member is None:
@@ -184,8 +194,8 @@ def upsert_award(
     created = award is None
     if created:
         award = PerkAward(external_id=data["award_id"], subject_id=member.subject_id)
-    elif award.subject_id != member.subject_id:
-        raise Conflict("This award belongs to another member.", {"member_id": ["mismatch"]})
+    else:
+        _same_owner(award, member.subject_id, "member_id")
     values = {
         "perk_id": _perk(data).id,
         "status": data["status"],
@@ -209,6 +219,8 @@ def upsert_disclosure(
     created = disclosure is None
     if created:
         disclosure = Disclosure(external_id=data["disclosure_id"], subject_id=award.subject_id)
+    else:
+        _same_owner(disclosure, award.subject_id, "award_id")
     values = {
         "award_id": award.id,
         "status": data["status"],
@@ -228,6 +240,8 @@ def upsert_consent(
     created = consent is None
     if created:
         consent = Consent(external_id=data["consent_id"], subject_id=member.subject_id)
+    else:
+        _same_owner(consent, member.subject_id, "member_id")
     values = {
         "purpose": data["purpose"],
         "status": data["status"],
@@ -259,6 +273,8 @@ def upsert_promotion(
     created = promotion is None
     if created:
         promotion = Promotion(external_id=data["promotion_id"], subject_id=member.subject_id)
+    else:
+        _same_owner(promotion, member.subject_id, "member_id")
     values = {
         "award_id": award_id,
         "consent_id": consent_id,

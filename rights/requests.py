@@ -5,7 +5,9 @@ withdrawn. Every transition writes a request event and an audit entry, and queue
 the subject is owed. Services flush; the caller (view, CLI, job) commits.
 """
 
+import re
 import secrets
+import uuid
 from datetime import timedelta
 
 from flask import current_app
@@ -43,15 +45,26 @@ def new_reference() -> str:
 
 
 def get(request_id: str) -> RightsRequest:
+    try:
+        request_id = str(uuid.UUID(request_id))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound("No such request.") from None
     request = db.session.get(RightsRequest, request_id)
     if request is None:
         raise NotFound("No such request.")
     return request
 
 
+REFERENCE = re.compile(r"LR-[0-9A-Z]{4}-[0-9A-Z]{4}")
+
+
 def by_reference(reference: str) -> RightsRequest | None:
+    """The request with this reference, or None (also for anything not shaped like one)."""
+    reference = reference.strip().upper() if isinstance(reference, str) else ""
+    if not REFERENCE.fullmatch(reference):
+        return None
     return db.session.execute(
-        select(RightsRequest).where(RightsRequest.reference == reference.strip().upper())
+        select(RightsRequest).where(RightsRequest.reference == reference)
     ).scalar_one_or_none()
 
 
@@ -188,6 +201,8 @@ def complete(request: RightsRequest, *, actor: str, note: str | None = None) -> 
     _move(request, S.COMPLETED, "completed", actor, note)
     if request.type in SELF_SERVICE:
         notices.completed_with_download(request, verification.issue(request, "resume"))
+    else:
+        notices.completed(request)
 
 
 def start(request: RightsRequest, *, actor: str) -> None:

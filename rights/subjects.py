@@ -3,6 +3,7 @@
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from storage import vault
 from storage.db import db
@@ -22,11 +23,21 @@ def by_email(email: str) -> Subject | None:
 def get_or_create(email: str) -> Subject:
     """The subject for this address, created (with its own key) if Lethe has never seen it."""
     subject = by_email(email)
-    if subject is None:
-        subject = Subject(ref=new_ref(), email_index=vault.blind_index(email))
-        db.session.add(subject)
-        db.session.flush()
-        vault.create_subject_key(subject.id)
+    if subject is not None:
+        return subject
+    try:
+        # A savepoint: a concurrent request (a double-click) may create the same subject;
+        # then its row is used and this transaction carries on.
+        with db.session.begin_nested():
+            subject = Subject(ref=new_ref(), email_index=vault.blind_index(email))
+            db.session.add(subject)
+            db.session.flush()
+            vault.create_subject_key(subject.id)
+    except IntegrityError:
+        vault.forget_cached_key(subject.id)
+        subject = by_email(email)
+        if subject is None:
+            raise
     return subject
 
 

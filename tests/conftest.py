@@ -95,16 +95,25 @@ def make_config(tmp_path, smtp_port: int, **overrides) -> dict:
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "PUBLIC_URL": "http://lethe.test",
+        "PUBLIC_FORM_MIN_SECONDS": 0,
     }
     cfg.update(overrides)
     return cfg
 
 
+_pg_schema_built = False
+
+
 def _reset_schema(app):
+    global _pg_schema_built
     with app.app_context():
         if PG_URL:
-            # Tables persist across tests on PostgreSQL; empty them (fast) instead.
-            db.create_all()
+            # Once per run: the models' schema from scratch (the database may hold an older
+            # one). Then tables persist across tests; emptying them is fast.
+            if not _pg_schema_built:
+                db.drop_all()
+                db.create_all()
+                _pg_schema_built = True
             for bind_key in (None, "keystore"):
                 engine = db.engines[bind_key]
                 tables = [t.name for t in db.metadatas[bind_key].sorted_tables]

@@ -600,10 +600,11 @@ def test_list_largest_page_is_fine(client, api_key):
     assert page["items"] == [] and page["total"] == 0
 
 
-def test_platform_can_withdraw_a_request_once(client, api_key, mailbox, app):
+def test_platform_can_withdraw_a_request_once(client, member, mailbox, app):
+    api_key = member
     filed = client.post(
         "/api/v1/requests",
-        json={"type": "erasure", "email": "w@example.org", "verified": True},
+        json={"type": "erasure", "member_id": "m-1", "verified": True},
         headers=api_key,
     ).get_json()
     resp = client.post(f"/api/v1/requests/{filed['id']}/withdraw", headers=api_key)
@@ -613,6 +614,44 @@ def test_platform_can_withdraw_a_request_once(client, api_key, mailbox, app):
     assert again.status_code == 409
     assert again.get_json()["error"]["code"] == "invalid_transition"
     deliver(app)
-    assert "withdrawn" in mailbox.last_to("w@example.org")["Subject"]
+    assert "withdrawn" in mailbox.last_to("person1@example.org")["Subject"]
     missing = client.post("/api/v1/requests/nope/withdraw", headers=api_key)
     assert missing.status_code == 404
+
+
+def test_only_the_filing_key_gets_the_data(app, client, member, key_with):
+    filed = client.post(
+        "/api/v1/requests",
+        json={"type": "access", "member_id": "m-1", "verified": True},
+        headers=member,
+    ).get_json()
+    other = key_with("requests:read")
+    seen = client.get(f"/api/v1/requests/{filed['id']}", headers=other).get_json()
+    assert seen["status"] == "completed"
+    assert "report_url" not in seen["result"]
+    assert client.get(f"/api/v1/requests/{filed['id']}/report", headers=other).status_code == 404
+    own = client.get(f"/api/v1/requests/{filed['id']}", headers=member).get_json()
+    assert client.get(own["result"]["report_url"], headers=member).status_code == 200
+
+
+def test_web_requests_never_leave_through_the_api(app, client, member, mailbox):
+    client.post("/requests/new", data={"type": "access", "email": "person1@example.org"})
+    deliver(app)
+    body = mailbox.body(mailbox.last_to("person1@example.org"))
+    path = re.search(r"http://lethe\.test(/verify/\S+)", body).group(1)
+    client.post(path)
+    listing = client.get("/api/v1/requests?channel=web", headers=member).get_json()
+    (web_request,) = listing["items"]
+    assert "report_url" not in web_request["result"]
+    resp = client.get(f"/api/v1/requests/{web_request['id']}/report", headers=member)
+    assert resp.status_code == 404
+
+
+def test_verified_only_for_a_member_id(client, member):
+    resp = client.post(
+        "/api/v1/requests",
+        json={"type": "access", "email": "anyone@example.org", "verified": True},
+        headers=member,
+    )
+    assert resp.status_code == 422
+    assert "verified" in resp.get_json()["error"]["fields"]

@@ -50,7 +50,9 @@ def test_extension_after_the_first_month_is_refused():
 
 
 def _api_request(client, api_key, **extra):
-    body = {"type": "erasure", "email": "someone@example.org", "verified": True, **extra}
+    member = {"member_id": "m-9", "email": "someone@example.org", "source": "t", "actor": "t"}
+    client.post("/api/v1/members", json=member, headers=api_key)
+    body = {"type": "erasure", "member_id": "m-9", "verified": True, **extra}
     resp = client.post("/api/v1/requests", json=body, headers=api_key)
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()

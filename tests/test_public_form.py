@@ -1,10 +1,14 @@
 """The public request form: clear errors that keep what was typed, CSRF, rate limits."""
 
+import time
+
 import pytest
 from sqlalchemy import func, select
 
+from rights import requests
 from storage.db import db
 from storage.models import RightsRequest
+from tests import factories
 
 
 def _count(app) -> int:
@@ -137,3 +141,74 @@ def test_not_found_is_a_page_not_a_stack(client):
     api = client.get("/api/v1/nope")
     assert api.status_code == 404
     assert set(api.get_json()["error"]) == {"code", "message", "fields"}
+
+
+def test_answer_time_has_a_floor_for_members_and_strangers(app_factory):
+    app = app_factory(PUBLIC_FORM_MIN_SECONDS=0.3)
+    with app.app_context():
+        factories.member(1)
+        factories.commit()
+    client = app.test_client()
+    for email in ("person1@example.org", "never-seen@example.org"):
+        start = time.monotonic()
+        resp = client.post("/requests/new", data={"type": "access", "email": email})
+        assert resp.status_code == 303
+        assert time.monotonic() - start >= 0.3
+
+
+def test_fields_of_another_right_are_flagged_not_dropped(app, client):
+    resp = client.post(
+        "/requests/new",
+        data={
+            "type": "access",
+            "email": "a@example.org",
+            "purpose": "profiling",
+            "correction": "the phone",
+        },
+    )
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert page.count("Not used for the right you chose") == 4  # summary + next to each
+    assert "the phone" in page and '<option selected value="profiling">' in page
+    assert _count(app) == 0
+
+
+def test_note_is_kept_for_every_right(app, client):
+    for right, extra in (
+        ("access", {}),
+        ("portability", {}),
+        ("restriction", {"grounds": "accuracy_contested", "correction": "never shipped"}),
+        ("consent_withdrawal", {"consent_purpose": "email_marketing"}),
+    ):
+        resp = client.post(
+            "/requests/new",
+            data={
+                "type": right,
+                "email": f"{right}@example.org",
+                "reason": "please hurry",
+                **extra,
+            },
+        )
+        assert resp.status_code == 303, right
+    with app.app_context():
+        rows = db.session.execute(select(RightsRequest)).scalars().all()
+        for row in rows:
+            details = requests.details(row)
+            assert details["reason"] == "please hurry", row.type
+        restriction = next(r for r in rows if r.type == "restriction")
+        assert requests.details(restriction)["correction"] == "never shipped"
+
+
+def test_email_is_trimmed_and_autocompletes(app, client):
+    page = client.get("/requests/new").get_data(as_text=True)
+    assert 'autocomplete="email"' in page
+    resp = client.post("/requests/new", data={"type": "access", "email": "  a@example.org  "})
+    assert resp.status_code == 303
+
+
+def test_odd_references_answer_like_unknown_ones(client):
+    for ref in ("%00", "LR-%00", "x" * 300, "LR-0000-0000%00", "../etc"):
+        assert client.get(f"/requests/{ref}").status_code in (200, 404)
+        assert client.get(f"/requests/{ref}/report.json").status_code == 404
+        assert client.post(f"/requests/{ref}/link").status_code in (303, 404)
+        assert client.post(f"/requests/{ref}/withdraw").status_code == 404

@@ -190,7 +190,9 @@ def _request_out(req) -> dict:
     out = schemas.RequestOut().dump(req)
     if req.status == "completed":
         result = {"completed_at": out["completed_at"]}
-        if req.type == "access":
+        if not _filed_by_this_key(req):
+            pass  # the data itself goes only to the service that filed for its member
+        elif req.type == "access":
             result["report_url"] = url_for("api.request_report", request_id=req.id)
             result["expires_at"] = req.downloads_expire_at.isoformat()
         elif req.type == "portability":
@@ -261,9 +263,15 @@ def list_requests():
     )
 
 
+def _filed_by_this_key(req) -> bool:
+    return req.api_key_id is not None and req.api_key_id == g.api_key.id
+
+
 def _downloadable(request_id: str, kind: str):
+    """Reports and exports go to the key that filed the request for its logged-in member;
+    requests made on the web form are the subject's own and never leave through the API."""
     req = _get_request(request_id)
-    if req.type != kind or not requests.downloads_available(req):
+    if req.type != kind or not _filed_by_this_key(req) or not requests.downloads_available(req):
         raise NotFound("No download for this request (not completed, or expired).")
     return req
 

@@ -33,7 +33,7 @@ class AwareDateTime(fields.AwareDateTime):
 ID = {
     "validate": [
         validate.Length(min=1, max=80),
-        validate.Regexp(r"^\S+$", error="must be an identifier without spaces"),
+        validate.Regexp(r"^\S+\Z", error="must be an identifier without spaces"),
     ]
 }
 TEXT = {"validate": validate.Length(max=2000)}
@@ -75,7 +75,7 @@ class PerkAwardIn(ProvenanceIn):
     value_cents = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0, max=10**9)
     )
-    currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}$"))
+    currency = fields.String(load_default="USD", validate=validate.Regexp(r"^[A-Z]{3}\Z"))
     status = fields.String(required=True, validate=validate.OneOf(AWARD_STATUSES))
     status_at = AwareDateTime(load_default=None)
     shipped_at = AwareDateTime(load_default=None, allow_none=True)
@@ -135,13 +135,13 @@ RESTRICTION_GROUNDS = (
     "objection_pending",
 )
 TYPE_FIELDS = {
-    "access": {},
-    "portability": {},
-    "rectification": {"records": False, "correction": True, "statement": False},
+    "access": {"reason": False},
+    "portability": {"reason": False},
+    "rectification": {"records": False, "correction": True, "statement": False, "reason": False},
     "erasure": {"reason": False},
-    "restriction": {"records": False, "grounds": True},
+    "restriction": {"records": False, "grounds": True, "correction": False, "reason": False},
     "objection": {"purpose": True, "grounds_text": False},
-    "consent_withdrawal": {"consent_purpose": True},
+    "consent_withdrawal": {"consent_purpose": True, "reason": False},
 }
 
 
@@ -167,6 +167,11 @@ class RequestIn(StrictSchema):
         errors = {}
         if bool(data.get("email")) == bool(data.get("member_id")):
             errors["email"] = ["give either email or member_id"]
+        elif data.get("verified") and not data.get("member_id"):
+            # The platform vouches only for its own logged-in member, never for an address.
+            errors["verified"] = [
+                "only with member_id; requests by email are verified by an emailed link"
+            ]
         allowed = TYPE_FIELDS.get(data.get("type"), {})
         for name, required in allowed.items():
             if required and name not in data:

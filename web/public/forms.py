@@ -68,6 +68,8 @@ class RequestForm(FlaskForm):
     )
     email = EmailField(
         "Your email address",
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        render_kw={"autocomplete": "email"},
         description="The address you use on the platform. We send a link to it to confirm it "
         "is you.",
         validators=[
@@ -117,7 +119,8 @@ class RequestForm(FlaskForm):
         validators=[Optional()],
     )
 
-    # Which extra fields each right needs (the others are ignored for that right).
+    # Which extra fields each right needs, and which it uses at all. A field filled in for a
+    # right that does not use it is an error to fix, never silently dropped.
     REQUIRED_BY_TYPE = {
         "rectification": ("correction",),
         "restriction": ("grounds",),
@@ -125,21 +128,33 @@ class RequestForm(FlaskForm):
         "consent_withdrawal": ("consent_purpose",),
     }
     USED_BY_TYPE = {
-        "access": (),
-        "portability": (),
-        "rectification": ("records", "correction"),
+        "access": ("reason",),
+        "portability": ("reason",),
+        "rectification": ("records", "correction", "reason"),
         "erasure": ("reason",),
-        "restriction": ("records", "grounds"),
+        "restriction": ("records", "grounds", "correction", "reason"),
         "objection": ("purpose", "reason"),
-        "consent_withdrawal": ("consent_purpose",),
+        "consent_withdrawal": ("consent_purpose", "reason"),
     }
+    TYPE_SPECIFIC = ("records", "correction", "grounds", "purpose", "consent_purpose")
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
-        for name in self.REQUIRED_BY_TYPE.get(self.type.data, ()):
+        chosen = self.type.data
+        if chosen not in self.USED_BY_TYPE:
+            return ok
+        for name in self.REQUIRED_BY_TYPE.get(chosen, ()):
             field = getattr(self, name)
             if not field.data:
                 field.errors = [*field.errors, f"Needed for this request: {field.label.text}"]
+                ok = False
+        for name in self.TYPE_SPECIFIC:
+            field = getattr(self, name)
+            if field.data and name not in self.USED_BY_TYPE[chosen]:
+                field.errors = [
+                    *field.errors,
+                    "Not used for the right you chose: empty it, or choose another right.",
+                ]
                 ok = False
         return ok
 
