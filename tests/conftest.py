@@ -6,7 +6,6 @@ import email
 import os
 import socket
 import threading
-import time
 from email.message import Message
 
 import pytest
@@ -14,7 +13,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
 from app import create_app
-from rights import apikeys, outbox
+from rights import apikeys
 from storage.db import db
 
 PG_URL = os.environ.get("LETHE_TEST_DATABASE_URL")
@@ -186,49 +185,3 @@ def key_with(app):
         return {"Authorization": f"Bearer {key}"}
 
     return make
-
-
-def deliver(app) -> dict:
-    """Run the outbox worker once (what `flask worker --once` does)."""
-    with app.app_context():
-        return outbox.deliver_due(limit=500)
-
-
-PROVENANCE = {"source": "test-suite", "actor": "pytest"}
-
-
-def member_body(n: int = 1, **extra) -> dict:
-    return {
-        "member_id": f"m-{n}",
-        "email": f"person{n}@example.org",
-        "name": f"Person {n}",
-        "handle": f"@person{n}",
-        **PROVENANCE,
-        **extra,
-    }
-
-
-def award_body(n: int = 1, member: int = 1, **extra) -> dict:
-    return {
-        "award_id": f"aw-{n}",
-        "member_id": f"m-{member}",
-        "perk_id": "p-phone",
-        "perk_item": "Nova X1 phone",
-        "brand_id": "b-nova",
-        "brand_name": "Nova Mobile",
-        "campaign_id": "c-launch",
-        "campaign_name": "Launch",
-        "status": "offered",
-        **PROVENANCE,
-        **extra,
-    }
-
-
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")

@@ -4,8 +4,7 @@ from datetime import datetime
 
 from rights import records
 from storage.db import db
-
-PROVENANCE = {"source": "test-suite", "actor": "pytest"}
+from tests.helpers import PROVENANCE
 
 
 def member(n: int = 1, **extra):

@@ -11,7 +11,7 @@ from rights import access, demo, requests
 from storage.datamap import CATEGORIES
 from storage.db import db
 from tests import factories
-from tests.conftest import deliver
+from tests.helpers import deliver
 from tests.test_verification import _file, _link
 
 

@@ -4,11 +4,10 @@ Every record carries provenance and a history of its changes; bad input is a 422
 field-level errors in the one error shape, never a 500; keys and scopes are enforced.
 """
 
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from rights import apikeys
@@ -25,78 +24,21 @@ from storage.models import (
     RecordHistory,
     Subject,
 )
-from tests.conftest import PROVENANCE, award_body, member_body
+from tests.helpers import (
+    API,
+    T1,
+    T2,
+    assert_error,
+    award_body,
+    aware,
+    consent_body,
+    count,
+    disclosure_body,
+    member_body,
+    promotion_body,
+)
 
-API = "/api/v1"
-T1 = "2024-03-01T10:00:00+00:00"
-T2 = "2024-03-05T10:00:00+00:00"
 UPDATER = {"source": "crm", "actor": "ops:alice"}
-
-
-def consent_body(n: int = 1, member: int = 1, **extra) -> dict:
-    return {
-        "consent_id": f"c-{n}",
-        "member_id": f"m-{member}",
-        "purpose": "name_and_likeness",
-        "status": "granted",
-        "notice_version": "2024-01",
-        "channel": "web",
-        "granted_at": T1,
-        **PROVENANCE,
-        **extra,
-    }
-
-
-def disclosure_body(n: int = 1, award: int = 1, **extra) -> dict:
-    return {
-        "disclosure_id": f"d-{n}",
-        "award_id": f"aw-{award}",
-        "status": "required",
-        "listed_at": T1,
-        **PROVENANCE,
-        **extra,
-    }
-
-
-def promotion_body(n: int = 1, member: int = 1, **extra) -> dict:
-    return {
-        "promotion_id": f"pr-{n}",
-        "member_id": f"m-{member}",
-        "award_id": "aw-1",
-        "consent_id": "c-1",
-        "audience": "friends",
-        "shown_at": T1,
-        "message": "Person 1 won a Nova X1 phone!",
-        "uses_likeness": True,
-        **PROVENANCE,
-        **extra,
-    }
-
-
-def assert_error(resp, status: int, code: str | None = None, fields=()) -> dict:
-    """The one API error shape, exactly: {"error": {"code", "message", "fields"}}."""
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == "application/json"
-    body = resp.get_json()
-    assert list(body) == ["error"]
-    err = body["error"]
-    assert set(err) == {"code", "message", "fields"}
-    assert isinstance(err["code"], str) and err["code"]
-    assert isinstance(err["message"], str) and err["message"]
-    assert isinstance(err["fields"], dict)
-    if code is not None:
-        assert err["code"] == code
-    for name in fields:
-        assert name in err["fields"], err
-        messages = err["fields"][name]
-        assert isinstance(messages, list) and messages
-        assert all(isinstance(m, str) and m for m in messages)
-    return err
-
-
-def count(app, model) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model))
 
 
 def history(app, table: str, record_id: int) -> list[dict]:
@@ -193,12 +135,6 @@ ID_FIELD = {
 }
 
 
-def _aware(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    assert value.tzinfo is not None
-    return value
-
-
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_create_then_update_keeps_provenance_and_history(app, client, world, kind):
     path, model, table, body, update, expected = KINDS[kind]
@@ -211,7 +147,7 @@ def test_create_then_update_keeps_provenance_and_history(app, client, world, kin
     assert created["kind"] == kind
     assert created["external_id"] == body[ID_FIELD[kind]]
     assert created["source"] == "test-suite" and created["actor"] == "pytest"
-    first_recorded = _aware(created["recorded_at"])
+    first_recorded = aware(created["recorded_at"])
     assert count(app, model) == before + 1
 
     with app.app_context():
@@ -228,13 +164,13 @@ def test_create_then_update_keeps_provenance_and_history(app, client, world, kin
     assert updated["id"] == created["id"]
     assert updated["external_id"] == created["external_id"]
     assert (updated["source"], updated["actor"]) == ("crm", "ops:alice")
-    assert _aware(updated["recorded_at"]) >= first_recorded
+    assert aware(updated["recorded_at"]) >= first_recorded
     assert count(app, model) == before + 1
 
     with app.app_context():
         row = db.session.get(model, created["id"])
         assert (row.source, row.actor) == ("crm", "ops:alice")
-        assert row.recorded_at == _aware(updated["recorded_at"])
+        assert row.recorded_at == aware(updated["recorded_at"])
     h1_again, h2 = history(app, table, created["id"])
     assert h1_again == h1
     assert (h2["action"], h2["source"], h2["actor"]) == ("updated", "crm", "ops:alice")
@@ -320,7 +256,7 @@ def test_award_status_change_without_status_at_moves_status_at(app, client, worl
     with app.app_context():
         award = db.session.get(PerkAward, created["id"])
         assert award.status == "ineligible"
-        assert award.status_at > _aware(T1)
+        assert award.status_at > aware(T1)
 
 
 def test_ingested_records_show_provenance_and_history_in_access_report(client, world):
@@ -344,7 +280,7 @@ def test_ingested_records_show_provenance_and_history_in_access_report(client, w
     assert member["name"] == "P. One"
     assert member["provenance"]["source"] == "crm"
     assert member["provenance"]["actor"] == "ops:alice"
-    assert _aware(member["provenance"]["recorded_at"])
+    assert aware(member["provenance"]["recorded_at"])
     actions = [(h["action"], h["source"], h["actor"]) for h in member["history"]]
     assert actions == [("created", "test-suite", "pytest"), ("updated", "crm", "ops:alice")]
     assert member["history"][1]["changes"] == {"name": ["Person 1", "P. One"]}

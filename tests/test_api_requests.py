@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from rights import requests as lifecycle
 from storage.clock import add_months
 from storage.db import db
 from storage.models import OutboxMessage, RequestType, RightsRequest
-from tests.conftest import award_body, deliver, member_body
+from tests.helpers import API, assert_error, award_body, aware, count, deliver, member_body
 from web.api.schemas import TYPE_FIELDS
 
-API = "/api/v1"
 SHAPE = {"id", "reference", "type", "status", "received_at", "due_at"}
 REFERENCE = re.compile(r"^LR-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
 # freezegun must leave the SMTP server's event loop on real time.
@@ -35,34 +34,6 @@ SAMPLES = {
     "consent_purpose": "name_and_likeness",
 }
 ALL_FIELDS = sorted(SAMPLES)
-
-
-def assert_error(resp, status: int, code: str | None = None, fields=()) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == "application/json"
-    body = resp.get_json()
-    assert list(body) == ["error"]
-    err = body["error"]
-    assert set(err) == {"code", "message", "fields"}
-    assert isinstance(err["message"], str) and err["message"]
-    assert isinstance(err["fields"], dict)
-    if code is not None:
-        assert err["code"] == code
-    for name in fields:
-        assert name in err["fields"], err
-        assert err["fields"][name]
-    return err
-
-
-def count(app, model, *where) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def aware(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
-    return value
 
 
 def all_fields(type_: str) -> dict:
@@ -171,9 +142,9 @@ def test_field_of_another_type_is_422(app, client, api_key, type_, field):
         ({"type": "rectification", "correction": "c" * 5001}, "correction"),
         ({"type": "rectification", "correction": "x", "statement": "s" * 5001}, "statement"),
         ({"type": "rectification", "correction": "x", "records": "aw-1"}, "records"),
-        ({"type": "rectification", "correction": "x", "records": [1]}, "records"),
+        ({"type": "rectification", "correction": "x", "records": [1]}, "records.0"),
         ({"type": "rectification", "correction": "x", "records": ["r"] * 501}, "records"),
-        ({"type": "rectification", "correction": "x", "records": ["r" * 121]}, "records"),
+        ({"type": "rectification", "correction": "x", "records": ["r" * 121]}, "records.0"),
         ({"type": "erasure", "reason": "r" * 2001}, "reason"),
         ({"type": "erasure", "reason": None}, "reason"),
         ({"type": "consent_withdrawal", "consent_purpose": ""}, "consent_purpose"),

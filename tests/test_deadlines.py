@@ -8,7 +8,7 @@ from freezegun import freeze_time
 from rights import requests
 from rights.deadlines import due_date, extended_due_date
 from rights.errors import Invalid, InvalidTransition
-from tests.conftest import deliver
+from tests.helpers import deliver
 
 
 def utc(*args) -> datetime:

@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from rights import apikeys, idempotency
 from storage import vault
@@ -19,14 +19,7 @@ from storage.models import (
     RecordHistory,
     RightsRequest,
 )
-from tests.conftest import PROVENANCE, award_body, deliver, member_body
-
-API = "/api/v1"
-
-
-def count(app, model, *where) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+from tests.helpers import API, PROVENANCE, award_body, consent_body, count, deliver, member_body
 
 
 def assert_invalid_key(resp) -> None:
@@ -36,20 +29,6 @@ def assert_invalid_key(resp) -> None:
     assert err["code"] == "invalid"
     assert "Idempotency-Key" in err["fields"]
     assert "Idempotent-Replayed" not in resp.headers
-
-
-def consent_body(n: int = 1, **extra) -> dict:
-    return {
-        "consent_id": f"c-{n}",
-        "member_id": "m-1",
-        "purpose": "name_and_likeness",
-        "status": "granted",
-        "notice_version": "2024-01",
-        "channel": "web",
-        "granted_at": "2024-01-01T00:00:00+00:00",
-        **PROVENANCE,
-        **extra,
-    }
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from openapi_spec_validator import validate
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from storage.models import RequestType
-from tests.conftest import PROVENANCE, award_body, member_body
+from tests.helpers import API, PROVENANCE, award_body, member_body
 from web.api import schemas
 
-API = "/api/v1"
 # The routes the public contract (DESIGN.md) names, relative to /api/v1.
 CONTRACT = [
     ("post", "/requests"),

@@ -10,7 +10,7 @@ from storage.datamap import CATEGORIES
 from storage.db import db
 from storage.models import Feedback, FeedbackPicture
 from tests import factories
-from tests.conftest import deliver
+from tests.helpers import deliver
 from tests.test_verification import _file, _link
 
 PNG = bytes.fromhex(

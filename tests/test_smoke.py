@@ -1,4 +1,4 @@
-from tests.conftest import deliver, member_body
+from tests.helpers import deliver, member_body
 
 
 def test_index_lists_every_right(client):

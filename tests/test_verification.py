@@ -10,7 +10,7 @@ from rights import requests
 from storage.db import db
 from storage.models import RequestStatus, RightsRequest, VerificationToken
 from tests import factories
-from tests.conftest import deliver
+from tests.helpers import deliver
 
 
 def _file(client, email="person1@example.org", type_="access"):

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PROVENANCE, member_body, wait_for
+from tests.helpers import PROVENANCE, member_body, wait_for
 
 pytestmark = pytest.mark.browser
 

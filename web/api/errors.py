@@ -22,9 +22,26 @@ def http_error(exc):
     return error_response(500, "internal_server_error", "Something went wrong on our side.")
 
 
+def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow nests errors for list items and nested objects ({"records": {0: [...]}});
+    clients get one flat shape: {"records.0": ["Not a valid string."]}."""
+    if isinstance(messages, dict):
+        out = {}
+        for key, value in messages.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": messages}
+    if isinstance(messages, list):
+        out = {}
+        for value in messages:
+            out.update(flatten(value, prefix))
+        return out
+    return {prefix or "_schema": [str(messages)]}
+
+
 def validation_error(exc: ValidationError):
-    fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-    return error_response(422, "invalid", "Some fields are not valid.", fields)
+    return error_response(422, "invalid", "Some fields are not valid.", flatten(exc.messages))
 
 
 def rights_error(exc: RightsError):
