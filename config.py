@@ -46,6 +46,8 @@ def defaults(instance: Path) -> dict:
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
+        # Record-key look-ups (web and API): slow enough that guessing is hopeless anyway.
+        "RATELIMIT_STATEMENTS": "5 per minute;50 per day",
         # The request form answers no sooner than this, member or not (see web/public).
         "PUBLIC_FORM_MIN_SECONDS": 0.4,
         # Reverse proxies in front of Lethe (X-Forwarded-For/-Proto hops to trust): the rate

@@ -10,7 +10,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from rights import apikeys, demo, outbox, requests
+from cli import erasure as erasure_cli
+from cli import keys
+from rights import apikeys, demo, jobs, requests
 from rights.errors import RightsError
 from storage.db import db
 
@@ -63,7 +65,7 @@ def worker(once: bool, interval: float) -> None:
     while True:
         # A fresh app context per round: no session state or cached subject key outlives it.
         with app.app_context():
-            counts = outbox.deliver_due()
+            counts = jobs.run_due()
         if once:
             click.echo(f"sent {counts['sent']}, retry {counts['retry']}, dead {counts['dead']}")
             return
@@ -123,3 +125,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_group)
     app.cli.add_command(requests_group)
     app.cli.add_command(worker)
+    keys.init_app(app)
+    erasure_cli.init_app(app)

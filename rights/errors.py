@@ -41,3 +41,17 @@ class TokenInvalid(RightsError):
 
     status = 400
     code = "token_invalid"
+
+
+class InvalidSignature(RightsError):
+    """A receipt or statement that does not verify. ``reason`` says why, for callers and tests:
+    ``malformed`` (not a compact JWS of ours), ``unknown_key`` (its ``kid`` is not in the key
+    set), ``bad_signature`` (altered, or not signed by that key) or ``wrong_type`` (a valid
+    signature on another kind of document)."""
+
+    status = 400
+    code = "invalid_signature"
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason

@@ -41,7 +41,9 @@ def _reason(request: RightsRequest, column: str) -> str | None:
     return vault.decrypt(request.subject_id, f"rights_requests.{column}", getattr(request, column))
 
 
-def _send(request: RightsRequest, topic: str, title: str, body: str) -> None:
+def _send(
+    request: RightsRequest, topic: str, title: str, body: str, sealed_with: str = "subject"
+) -> None:
     to = vault.decrypt(request.subject_id, "rights_requests.contact_enc", request.contact_enc)
     if not to:
         return
@@ -57,6 +59,7 @@ def _send(request: RightsRequest, topic: str, title: str, body: str) -> None:
         body=body + footer,
         topic=topic,
         request_id=request.id,
+        sealed_with=sealed_with,
     )
 
 
@@ -114,6 +117,26 @@ def completed(request: RightsRequest) -> None:
         "You can see what was done on your request's page: "
         f"{_url('/requests/' + request.reference)}"
         "\n\nIf you think we got something wrong, reply to this email. " + remedies_text(),
+    )
+
+
+def erased(request: RightsRequest, record_key: str, receipt: str) -> None:
+    """The last message to an erased person: sealed with the service key (theirs is about to
+    be destroyed) and wiped from the outbox once sent."""
+    _send(
+        request,
+        "notice.erased",
+        "Your data has been erased",
+        "We have erased your data. Some records must be kept by law for a limited time; they "
+        "are listed in your deletion receipt with the reason and the date they go.\n\n"
+        f"Your record key: {record_key}\n\n"
+        "Keep it somewhere safe. We do not keep it (only a fingerprint of it), and it is the "
+        "only way back: enter it at "
+        f"{_url('/records')} at any time to get a signed statement of what we still hold "
+        "about your perks and disclosures.\n\n"
+        "Your signed deletion receipt (a JWS; verify it against "
+        f"{_url('/.well-known/jwks.json')}):\n{receipt}\n",
+        sealed_with="service",
     )
 
 

@@ -5,6 +5,7 @@ number of workers can run), sends it and commits, so a crash re-sends at most th
 hand. Failures back off exponentially; after ``MAX_ATTEMPTS`` a message is marked dead.
 """
 
+import json
 import logging
 import random
 from datetime import timedelta
@@ -22,13 +23,48 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 
 
+JOB_LEASE = timedelta(minutes=10)
+
+
 def enqueue_email(
-    *, subject_id: str, to: str, title: str, body: str, topic: str, request_id: str | None
+    *,
+    subject_id: str,
+    to: str,
+    title: str,
+    body: str,
+    topic: str,
+    request_id: str | None,
+    sealed_with: str = "subject",
 ) -> OutboxMessage:
-    """Queue an email to a subject (flushes). The whole message is encrypted with their key."""
-    msg = OutboxMessage(kind="email", topic=topic, subject_id=subject_id, request_id=request_id)
-    msg.payload_enc = vault.encrypt_json(
-        subject_id, "outbox.payload_enc", {"to": to, "subject": title, "body": body}
+    """Queue an email to a subject (flushes). The whole message is encrypted with their key,
+    or, for the last message to a person being erased, sealed with the service key and wiped
+    once sent (``sealed_with="service"``)."""
+    msg = OutboxMessage(
+        kind="email",
+        topic=topic,
+        subject_id=subject_id,
+        request_id=request_id,
+        sealed_with=sealed_with,
+    )
+    payload = {"to": to, "subject": title, "body": body}
+    if sealed_with == "service":
+        msg.payload_enc = vault.seal("outbox", json.dumps(payload).encode())
+    else:
+        msg.payload_enc = vault.encrypt_json(subject_id, "outbox.payload_enc", payload)
+    db.session.add(msg)
+    db.session.flush()
+    return msg
+
+
+def enqueue_job(topic: str, *, request_id: str, subject_id: str | None = None) -> OutboxMessage:
+    """Queue background work for the worker (flushes). Jobs carry ids only."""
+    msg = OutboxMessage(
+        kind="job",
+        topic=topic,
+        request_id=request_id,
+        subject_id=subject_id,
+        payload_enc=b"",
+        sealed_with="none",
     )
     db.session.add(msg)
     db.session.flush()
@@ -50,29 +86,70 @@ def _claim_one() -> OutboxMessage | None:
 def _deliver(msg: OutboxMessage) -> None:
     if msg.kind != "email":
         raise ValueError(f"unknown outbox kind {msg.kind}")
-    payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
+    if msg.sealed_with == "service":
+        payload = json.loads(vault.unseal("outbox", msg.payload_enc))
+    else:
+        payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
     mail.send(mail.build(payload["to"], payload["subject"], payload["body"], msg.id))
 
 
-def deliver_due(limit: int | None = None) -> dict[str, int]:
-    """Deliver due messages until none is due (or ``limit`` were handled). Returns counts."""
+def _finish(msg: OutboxMessage, status: str) -> None:
+    msg.status = status
+    if status == "sent":
+        msg.sent_at = utcnow()
+    if msg.sealed_with == "service" and status in ("sent", "dead"):
+        msg.payload_enc = b""  # the only copy of an erased person's address: gone once used
+
+
+def _run_job(msg: OutboxMessage, handlers: dict) -> None:
+    """Run a job under a lease: claimed rows are pushed ``JOB_LEASE`` ahead and committed, so
+    no other worker takes the job while it runs (jobs commit as they go); a worker killed
+    mid-job leaves it to be taken again, and jobs are written to resume."""
+    handler = handlers.get(msg.topic)
+    if handler is None:
+        raise ValueError(f"no handler for job {msg.topic}")
+    msg_id = msg.id
+    msg.attempts += 1
+    msg.next_attempt_at = utcnow() + JOB_LEASE
+    db.session.commit()
+    handler(msg.request_id)
+    db.session.commit()
+    msg = db.session.get(OutboxMessage, msg_id)
+    _finish(msg, "sent")
+
+
+def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[str, int]:
+    """Deliver due messages and run due jobs until none is due (or ``limit`` were handled).
+    ``handlers`` maps job topics to functions taking a request id. Returns counts."""
     limit = limit or current_app.config["OUTBOX_BATCH"]
     counts = {"sent": 0, "retry": 0, "dead": 0}
     for _ in range(limit):
         msg = _claim_one()
         if msg is None:
             break
+        msg_id = msg.id
         try:
-            _deliver(msg)
+            if msg.kind == "job":
+                _run_job(msg, handlers or {})
+            else:
+                _deliver(msg)
+                msg.attempts += 1
+                _finish(msg, "sent")
         except vault.KeyMissing:
             # The subject was erased after this was queued: nothing may be sent any more.
-            msg.status, msg.last_error = "dead", "subject key destroyed"
+            db.session.rollback()
+            msg = db.session.get(OutboxMessage, msg_id)
+            msg.last_error = "subject key destroyed"
+            _finish(msg, "dead")
             counts["dead"] += 1
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
-            msg.attempts += 1
+            db.session.rollback()
+            msg = db.session.get(OutboxMessage, msg_id)
+            if msg.kind != "job":
+                msg.attempts += 1
             msg.last_error = type(exc).__name__  # never the text: it may quote an address
             if msg.attempts >= MAX_ATTEMPTS:
-                msg.status = "dead"
+                _finish(msg, "dead")
                 counts["dead"] += 1
             else:
                 delay = min(2**msg.attempts * 30, 6 * 3600) * random.uniform(0.8, 1.2)
@@ -80,8 +157,6 @@ def deliver_due(limit: int | None = None) -> dict[str, int]:
                 counts["retry"] += 1
             log.warning("outbox %s failed (%s), attempt %d", msg.id, msg.last_error, msg.attempts)
         else:
-            msg.status, msg.sent_at = "sent", utcnow()
-            msg.attempts += 1
             counts["sent"] += 1
         db.session.commit()
     if any(counts.values()):

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from rights import audit, subjects
+from rights import audit, subjects, suppression
 from rights.errors import Conflict, Invalid
 from storage import vault
 from storage.clock import utcnow
@@ -118,8 +118,16 @@ def _same_owner(record, subject_id: str, field: str) -> None:
 def _member(member_id: str) -> Member:
     member = subjects.member_by_external_id(member_id)
     if member is None:
+        if suppression.is_suppressed("member_id", member_id):
+            raise Conflict(ERASED, {"member_id": ["erased"]})
         raise Invalid("Unknown member.", {"member_id": ["no member with this id"]})
     return member
+
+
+ERASED = (
+    "This person's data was erased; records about them cannot be created again. If they have "
+    "signed up again, send their new member record with new_signup: true first."
+)
 
 
 def upsert_member(
@@ -129,6 +137,19 @@ def upsert_member(
     member = by_external(Member, data["member_id"])
     created = member is None
     if created:
+        erased = [
+            k
+            for k, v in (("member_id", data["member_id"]), ("email", data["email"]))
+            if suppression.is_suppressed(k, v)
+        ]
+        if erased and not data.get("new_signup"):
+            raise Conflict(ERASED, {k: ["erased"] for k in erased})
+        for kind in erased:
+            suppression.lift(
+                kind,
+                data["member_id"] if kind == "member_id" else data["email"],
+                actor=f"{source}/{actor}",
+            )
         subject = subjects.get_or_create(data["email"])
         if subjects.member_of(subject.id) is not None:
             raise Conflict(

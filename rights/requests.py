@@ -13,7 +13,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from rights import audit, notices, subjects, verification
+from rights import audit, notices, outbox, subjects, verification
 from rights.deadlines import due_date, extended_due_date
 from rights.errors import Invalid, InvalidTransition, NotFound
 from storage import vault
@@ -186,11 +186,19 @@ def confirm(token: str) -> RightsRequest:
 
 
 def _maybe_fulfil(request: RightsRequest, actor: str) -> None:
+    """Rights the data map answers alone run as soon as identity is verified: access and
+    portability are completed at once; erasure is queued for the worker (it may be large),
+    keeping what must be kept under its named Art. 17(3) exception."""
     if request.type in SELF_SERVICE:
         complete(request, actor="lethe", note="answered from the data map after verification")
+    elif request.type == RequestType.ERASURE:
+        start(request, actor="lethe")
+        outbox.enqueue_job("erasure.run", request_id=request.id)
 
 
-def complete(request: RightsRequest, *, actor: str, note: str | None = None) -> None:
+def complete(
+    request: RightsRequest, *, actor: str, note: str | None = None, notify: bool = True
+) -> None:
     request.completed_at = utcnow()
     request.decision = "granted"
     request.decided_at = request.completed_at
@@ -201,7 +209,7 @@ def complete(request: RightsRequest, *, actor: str, note: str | None = None) -> 
     _move(request, S.COMPLETED, "completed", actor, note)
     if request.type in SELF_SERVICE:
         notices.completed_with_download(request, verification.issue(request, "resume"))
-    else:
+    elif notify:
         notices.completed(request)
 
 

@@ -102,6 +102,32 @@ def forget_cached_key(subject_id: str) -> None:
     _cache().pop(subject_id, None)
 
 
+def destroy_subject_key(subject_id: str) -> bool:
+    """Crypto-shred: delete the subject's key from the key store (flushes). Every copy of the
+    subject's encrypted fields, in this database, its backups or replicas, becomes unreadable.
+    Returns False when the key was already gone (erasure reruns are idempotent)."""
+    forget_cached_key(subject_id)
+    deleted = db.session.execute(
+        db.delete(SubjectKey).where(SubjectKey.subject_id == subject_id)
+    ).rowcount
+    return bool(deleted)
+
+
+def seal(label: str, data: bytes) -> bytes:
+    """Encrypt with the service key (the key-encryption key), bound to ``label``: for secrets
+    that belong to no one subject (signing keys) or must outlive a subject's key (the last
+    notice to an erased person, a record key not yet shown)."""
+    nonce = os.urandom(NONCE_BYTES)
+    aad = f"sealed|{label}".encode()
+    return nonce + AESGCM(_config_key("KEY_ENCRYPTION_KEY")).encrypt(nonce, data, aad)
+
+
+def unseal(label: str, blob: bytes) -> bytes:
+    aad = f"sealed|{label}".encode()
+    kek = AESGCM(_config_key("KEY_ENCRYPTION_KEY"))
+    return kek.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+
+
 def encrypt(subject_id: str, context: str, value: str | bytes | None) -> bytes | None:
     """Encrypt a field value for a subject; ``context`` names the column (e.g. members.email)."""
     if value is None:

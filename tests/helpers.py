@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from rights import outbox
+from rights import jobs
 from storage.db import db
 
 API = "/api/v1"
@@ -18,7 +18,7 @@ T2 = "2024-03-05T10:00:00+00:00"
 def deliver(app) -> dict:
     """Run the outbox worker once (what `flask worker --once` does)."""
     with app.app_context():
-        return outbox.deliver_due(limit=500)
+        return jobs.run_due(limit=500)
 
 
 def member_body(n: int = 1, **extra) -> dict:

@@ -229,7 +229,14 @@ def test_verified_without_the_scope_is_a_clear_json_error(app, client, member, k
 
 def test_verified_with_the_scope_skips_verification(client, member, key_with, mailbox):
     headers = key_with("requests:write", "requests:verified", "requests:read")
-    resp = file(client, headers, type="erasure", member_id="m-1", verified=True)
+    resp = file(
+        client,
+        headers,
+        type="restriction",
+        member_id="m-1",
+        verified=True,
+        grounds="accuracy_contested",
+    )
     assert resp.status_code == 201
     body = resp.get_json()
     assert body["status"] == "open"  # verified, now waiting for an officer's decision
@@ -449,7 +456,14 @@ def filed(app, client, member):
     with freeze_time("2024-02-10 12:00:00", **FREEZE):
         resp = client.post("/requests/new", data={"type": "access", "email": "web@example.org"})
         assert resp.status_code == 303
-    api("mar_erasure", "2024-03-10 12:00:00", type="erasure", member_id="m-1", verified=True)
+    api(
+        "mar_restriction",
+        "2024-03-10 12:00:00",
+        type="restriction",
+        member_id="m-1",
+        verified=True,
+        grounds="accuracy_contested",
+    )
     api("may_access", "2024-05-10 12:00:00", type="access", member_id="m-1", verified=True)
     with freeze_time("2024-06-10 12:00:00", **FREEZE), app.app_context():
         req = lifecycle.file(
@@ -483,7 +497,7 @@ def test_list_without_filters_is_newest_first(client, member, filed):
     page = listing(client, member)
     assert page["total"] == 5 and page["page"] == 1 and page["per_page"] == 50
     order = [
-        filed[n] for n in ("jun_officer", "may_access", "mar_erasure", "feb_web", "jan_access")
+        filed[n] for n in ("jun_officer", "may_access", "mar_restriction", "feb_web", "jan_access")
     ]
     assert [item["id"] for item in page["items"]] == order
     for item in page["items"]:
@@ -496,13 +510,13 @@ def test_list_without_filters_is_newest_first(client, member, filed):
     ("query", "expected"),
     [
         ({"status": "awaiting_verification"}, {"jan_access", "feb_web", "jun_officer"}),
-        ({"status": "open"}, {"mar_erasure"}),
+        ({"status": "open"}, {"mar_restriction"}),
         ({"status": "completed"}, {"may_access"}),
         ({"status": "refused"}, set()),
         ({"type": "access"}, {"jan_access", "feb_web", "may_access"}),
-        ({"type": "erasure"}, {"mar_erasure"}),
+        ({"type": "restriction"}, {"mar_restriction"}),
         ({"type": "objection"}, {"jun_officer"}),
-        ({"channel": "api"}, {"jan_access", "mar_erasure", "may_access"}),
+        ({"channel": "api"}, {"jan_access", "mar_restriction", "may_access"}),
         ({"channel": "web"}, {"feb_web"}),
         ({"channel": "officer"}, {"jun_officer"}),
         ({"type": "access", "status": "completed"}, {"may_access"}),
@@ -516,7 +530,7 @@ def test_list_without_filters_is_newest_first(client, member, filed):
         ({"due_after": "2024-07-01T00:00:00Z"}, {"jun_officer"}),
         (
             {"due_after": "2024-03-01T00:00:00Z", "due_before": "2024-05-01T00:00:00Z"},
-            {"feb_web", "mar_erasure"},
+            {"feb_web", "mar_restriction"},
         ),
         ({"due_after": "2024-03-01T00:00:00Z", "type": "access"}, {"feb_web", "may_access"}),
     ],

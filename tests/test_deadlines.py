@@ -52,7 +52,13 @@ def test_extension_after_the_first_month_is_refused():
 def _api_request(client, api_key, **extra):
     member = {"member_id": "m-9", "email": "someone@example.org", "source": "t", "actor": "t"}
     client.post("/api/v1/members", json=member, headers=api_key)
-    body = {"type": "erasure", "member_id": "m-9", "verified": True, **extra}
+    body = {
+        "type": "restriction",
+        "grounds": "accuracy_contested",
+        "member_id": "m-9",
+        "verified": True,
+        **extra,
+    }
     resp = client.post("/api/v1/requests", json=body, headers=api_key)
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import Flask, render_template, request
 
-from web import api, public
+from web import api, public, wellknown
 from web import logging as access_logging
 from web.extensions import csrf
 
@@ -63,6 +63,7 @@ def _html_error(exc):
 def init_app(app: Flask) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(wellknown.bp)
     csrf.exempt(api.bp)
     app.after_request(_security_headers)
     app.add_template_filter(display, "display")

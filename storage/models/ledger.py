@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.clock import utcnow
 from storage.db import UTCDateTime, db, subject_index
-from storage.models.platform import new_uuid
+from storage.models.platform import RetainedMixin, new_uuid
 
 
 class RequestType(enum.StrEnum):
@@ -36,7 +36,7 @@ class RequestStatus(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class RightsRequest(db.Model):
+class RightsRequest(RetainedMixin, db.Model):
     __tablename__ = "rights_requests"
     __table_args__ = (
         subject_index("rights_requests"),
@@ -120,6 +120,9 @@ class OutboxMessage(db.Model):
     # The message (recipient address included) under the subject's key.
     payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|dead
+    # "subject": payload under the subject's key. "service": under the service key, for the
+    # last message to an erased person (their key is gone); wiped once sent.
+    sealed_with: Mapped[str] = mapped_column(String(10), default="subject")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -210,6 +213,13 @@ class SigningKey(db.Model):
 
 
 class Receipt(db.Model):
+    """A signed deletion receipt, one per erasure request, and its record key.
+
+    The record key is stored only as a SHA-256 (``record_key_hash``). Until the former member
+    has been shown it once, the key itself is also kept sealed with the service key
+    (``record_key_sealed``); showing it wipes that copy.
+    """
+
     __tablename__ = "receipts"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
@@ -218,18 +228,43 @@ class Receipt(db.Model):
     kid: Mapped[str] = mapped_column(String(64))
     jws: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    record_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    record_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    record_key_shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ErasureRun(db.Model):
+    """Where an erasure has got to, so a killed run resumes and finishes exactly once."""
+
+    __tablename__ = "erasure_runs"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("rights_requests.id"), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    step: Mapped[str] = mapped_column(String(20))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class SuppressionTombstone(db.Model):
-    """What remains after an erasure: a keyed fingerprint, no personal data."""
+    """What remains after an erasure: keyed fingerprints of the identifiers, no personal data.
 
+    Kept in the key store, not the main database: restoring an old backup of the main database
+    does not bring erased people back, and ``flask erasure replay`` reads this log to remove
+    them again. ``lifted_at`` is set when the person signs up again.
+    """
+
+    __bind_key__ = "keystore"
     __tablename__ = "suppression_tombstones"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # email | member_id
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
     subject_ref: Mapped[str] = mapped_column(String(40))
-    request_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"))
+    request_id: Mapped[str | None] = mapped_column(String(36))
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EvidenceAttachment(db.Model):

@@ -32,8 +32,10 @@ class Subject(db.Model):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     ref: Mapped[str] = mapped_column(String(40), unique=True)
-    email_index: Mapped[str] = mapped_column(String(64), unique=True)
+    # Emptied on erasure: the address may come back as a new, unrelated subject.
+    email_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProvenanceMixin:
@@ -42,6 +44,15 @@ class ProvenanceMixin:
     source: Mapped[str] = mapped_column(String(80))
     actor: Mapped[str] = mapped_column(String(120))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RetainedMixin:
+    """Records erasure may keep under an Art. 17(3) exception: kept, restricted (stored, not
+    used), until ``retain_until``."""
+
+    restricted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retained_under: Mapped[str | None] = mapped_column(String(300))
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class Member(ProvenanceMixin, db.Model):
@@ -120,7 +131,7 @@ DISCLOSURE_STATUSES = ("required", "disclosed", "contested", "withdrawn")
 CONSENT_STATUSES = ("granted", "withdrawn")
 
 
-class PerkAward(ProvenanceMixin, db.Model):
+class PerkAward(RetainedMixin, ProvenanceMixin, db.Model):
     __tablename__ = "perk_awards"
     __table_args__ = (
         subject_index("perk_awards"),
@@ -137,7 +148,7 @@ class PerkAward(ProvenanceMixin, db.Model):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Disclosure(ProvenanceMixin, db.Model):
+class Disclosure(RetainedMixin, ProvenanceMixin, db.Model):
     """An FTC disclosure-list entry (16 CFR 255.5) for an award: a material connection."""
 
     __tablename__ = "disclosures"
@@ -169,7 +180,7 @@ class Promotion(ProvenanceMixin, db.Model):
     uses_likeness: Mapped[bool] = mapped_column(default=False)
 
 
-class Consent(ProvenanceMixin, db.Model):
+class Consent(RetainedMixin, ProvenanceMixin, db.Model):
     __tablename__ = "consents"
     __table_args__ = (subject_index("consents"),)
 

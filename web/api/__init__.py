@@ -2,15 +2,35 @@
 
 import functools
 
-from flask import Blueprint, Response, g, jsonify, request, send_file, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from rights import access, apikeys, idempotency, portability, records, requests
+from rights import (
+    access,
+    apikeys,
+    erasure,
+    idempotency,
+    portability,
+    records,
+    requests,
+    statements,
+)
 from rights.errors import Forbidden, Invalid, NotFound, RightsError
 from storage.db import db
 from web.api import errors, schemas
 from web.api.openapi import openapi_document
+from web.extensions import limiter
 
 bp = Blueprint("api", __name__)
 bp.register_error_handler(ValidationError, errors.validation_error)
@@ -195,6 +215,15 @@ def _request_out(req) -> dict:
         elif req.type == "access":
             result["report_url"] = url_for("api.request_report", request_id=req.id)
             result["expires_at"] = req.downloads_expire_at.isoformat()
+        elif req.type == "erasure":
+            receipt = erasure.receipt_for(req)
+            if receipt is not None:
+                result["receipt"] = receipt.jws
+                key = erasure.reveal_record_key(receipt)
+                if key is not None:
+                    # The first read after completion only: it is not kept anywhere else.
+                    result["record_key"] = key
+                    db.session.commit()
         elif req.type == "portability":
             result["export_json_url"] = url_for("api.request_export", request_id=req.id)
             result["export_zip_url"] = url_for("api.request_export_zip", request_id=req.id)
@@ -311,6 +340,30 @@ def request_export_zip(request_id: str):
             download_name=f"{req.reference}.zip",
         )
     )
+
+
+@bp.post("/statements")
+@limiter.limit(lambda: current_app.config["RATELIMIT_STATEMENTS"])
+def statement():
+    """Public: a record key in the body (never a URL) -> a freshly signed holdings statement.
+    Unknown and malformed keys get one and the same 404."""
+    data = schemas.StatementIn().load(json_body())
+    found = statements.for_record_key(data["record_key"])
+    if found is None:
+        db.session.rollback()
+        raise NotFound("No record matches this key.")
+    token, claims = found
+    db.session.commit()
+    resp = jsonify(
+        {
+            "statement": token,
+            "holds_nothing": claims["holds_nothing"],
+            "held": claims["held"],
+            "as_of": claims["as_of"],
+        }
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.get("/openapi.json")

@@ -126,6 +126,7 @@ def openapi_document() -> dict:
         "RecordOut",
         "RequestIn",
         "RequestOut",
+        "StatementIn",
     ):
         spec.components.schema(name, schema=getattr(schemas, name))
     secured = [{"apiKey": []}]
@@ -252,6 +253,39 @@ def openapi_document() -> dict:
                 }
             },
         )
+    spec.path(
+        path="/statements",
+        operations={
+            "post": {
+                "summary": "Public, rate-limited: a former member's record key in the body -> "
+                "a freshly signed holdings statement (JWS, typ lethe-statement+jws). Unknown "
+                "and malformed keys get the same 404.",
+                "security": [],
+                "requestBody": {"required": True, **_json("StatementIn")},
+                "responses": {
+                    "200": {
+                        "description": "The statement",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["statement", "holds_nothing", "held", "as_of"],
+                                "properties": {
+                                    "statement": {
+                                        "type": "string",
+                                        "description": "JWS compact serialization",
+                                    },
+                                    "holds_nothing": {"type": "boolean"},
+                                    "held": {"type": "array", "items": {"type": "object"}},
+                                    "as_of": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(404, 422, 429),
+                },
+            }
+        },
+    )
     spec.path(
         path="/openapi.json",
         operations={

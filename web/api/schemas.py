@@ -60,6 +60,8 @@ class MemberIn(ProvenanceIn):
     status = fields.String(load_default="active", validate=validate.OneOf(["active", "closed"]))
     joined_at = AwareDateTime(load_default=None, allow_none=True)
     closed_at = AwareDateTime(load_default=None, allow_none=True)
+    # The platform asserts the person signed up anew after an erasure of theirs.
+    new_signup = fields.Boolean(load_default=False)
 
 
 class PerkAwardIn(ProvenanceIn):
@@ -230,3 +232,7 @@ class RequestListIn(StrictSchema):
     # Bounded so the offset fits a 64-bit integer (SQLite and PostgreSQL refuse larger ones).
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class StatementIn(StrictSchema):
+    record_key = fields.String(required=True, validate=validate.Length(min=1, max=100))

@@ -1,6 +1,7 @@
 """Public pages for data subjects. No account needed: identity is proven by emailed links,
 and a confirmed link grants this browser session access to that one request for a while."""
 
+import json
 import time
 from datetime import timedelta
 
@@ -22,12 +23,12 @@ from flask import (
     request as http,
 )
 
-from rights import access, notices, portability, requests, verification
+from rights import access, erasure, notices, portability, requests, statements, verification
 from rights.errors import InvalidTransition, TokenInvalid
 from storage.clock import utcnow
 from storage.db import db
 from web.extensions import limiter
-from web.public.forms import RIGHT_KEYS, RIGHTS, EmptyForm, RequestForm
+from web.public.forms import RIGHT_KEYS, RIGHTS, EmptyForm, RecordKeyForm, RequestForm
 
 bp = Blueprint("public", __name__)
 GRANT_HOURS = 2
@@ -35,6 +36,10 @@ GRANT_HOURS = 2
 
 def _limit():
     return current_app.config["RATELIMIT_PUBLIC_FORMS"]
+
+
+def _statement_limit():
+    return current_app.config["RATELIMIT_STATEMENTS"]
 
 
 def _grant(request_id: str) -> None:
@@ -148,9 +153,15 @@ def request_status(reference: str):
     if req is None:
         # Same page for unknown references and for ones this browser may not see.
         return render_template("public/request_locked.html", reference=reference, form=EmptyForm())
+    receipt = erasure.receipt_for(req) if req.type == "erasure" else None
+    record_key = erasure.reveal_record_key(receipt) if receipt else None
+    if record_key:
+        db.session.commit()  # shown once: the sealed copy is gone now
     return render_template(
         "public/request.html",
         req=req,
+        receipt=receipt,
+        record_key=record_key,
         events=requests.events(req),
         downloads=requests.downloads_available(req),
         can_withdraw=req.status not in {s.value for s in requests.TERMINAL},
@@ -189,6 +200,53 @@ def request_withdraw(reference: str):
         db.session.commit()
         flash("Your request was withdrawn.")
     return redirect(url_for("public.request_status", reference=reference), code=303)
+
+
+@bp.post("/requests/<reference>/receipt")
+def receipt_download(reference: str):
+    """The receipt file (receipt + record key), right after the key is shown: the browser
+    posts the key back, so it never sits on the server in clear or in a URL."""
+    req = _own_request(reference)
+    form = RecordKeyForm()
+    if req is None or not form.validate_on_submit():
+        abort(404)
+    receipt = erasure.receipt_by_record_key(form.record_key.data)
+    if receipt is None or receipt.request_id != req.id:
+        abort(404)
+    return _receipt_file(receipt, form.record_key.data)
+
+
+def _receipt_file(receipt, record_key: str) -> Response:
+    body = json.dumps(statements.receipt_file(receipt, record_key), indent=2)
+    return _no_store(
+        Response(body, mimetype="application/json"), f"deletion-receipt-{receipt.id[:8]}.json"
+    )
+
+
+@bp.route("/records", methods=["GET", "POST"])
+@limiter.limit(_statement_limit, methods=["POST"])
+def records():
+    """Former members: the record key in, a freshly signed statement out (POST only: the
+    key never goes in a URL). Unknown and malformed keys get the same answer."""
+    form = RecordKeyForm()
+    if not form.is_submitted():
+        return render_template("public/records.html", form=form)
+    found = statements.for_record_key(form.record_key.data) if form.validate() else None
+    if found is None:
+        db.session.rollback()
+        form.record_key.data = ""  # a credential: never echoed back
+        return render_template("public/records.html", form=form, not_found=True), 404
+    token, claims = found
+    db.session.commit()
+    if http.form.get("download") == "statement":
+        return _no_store(
+            Response(token, mimetype="application/jose"),
+            f"statement-{claims['statement_id'][:8]}.jws",
+        )
+    if http.form.get("download") == "receipt":
+        receipt = erasure.receipt_by_record_key(form.record_key.data)
+        return _receipt_file(receipt, form.record_key.data)
+    return render_template("public/statement.html", form=form, token=token, claims=claims)
 
 
 def _download(reference: str, kind: str):

@@ -176,3 +176,14 @@ class RequestForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A form with only the CSRF token: confirm, continue, withdraw, send link."""
+
+
+class RecordKeyForm(FlaskForm):
+    record_key = StringField(
+        "Your record key",
+        description="The key from your deletion receipt or the email we sent when we erased "
+        "your data, e.g. ABCD-EFGH-… (dashes and spaces do not matter).",
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        validators=[InputRequired("Enter your record key."), Length(max=100)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )

@@ -1,0 +1,372 @@
+"""Erasure (Art. 17) and account deletion, driven by the data map.
+
+A resumable, idempotent sequence of committed steps, recorded in :class:`ErasureRun`:
+
+1. ``planned``      the run exists, the erasure time is fixed, suppression tombstones (keyed
+                    fingerprints only, in the key store) are written;
+2. ``rows_removed`` every "delete" category's rows (and their history) are deleted in batches,
+                    "anonymise" categories have their personal columns cleared;
+3. ``retained``     every "retain" category's rows are restricted: kept under their named
+                    Art. 17(3) exception until ``retain_until``, not used;
+4. ``receipt``      the signed deletion receipt and the record key (hash only, plus a sealed
+                    copy until it is shown once) are stored with the last notice, in one
+                    transaction;
+5. ``key_destroyed`` the subject's key is deleted from the key store (crypto-shredding):
+                    whatever could not be reached — backups, replicas, old pages — is
+                    unreadable now;
+6. ``completed``    the request is completed.
+
+Killing the process anywhere and running again finishes the job once: each step checks what
+is done, and the receipt is unique per request.
+"""
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+
+from flask import current_app
+from sqlalchemy import delete, func, select, update
+
+from retention_policies import policies
+from rights import audit, notices, requests, signing, subjects, suppression
+from storage import vault
+from storage.clock import utcnow
+from storage.datamap import CATEGORIES, Category
+from storage.db import db
+from storage.models import (
+    DeliveryAttempt,
+    ErasureRun,
+    OutboxMessage,
+    Receipt,
+    RecordHistory,
+    RequestStatus,
+    RightsRequest,
+    Subject,
+)
+
+log = logging.getLogger(__name__)
+STEPS = ("planned", "rows_removed", "retained", "receipt", "key_destroyed", "completed")
+BATCH = 1000
+
+
+def _at_least(run: ErasureRun, step: str) -> bool:
+    return STEPS.index(run.step) >= STEPS.index(step)
+
+
+def _deletion_order() -> list[Category]:
+    """'delete' categories, children before parents (by foreign keys)."""
+    order = {t.name: i for i, t in enumerate(db.metadatas[None].sorted_tables)}
+    cats = [c for c in CATEGORIES if c.erasure.action == "delete"]
+    return sorted(cats, key=lambda c: -order[c.table])
+
+
+def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt:
+    """Erase the request's subject, resuming wherever a previous run stopped. Commits."""
+    request = requests.get(request_id)
+    erasure = db.session.get(ErasureRun, request_id)
+    if erasure is None:
+        if request.status != RequestStatus.IN_PROGRESS:
+            raise requests.InvalidTransition(
+                f"A request that is {request.status} cannot be executed."
+            )
+        erasure = _plan(request)
+    if not _at_least(erasure, "rows_removed"):
+        counts = erase_rows(erasure.subject_id, batch=batch)
+        erasure.counts = {**erasure.counts, **counts}
+        _step(erasure, "rows_removed")
+    if not _at_least(erasure, "retained"):
+        erasure.counts = {
+            **erasure.counts,
+            **restrict_retained(erasure.subject_id, erasure.erased_at),
+        }
+        _step(erasure, "retained")
+    if not _at_least(erasure, "receipt"):
+        _issue_receipt(request, erasure)
+        _step(erasure, "receipt")
+    if not _at_least(erasure, "key_destroyed"):
+        destroy_identity(erasure.subject_id, erasure.erased_at)
+        _step(erasure, "key_destroyed")
+    if not _at_least(erasure, "completed"):
+        request = requests.get(request_id)
+        requests.complete(request, actor=actor, note="erased from the data map", notify=False)
+        erasure.finished_at = utcnow()
+        _step(erasure, "completed")
+        log.info("erasure %s completed: %s", request_id, erasure.counts)
+    return db.session.execute(select(Receipt).where(Receipt.request_id == request_id)).scalar_one()
+
+
+def _step(erasure: ErasureRun, step: str) -> None:
+    erasure.step = step
+    db.session.commit()
+
+
+def _plan(request: RightsRequest) -> ErasureRun:
+    subject = db.session.get(Subject, request.subject_id)
+    now = utcnow()
+    erasure = ErasureRun(
+        request_id=request.id, subject_id=subject.id, step="planned", erased_at=now, counts={}
+    )
+    db.session.add(erasure)
+    member = subjects.member_of(subject.id)
+    identifiers = []
+    contact = vault.decrypt(subject.id, "rights_requests.contact_enc", request.contact_enc)
+    if contact:
+        identifiers.append(("email", contact))
+    if member is not None:
+        identifiers.append(
+            ("email", vault.decrypt(subject.id, "members.email_enc", member.email_enc))
+        )
+        identifiers.append(("member_id", member.external_id))
+    for kind, value in identifiers:
+        suppression.add(
+            kind,
+            value,
+            subject_id=subject.id,
+            subject_ref=subject.ref,
+            request_id=request.id,
+            erased_at=now,
+        )
+    audit.record(
+        "lethe", "erasure.planned", subject_ref=subject.ref, target=f"request:{request.id}"
+    )
+    # Make sure a signing key exists and is committed (and so published) before any receipt
+    # names it: the key store and the main database commit separately.
+    signing.current_key()
+    db.session.commit()
+    return erasure
+
+
+def erase_rows(subject_id: str, *, batch: int = BATCH) -> dict[str, int]:
+    """Delete every 'delete' category's rows of a subject, with their history, in batches of
+    ``batch`` (each committed); clear 'anonymise' categories' columns. Idempotent."""
+    counts = {}
+    for cat in _deletion_order():
+        table = cat.model.__table__
+        pk = list(table.primary_key.columns)[0]
+        total = 0
+        while True:
+            ids = [
+                r[0]
+                for r in db.session.execute(
+                    select(pk).where(table.c[cat.subject_column] == subject_id).limit(batch)
+                )
+            ]
+            if not ids:
+                break
+            if cat.has_provenance:
+                db.session.execute(
+                    delete(RecordHistory).where(
+                        RecordHistory.record_type == cat.table, RecordHistory.record_id.in_(ids)
+                    )
+                )
+            if cat.model is OutboxMessage:
+                db.session.execute(
+                    delete(DeliveryAttempt).where(DeliveryAttempt.outbox_id.in_(ids))
+                )
+            db.session.execute(delete(table).where(pk.in_(ids)))
+            db.session.commit()
+            total += len(ids)
+        counts[cat.key] = total
+    for cat in (c for c in CATEGORIES if c.erasure.action == "anonymise"):
+        table = cat.model.__table__
+        result = db.session.execute(
+            update(table)
+            .where(table.c[cat.subject_column] == subject_id)
+            .values({col: None for col in cat.erasure.clears})
+        )
+        counts[cat.key] = result.rowcount
+    db.session.commit()
+    return counts
+
+
+def retain_until(cat: Category, erased_at):
+    return policies()[cat.retention_policy].retain_after_erasure.after(erased_at)
+
+
+def restrict_retained(subject_id: str, erased_at) -> dict[str, int]:
+    """Restrict every 'retain' category's rows: kept under the exception, not used."""
+    counts = {}
+    for cat in (c for c in CATEGORIES if c.erasure.action == "retain"):
+        table = cat.model.__table__
+        column = table.c[cat.subject_column]
+        counts[cat.key] = db.session.execute(
+            select(func.count()).select_from(table).where(column == subject_id)
+        ).scalar_one()
+        db.session.execute(
+            update(table)
+            .where(column == subject_id, table.c.restricted_at.is_(None))
+            .values(
+                restricted_at=erased_at,
+                retained_under=cat.erasure.exception,
+                retain_until=retain_until(cat, erased_at),
+            )
+        )
+    db.session.flush()
+    return counts
+
+
+def destroy_identity(subject_id: str, erased_at) -> None:
+    """Crypto-shred the subject's key and unlink the subject from its email (commits both
+    databases; safe to repeat)."""
+    vault.destroy_subject_key(subject_id)
+    subject = db.session.get(Subject, subject_id)
+    subject.email_index = None
+    subject.erased_at = subject.erased_at or erased_at
+    db.session.flush()
+
+
+# --- receipts and record keys -------------------------------------------------------------
+
+_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def new_record_key() -> str:
+    """160 random bits, base32 in groups of four: easy to copy, type and read aloud."""
+    raw = base64.b32encode(secrets.token_bytes(20)).decode()
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def normalise_record_key(text: str) -> str | None:
+    if not isinstance(text, str):
+        return None
+    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t\r\n")
+    if len(cleaned) != 32 or any(ch not in _KEY_ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def record_key_hash(record_key: str) -> str | None:
+    cleaned = normalise_record_key(record_key)
+    return hashlib.sha256(cleaned.encode()).hexdigest() if cleaned else None
+
+
+def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str) -> dict:
+    subject = db.session.get(Subject, request.subject_id)
+    categories = []
+    for cat in CATEGORIES:
+        entry = {"category": cat.key, "title": cat.title, "records": erasure.counts.get(cat.key, 0)}
+        if cat.erasure.action == "retain":
+            entry.update(
+                action="retained",
+                exception=cat.erasure.exception,
+                retain_until=retain_until(cat, erasure.erased_at).isoformat(),
+            )
+        else:
+            entry["action"] = "erased" if cat.erasure.action == "delete" else "anonymised"
+        categories.append(entry)
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    return {
+        "iss": base,
+        "sub": subject.ref,
+        "jti": receipt_id,
+        "iat": int(utcnow().timestamp()),
+        "receipt_id": receipt_id,
+        "request_id": request.id,
+        "request_reference": request.reference,
+        "erased_at": erasure.erased_at.isoformat(),
+        "subject_key_destroyed": True,
+        "categories": categories,
+        # Who received the data and must be told (Art. 19): filled by the webhooks issue.
+        "recipients": [],
+        "statement_url": f"{base}/records",
+        "jwks_url": f"{base}/.well-known/jwks.json",
+    }
+
+
+def _issue_receipt(request: RightsRequest, erasure: ErasureRun) -> None:
+    existing = db.session.execute(
+        select(Receipt).where(Receipt.request_id == request.id)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return
+    receipt_id = str(uuid.uuid4())
+    token = signing.sign(receipt_claims(request, erasure, receipt_id), signing.RECEIPT_TYP)
+    kid = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]
+    record_key = new_record_key()
+    subject = db.session.get(Subject, request.subject_id)
+    db.session.add(
+        Receipt(
+            id=receipt_id,
+            request_id=request.id,
+            subject_ref=subject.ref,
+            kid=kid,
+            jws=token,
+            record_key_hash=record_key_hash(record_key),
+            record_key_sealed=vault.seal(f"record-key:{receipt_id}", record_key.encode()),
+        )
+    )
+    # The last message to this person: sealed with the service key, since theirs goes next.
+    notices.erased(request, record_key, token)
+    audit.record(
+        "lethe",
+        "erasure.receipt_issued",
+        subject_ref=subject.ref,
+        target=f"receipt:{receipt_id}",
+        details={"kid": kid},
+    )
+    db.session.flush()
+
+
+def receipt_for(request: RightsRequest) -> Receipt | None:
+    return db.session.execute(
+        select(Receipt).where(Receipt.request_id == request.id)
+    ).scalar_one_or_none()
+
+
+def reveal_record_key(receipt: Receipt) -> str | None:
+    """The record key, the first time only (flushes): the sealed copy is wiped as it is shown."""
+    if receipt.record_key_sealed is None:
+        return None
+    key = vault.unseal(f"record-key:{receipt.id}", receipt.record_key_sealed).decode()
+    receipt.record_key_sealed = None
+    receipt.record_key_shown_at = utcnow()
+    audit.record(
+        "subject",
+        "erasure.record_key_shown",
+        subject_ref=receipt.subject_ref,
+        target=f"receipt:{receipt.id}",
+    )
+    db.session.flush()
+    return key
+
+
+def receipt_by_record_key(record_key: str) -> Receipt | None:
+    """The receipt a record key opens, or None (unknown and malformed alike)."""
+    digest = record_key_hash(record_key)
+    if digest is None:
+        return None
+    receipt = db.session.execute(
+        select(Receipt).where(Receipt.record_key_hash == digest)
+    ).scalar_one_or_none()
+    if receipt is None or not secrets.compare_digest(receipt.record_key_hash, digest):
+        return None
+    return receipt
+
+
+# --- after a restore ------------------------------------------------------------------------
+
+
+def replay(batch: int = BATCH) -> dict[str, int]:
+    """After restoring a backup of the main database: erase again every subject the key
+    store's tombstone log says was erased. Receipts are not re-issued (the former member
+    keeps theirs; it still verifies). Idempotent. Returns counts."""
+    done = set()
+    counts = {"subjects": 0, "rows": 0}
+    for tomb in list(suppression.tombstones()):
+        if tomb.subject_id in done:
+            continue
+        done.add(tomb.subject_id)
+        if db.session.get(Subject, tomb.subject_id) is None:
+            continue
+        removed = erase_rows(tomb.subject_id, batch=batch)
+        restrict_retained(tomb.subject_id, tomb.erased_at)
+        destroy_identity(tomb.subject_id, tomb.erased_at)
+        db.session.commit()
+        counts["subjects"] += 1
+        counts["rows"] += sum(removed.values())
+    audit.record("cli", "erasure.replayed", details=counts)
+    db.session.commit()
+    return counts

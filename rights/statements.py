@@ -1,0 +1,107 @@
+"""Holdings statements for former members: what is still held, signed, on demand.
+
+The record key from the deletion receipt is the only credential (stored as a hash). A
+statement lists every record still held about the person's perks and disclosures (and the
+other categories erasure retains), each with its Art. 17(3) exception and ``retain_until``,
+read now — so after the retention sweep removes them it says, signed, that nothing is held.
+"""
+
+import uuid
+
+from flask import current_app
+
+from rights import access, audit, erasure, signing
+from storage.clock import utcnow
+from storage.datamap import CATEGORIES
+from storage.db import db
+from storage.models import Receipt, Subject
+
+PLAIN_KINDS = ("text", "datetime", "json", "perk")
+
+
+def held_records(subject_id: str) -> list[dict]:
+    """Retained categories and their rows (plain columns only: the rest was shredded)."""
+    out = []
+    for cat in (c for c in CATEGORIES if c.erasure.action == "retain"):
+        fields = [f for f in cat.fields if f.kind in PLAIN_KINDS]
+        rows = []
+        for batch in access.iter_rows(cat, subject_id):
+            perks = {}
+            if any(f.kind == "perk" for f in fields):
+                perks = access._perk_lookup(
+                    {getattr(r, f.column) for r in batch for f in fields if f.kind == "perk"}
+                )
+            for row in batch:
+                record = {f.name: access.field_value(cat, f, row, perks) for f in fields}
+                record["retain_until"] = access._iso(row.retain_until)
+                record["restricted"] = row.restricted_at is not None
+                rows.append(record)
+        if rows:
+            out.append(
+                {
+                    "category": cat.key,
+                    "title": cat.title,
+                    "exception": cat.erasure.exception,
+                    "records": rows,
+                }
+            )
+    return out
+
+
+def issue(receipt: Receipt) -> tuple[str, dict]:
+    """A freshly signed statement for the person a receipt belongs to (flushes an audit
+    entry; names no one)."""
+    subject = db.session.execute(
+        db.select(Subject).where(Subject.ref == receipt.subject_ref)
+    ).scalar_one()
+    held = held_records(subject.id)
+    statement_id = str(uuid.uuid4())
+    now = utcnow()
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    claims = {
+        "iss": base,
+        "sub": subject.ref,
+        "jti": statement_id,
+        "iat": int(now.timestamp()),
+        "statement_id": statement_id,
+        "receipt_id": receipt.id,
+        "as_of": now.isoformat(),
+        "holds_nothing": not held,
+        "held": held,
+        # Who received the data and whether each confirmed acting (Art. 19): filled by the
+        # webhooks issue, from delivery confirmations.
+        "recipients": [],
+        "jwks_url": f"{base}/.well-known/jwks.json",
+    }
+    token = signing.sign(claims, signing.STATEMENT_TYP)
+    audit.record(
+        "former-member",
+        "statement.issued",
+        subject_ref=subject.ref,
+        target=f"receipt:{receipt.id}",
+        details={"held": len(held)},
+    )
+    return token, claims
+
+
+def for_record_key(record_key: str) -> tuple[str, dict] | None:
+    """The signed statement a record key opens, or None — the same for unknown and
+    malformed keys."""
+    receipt = erasure.receipt_by_record_key(record_key)
+    if receipt is None:
+        return None
+    return issue(receipt)
+
+
+def receipt_file(receipt: Receipt, record_key: str) -> dict:
+    """What a former member downloads and keeps: the receipt, the key, how to use both."""
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    return {
+        "format": "lethe-deletion-receipt/1",
+        "receipt": receipt.jws,
+        "record_key": record_key,
+        "statement": f'POST {base}/api/v1/statements with {{"record_key": ...}}, or the '
+        f"form at {base}/records",
+        "verify": f"The receipt is a JWS (EdDSA, Ed25519). Verify it against "
+        f"{base}/.well-known/jwks.json with any JOSE library, or: flask receipts verify FILE",
+    }

@@ -1,0 +1,457 @@
+"""Erasure that holds: nothing left but what the law requires, crypto-shredding, suppression,
+receipts and record keys, kill-and-rerun, restore-then-replay."""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import jwt
+import pytest
+from joserfc import jws as jose_jws
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import KeySet
+from jwcrypto import jwk as jc_jwk
+from jwcrypto import jws as jc_jws
+from sqlalchemy import func, select
+
+from rights import demo, erasure, records, requests, signing
+from storage import vault
+from storage.datamap import CATEGORIES
+from storage.db import db
+from storage.models import (
+    ErasureRun,
+    Member,
+    OutboxMessage,
+    PerkAward,
+    Receipt,
+    RecordHistory,
+    RightsRequest,
+    Subject,
+    SubjectKey,
+)
+from tests import factories
+from tests.conftest import PG_URL
+from tests.helpers import deliver
+
+STORY = demo.STORY_EMAIL
+
+
+def _load_story(app, extra=3):
+    with app.app_context():
+        demo.load(extra_members=extra)
+        db.session.commit()
+        sam = db.session.execute(
+            select(Member).where(Member.external_id == demo.STORY_MEMBER)
+        ).scalar_one()
+        return sam.subject_id
+
+
+def _file_erasure(app, member_id=demo.STORY_MEMBER):
+    with app.app_context():
+        req = requests.file(
+            type="erasure",
+            member_id=member_id,
+            channel="api",
+            verified=True,
+            actor="apikey:platform",
+        )
+        db.session.commit()
+        assert req.status == "in_progress"
+        return req.id
+
+
+def _count(app, model, *where):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def _state(app, subject_id):
+    """Everything erasure decides, as plain data (to compare runs)."""
+    with app.app_context():
+        out = {}
+        for cat in CATEGORIES:
+            table = cat.model.__table__
+            rows = db.session.execute(
+                select(table).where(table.c[cat.subject_column] == subject_id)
+            ).all()
+            out[cat.key] = len(rows)
+        out["history"] = db.session.scalar(
+            select(func.count())
+            .select_from(RecordHistory)
+            .where(RecordHistory.subject_id == subject_id)
+        )
+        out["key"] = db.session.get(SubjectKey, subject_id) is not None
+        out["receipts"] = db.session.scalar(select(func.count()).select_from(Receipt))
+        return out
+
+
+def test_story_member_is_erased_leaving_only_what_the_law_requires(app):
+    subject_id = _load_story(app)
+    rid = _file_erasure(app)
+    deliver(app)  # the worker runs the erasure job
+    with app.app_context():
+        req = requests.get(rid)
+        assert req.status == "completed"
+        assert db.session.get(SubjectKey, subject_id) is None  # crypto-shredded
+        subject = db.session.get(Subject, subject_id)
+        assert subject.email_index is None and subject.erased_at is not None
+        for cat in CATEGORIES:
+            table = cat.model.__table__
+            rows = db.session.execute(
+                select(table).where(table.c[cat.subject_column] == subject_id)
+            ).all()
+            if cat.key == "notices":
+                # Only the last message remains: sealed with the service key, wiped once sent.
+                assert [(r.topic, r.sealed_with, r.payload_enc) for r in rows] == [
+                    ("notice.erased", "service", b"")
+                ]
+            elif cat.erasure.action == "delete":
+                assert rows == [], cat.key
+            else:
+                assert all(
+                    r.restricted_at is not None and r.retain_until is not None for r in rows
+                ), cat.key
+        (award,) = db.session.execute(
+            select(PerkAward).where(PerkAward.subject_id == subject_id)
+        ).scalars()
+        assert award.retained_under.startswith("Art. 17(3)(b)")
+        assert award.retain_until.year == award.restricted_at.year + 5
+        # What is left cannot be read: no key, no plaintext.
+        with pytest.raises(vault.KeyMissing):
+            vault.decrypt(subject_id, "rights_requests.contact_enc", req.contact_enc)
+    # Every other member is untouched.
+    assert _count(app, Member) == 3
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="reads the SQLite files themselves")
+def test_no_plaintext_and_no_usable_key_remain(app):
+    subject_id = _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure.run(rid)
+        db.engines[None].dispose()
+        db.engines["keystore"].dispose()
+    main = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
+    keys = Path(app.config["SQLALCHEMY_BINDS"]["keystore"].removeprefix("sqlite:///"))
+    raw = main.read_bytes() + keys.read_bytes()
+    for needle in (b"sam.rivera", b"Sam Rivera", b"Rivera", subject_id.encode() + b"\x00"):
+        assert needle not in raw
+    with app.app_context():
+        assert db.session.get(SubjectKey, subject_id) is None
+
+
+def _verify_with_three_libraries(token, jwks_doc, typ):
+    header = json.loads(jwt.utils.base64url_decode(token.split(".")[0]))
+    assert header["alg"] == "EdDSA" and header["typ"] == typ and header["kid"]
+    # joserfc
+    key_set = KeySet.import_key_set(jwks_doc)
+    with warnings.catch_warnings():
+        # joserfc flags the RFC 8037 name "EdDSA" (RFC 9864 prefers "Ed25519"); DESIGN.md
+        # asks for EdDSA so that every mainstream library verifies.
+        warnings.simplefilter("ignore", SecurityWarning)
+        obj = jose_jws.deserialize_compact(token, key_set, algorithms=["EdDSA"])
+    claims = json.loads(obj.payload)
+    # jwcrypto
+    jc_set = jc_jwk.JWKSet.from_json(json.dumps(jwks_doc))
+    verifier = jc_jws.JWS()
+    verifier.deserialize(token)
+    verifier.verify(jc_set.get_key(header["kid"]), alg="EdDSA")
+    assert json.loads(verifier.payload) == claims
+    # PyJWT
+    pyjwk = jwt.PyJWKSet.from_dict(jwks_doc)[header["kid"]]
+    decoded = jwt.api_jws.PyJWS().decode_complete(token, key=pyjwk.key, algorithms=["EdDSA"])
+    assert json.loads(decoded["payload"]) == claims
+    return claims
+
+
+def test_receipt_and_statement_verify_with_three_jose_libraries(app, client):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        receipt = erasure.run(rid)
+        token = receipt.jws
+        key = erasure.reveal_record_key(receipt)
+        db.session.commit()
+    jwks_doc = client.get("/.well-known/jwks.json").get_json()
+    claims = _verify_with_three_libraries(token, jwks_doc, signing.RECEIPT_TYP)
+    by_cat = {c["category"]: c for c in claims["categories"]}
+    assert by_cat["profile"]["action"] == "erased"
+    assert by_cat["perk_awards"]["action"] == "retained"
+    assert by_cat["perk_awards"]["exception"].startswith("Art. 17(3)(b)")
+    assert by_cat["perk_awards"]["retain_until"]
+    assert by_cat["disclosures"]["records"] == 1
+    assert claims["request_id"] == rid and claims["sub"].startswith("sub_")
+    text_claims = json.dumps(claims)
+    assert "Rivera" not in text_claims and "@" not in text_claims
+    resp = client.post("/api/v1/statements", json={"record_key": key})
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+    statement = _verify_with_three_libraries(
+        resp.get_json()["statement"], jwks_doc, signing.STATEMENT_TYP
+    )
+    assert statement["holds_nothing"] is False
+    held = {h["category"]: h for h in statement["held"]}
+    (award,) = held["perk_awards"]["records"]
+    assert award["perk"]["item"] == "Nova X1 phone" and award["retain_until"]
+    assert held["disclosures"]["exception"].startswith("Art. 17(3)(b)")
+
+
+def test_receipt_signed_before_rotation_still_verifies(app, client, runner):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        token = erasure.run(rid).jws
+    old_kid = json.loads(jwt.utils.base64url_decode(token.split(".")[0]))["kid"]
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    jwks_doc = client.get("/.well-known/jwks.json").get_json()
+    assert len(jwks_doc["keys"]) == 2 and old_kid in {k["kid"] for k in jwks_doc["keys"]}
+    _verify_with_three_libraries(token, jwks_doc, signing.RECEIPT_TYP)
+
+
+@pytest.mark.parametrize(
+    "crash_after", ["planned", "rows_removed", "retained", "receipt", "key_destroyed"]
+)
+def test_killed_erasure_finishes_once_when_rerun(app, monkeypatch, crash_after):
+    subject_id = _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    real_step = erasure._step
+
+    class Killed(Exception):
+        pass
+
+    def step_then_die(run, step):
+        real_step(run, step)
+        if step == crash_after:
+            raise Killed(step)
+
+    if crash_after == "planned":
+        real_plan = erasure._plan
+
+        def plan_then_die(request):
+            real_plan(request)
+            raise Killed("planned")
+
+        monkeypatch.setattr(erasure, "_plan", plan_then_die)
+    else:
+        monkeypatch.setattr(erasure, "_step", step_then_die)
+    with app.app_context(), pytest.raises(Killed):
+        erasure.run(rid)
+    monkeypatch.undo()
+    with app.app_context():
+        db.session.remove()
+    with app.app_context():
+        erasure.run(rid)  # the rerun finishes the job
+        erasure.run(rid)  # and another changes nothing
+        assert db.session.get(ErasureRun, rid).step == "completed"
+    state = _state(app, subject_id)
+    assert state["receipts"] == 1 and state["key"] is False
+    assert state["profile"] == 0 and state["promotions"] == 0 and state["history"] >= 1
+    assert _count(app, OutboxMessage, OutboxMessage.topic == "notice.erased") == 1
+
+
+def test_large_subject_is_erased_in_batches(app, monkeypatch):
+    with app.app_context():
+        member = factories.member(1)
+        for n in range(260):
+            records.upsert_promotion(
+                {
+                    "promotion_id": f"pr-{n}",
+                    "member_id": "m-1",
+                    "audience": "friends",
+                    "message": f"Person 1 won perk {n}",
+                    "uses_likeness": True,
+                },
+                source="promo-service",
+                actor="spotlight",
+            )
+        factories.commit()
+        subject_id = member.subject_id
+    batches = []
+    real_execute = db.session.execute
+
+    def spy(statement, *args, **kwargs):
+        if (
+            getattr(statement, "is_delete", False)
+            and getattr(statement.table, "name", "") == "promotions"
+        ):
+            batches.append(1)
+        return real_execute(statement, *args, **kwargs)
+
+    with app.app_context():
+        monkeypatch.setattr(db.session, "execute", spy)
+        counts = erasure.erase_rows(subject_id, batch=50)
+        monkeypatch.undo()
+    assert counts["promotions"] == 260
+    assert len(batches) == 6  # 50 at a time, never all at once
+    state = _state(app, subject_id)
+    assert state["promotions"] == 0 and state["profile"] == 0
+
+
+def test_suppression_refuses_reingestion_until_a_new_signup(app, client, api_key):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure.run(rid)
+    body = {
+        "member_id": demo.STORY_MEMBER,
+        "email": STORY,
+        "name": "Sam Rivera",
+        "source": "crm-sync",
+        "actor": "nightly",
+    }
+    resp = client.post("/api/v1/members", json=body, headers=api_key)
+    assert resp.status_code == 409
+    err = resp.get_json()["error"]
+    assert set(err["fields"]) == {"member_id", "email"} and "Rivera" not in err["message"]
+    other_id = client.post("/api/v1/members", json={**body, "member_id": "m-new"}, headers=api_key)
+    assert other_id.status_code == 409 and set(other_id.get_json()["error"]["fields"]) == {"email"}
+    award = {
+        "award_id": "aw-x",
+        "member_id": demo.STORY_MEMBER,
+        "perk_id": "p-nova-x1",
+        "brand_id": "b-nova",
+        "status": "received",
+        "source": "fulfilment-sync",
+        "actor": "sync-job",
+    }
+    resp = client.post("/api/v1/perk-awards", json=award, headers=api_key)
+    assert resp.status_code == 409 and "member_id" in resp.get_json()["error"]["fields"]
+    again = client.post("/api/v1/members", json={**body, "new_signup": True}, headers=api_key)
+    assert again.status_code == 201
+    with app.app_context():
+        fresh = db.session.execute(
+            select(Member).where(Member.external_id == demo.STORY_MEMBER)
+        ).scalar_one()
+        assert db.session.get(Subject, fresh.subject_id).erased_at is None
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="restores a SQLite file as a backup")
+def test_restore_then_replay_removes_the_subject_again(app, runner, tmp_path):
+    subject_id = _load_story(app, extra=1)
+    main = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
+    with app.app_context():
+        db.engines[None].dispose()
+    shutil.copy(main, tmp_path / "backup.db")  # last night's backup, before the erasure
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure.run(rid)
+        db.engines[None].dispose()
+    shutil.copy(tmp_path / "backup.db", main)  # restore it
+    assert _count(app, Member, Member.subject_id == subject_id) == 1  # he is back...
+    result = runner.invoke(args=["erasure", "replay"])
+    assert result.exit_code == 0 and "replayed 1 erasure" in result.output
+    state = _state(app, subject_id)
+    assert state["profile"] == 0 and state["promotions"] == 0 and state["key"] is False
+    with app.app_context():
+        assert all(
+            a.restricted_at
+            for a in db.session.execute(
+                select(PerkAward).where(PerkAward.subject_id == subject_id)
+            ).scalars()
+        )
+    again = runner.invoke(args=["erasure", "replay"])
+    assert again.exit_code == 0
+
+
+def test_statement_lookups_reveal_nothing_and_are_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, RATELIMIT_STATEMENTS="4 per minute")
+    client = app.test_client()
+    answers = set()
+    for key in (
+        "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH",
+        "not a key",
+        "x" * 100,
+        "2222-2222-2222-2222-2222-2222-2222-2222",
+    ):
+        resp = client.post("/api/v1/statements", json={"record_key": key})
+        assert resp.status_code == 404
+        answers.add(json.dumps(resp.get_json(), sort_keys=True))
+    assert len(answers) == 1
+    limited = client.post("/api/v1/statements", json={"record_key": "x"})
+    assert limited.status_code == 429
+    assert set(limited.get_json()["error"]) == {"code", "message", "fields"}
+
+
+def test_web_records_page_same_answer_for_unknown_and_malformed(client):
+    a = client.post("/records", data={"record_key": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH"})
+    b = client.post("/records", data={"record_key": "nonsense"})
+    assert a.status_code == b.status_code == 404
+    assert a.get_data() == b.get_data()
+    assert "No record matches this key" in a.get_data(as_text=True)
+
+
+def test_record_key_shown_once_then_only_its_hash_remains(app, client, api_key):
+    _load_story(app, extra=1)
+    filed = client.post(
+        "/api/v1/requests",
+        json={"type": "erasure", "member_id": demo.STORY_MEMBER, "verified": True},
+        headers=api_key,
+    ).get_json()
+    deliver(app)
+    first = client.get(f"/api/v1/requests/{filed['id']}", headers=api_key).get_json()
+    key = first["result"]["record_key"]
+    assert len(erasure.normalise_record_key(key)) == 32  # 160 bits
+    assert first["result"]["receipt"].count(".") == 2
+    second = client.get(f"/api/v1/requests/{filed['id']}", headers=api_key).get_json()
+    assert "record_key" not in second["result"] and second["result"]["receipt"]
+    with app.app_context():
+        receipt = db.session.execute(select(Receipt)).scalar_one()
+        assert receipt.record_key_sealed is None
+        assert key not in receipt.record_key_hash and len(receipt.record_key_hash) == 64
+        # Dashes, spaces and case do not matter when typing it back.
+        assert erasure.receipt_by_record_key(key.lower().replace("-", " ")).id == receipt.id
+
+
+def test_erasure_email_carries_key_and_receipt_then_is_wiped(app, mailbox):
+    _load_story(app, extra=1)
+    _file_erasure(app)
+    deliver(app)
+    deliver(app)
+    msg = mailbox.last_to(STORY)
+    body = mailbox.body(msg)
+    assert "Your record key:" in body and "/records" in body
+    with app.app_context():
+        sent = db.session.execute(
+            select(OutboxMessage).where(OutboxMessage.topic == "notice.erased")
+        ).scalar_one()
+        assert sent.status == "sent" and sent.payload_enc == b""
+
+
+def test_statement_says_nothing_is_held_once_retention_ends(app, client):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        receipt = erasure.run(rid)
+        key = erasure.reveal_record_key(receipt)
+        db.session.commit()
+        # What the retention sweep (a later issue) will do when retain_until passes:
+        for cat in CATEGORIES:
+            if cat.erasure.action == "retain" and cat.model is not RightsRequest:
+                db.session.execute(
+                    cat.model.__table__.delete().where(
+                        cat.model.__table__.c.subject_id == receipt_subject(receipt)
+                    )
+                )
+        db.session.commit()
+    resp = client.post("/api/v1/statements", json={"record_key": key}).get_json()
+    held = {h["category"] for h in resp["held"]}
+    assert "perk_awards" not in held and "disclosures" not in held
+
+
+def receipt_subject(receipt):
+    return db.session.execute(
+        select(Subject.id).where(Subject.ref == receipt.subject_ref)
+    ).scalar_one()
+
+
+def test_unverified_erasure_does_nothing(app, client):
+    _load_story(app, extra=1)
+    resp = client.post("/requests/new", data={"type": "erasure", "email": STORY})
+    assert resp.status_code == 303
+    deliver(app)
+    assert _count(app, Member) == 2
+    with app.app_context():
+        assert (
+            db.session.execute(select(RightsRequest)).scalar_one().status == "awaiting_verification"
+        )
