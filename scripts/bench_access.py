@@ -10,96 +10,19 @@ report, and the portability JSON and zip, with peak Python memory from tracemall
 """
 
 import argparse
-import base64
-import os
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchdata import make_app, seed  # noqa: E402
 from flask import stream_template  # noqa: E402
 
-from app import create_app  # noqa: E402
-from rights import access, portability, records, requests  # noqa: E402
+from rights import access, portability, requests  # noqa: E402
 from storage.db import db  # noqa: E402
-from storage.models import InfluenceTopic  # noqa: E402
-
-
-def seed(n: int) -> None:
-    member, _ = records.upsert_member(
-        {
-            "member_id": "m-bench",
-            "email": "bench@example.org",
-            "name": "Bench Mark",
-            "handle": "@bench",
-            "address": "1 Bench Road",
-        },
-        source="bench",
-        actor="seed",
-    )
-    sid = member.subject_id
-    awards = int(n * 0.4)
-    for i in range(awards):
-        records.upsert_award(
-            {
-                "award_id": f"aw-{i}",
-                "member_id": "m-bench",
-                "perk_id": f"p-{i % 25}",
-                "perk_item": f"Perk {i % 25}",
-                "brand_id": f"b-{i % 5}",
-                "campaign_id": f"c-{i % 10}",
-                "status": "received",
-            },
-            source="bench",
-            actor="seed",
-        )
-    for i in range(int(n * 0.3)):
-        records.upsert_disclosure(
-            {"disclosure_id": f"dl-{i}", "award_id": f"aw-{i % awards}", "status": "disclosed"},
-            source="bench",
-            actor="seed",
-        )
-    for i in range(int(n * 0.1)):
-        records.upsert_promotion(
-            {
-                "promotion_id": f"pr-{i}",
-                "member_id": "m-bench",
-                "audience": "friends",
-                "message": f"Bench Mark won perk {i}!",
-                "uses_likeness": True,
-            },
-            source="bench",
-            actor="seed",
-        )
-    for i in range(int(n * 0.1)):
-        records.upsert_consent(
-            {
-                "consent_id": f"con-{i}",
-                "member_id": "m-bench",
-                "purpose": f"purpose-{i}",
-                "status": "granted",
-                "notice_version": "v1",
-                "channel": "web",
-                "granted_at": requests.utcnow(),
-            },
-            source="bench",
-            actor="seed",
-        )
-    done = awards + int(n * 0.3) + 2 * int(n * 0.1)
-    for i in range(n - done):
-        records.apply_changes(
-            InfluenceTopic(subject_id=sid),
-            {"topic": f"t{i}", "weight": 0.5},
-            subject_id=sid,
-            source="bench",
-            actor="seed",
-        )
-        if i % 1000 == 0:
-            db.session.flush()
-    db.session.commit()
 
 
 def measure(label: str, fn) -> None:
@@ -124,28 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="lethe-bench-"))
-    key = lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()  # noqa: E731
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": os.environ.get(
-                "LETHE_BENCH_DATABASE_URL", f"sqlite:///{tmp / 'bench.db'}"
-            ),
-            "KEYSTORE_URL": os.environ.get(
-                "LETHE_BENCH_KEYSTORE_URL", f"sqlite:///{tmp / 'keys.db'}"
-            ),
-            "SECRET_KEY": "bench",
-            "KEY_ENCRYPTION_KEY": key(),
-            "BLIND_INDEX_KEY": key(),
-            "MAIL_BACKEND": "file",
-            "MAIL_DIR": str(tmp / "mail"),
-        },
-        instance_path=str(tmp / "instance"),
-    )
+    app = make_app()
     with app.app_context():
         db.create_all()
         t0 = time.perf_counter()
         seed(args.records)
+        db.session.commit()
         print(
             f"seeded {args.records} records (+ history, audit) in "
             f"{time.perf_counter() - t0:.1f} s  [{app.config['SQLALCHEMY_DATABASE_URI'][:10]}]"

@@ -110,6 +110,11 @@ def _reset_schema(app):
             # Once per run: the models' schema from scratch (the database may hold an older
             # one). Then tables persist across tests; emptying them is fast.
             if not _pg_schema_built:
+                for engine in db.engines.values():
+                    if engine.dialect.name == "postgresql":
+                        with engine.begin() as conn:
+                            conn.execute(text("DROP SCHEMA public CASCADE"))
+                            conn.execute(text("CREATE SCHEMA public"))
                 db.drop_all()
                 db.create_all()
                 _pg_schema_built = True
