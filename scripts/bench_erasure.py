@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchdata import make_app, seed  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from rights import erasure, requests  # noqa: E402
+from rights import erasure, records, requests  # noqa: E402
 from storage.clock import utcnow  # noqa: E402
 from storage.datamap import CATEGORIES  # noqa: E402
 from storage.db import db  # noqa: E402
@@ -63,16 +63,45 @@ def raw_sql(subject_id: str) -> int:
     return touched
 
 
+def seed_promotions(n: int, member_id: str, email: str) -> str:
+    member, _ = records.upsert_member(
+        {"member_id": member_id, "email": email, "name": "Bench Mark"}, source="bench", actor="seed"
+    )
+    for i in range(n):
+        records.upsert_promotion(
+            {
+                "promotion_id": f"{member_id}-pr-{i}",
+                "member_id": member_id,
+                "audience": "friends",
+                "message": f"Bench Mark won perk {i}!",
+                "uses_likeness": True,
+            },
+            source="bench",
+            actor="seed",
+        )
+    db.session.flush()
+    return member.subject_id
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument(
+        "--delete-heavy",
+        action="store_true",
+        help="all records are promotions (erased, not retained)",
+    )
     args = parser.parse_args()
     app = make_app()
     with app.app_context():
         db.create_all()
         start = time.perf_counter()
-        lethe_subject = seed(args.records, "m-lethe", "lethe@example.org")
-        raw_subject = seed(args.records, "m-raw", "raw@example.org")
+        if args.delete_heavy:
+            lethe_subject = seed_promotions(args.records, "m-lethe", "lethe@example.org")
+            raw_subject = seed_promotions(args.records, "m-raw", "raw@example.org")
+        else:
+            lethe_subject = seed(args.records, "m-lethe", "lethe@example.org")
+            raw_subject = seed(args.records, "m-raw", "raw@example.org")
         db.session.commit()
         print(
             f"seeded 2 x {args.records} records in {time.perf_counter() - start:.1f} s "
