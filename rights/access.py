@@ -20,7 +20,15 @@ from storage import vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category, Field
 from storage.db import db
-from storage.models import Brand, Campaign, Perk, RecordHistory, RightsRequest, Subject
+from storage.models import (
+    Brand,
+    Campaign,
+    Perk,
+    PerkAward,
+    RecordHistory,
+    RightsRequest,
+    Subject,
+)
 
 BATCH = 500
 
@@ -105,7 +113,29 @@ def _perk_lookup(perk_ids: set[int]) -> dict[int, dict]:
     }
 
 
-def field_value(cat: Category, f: Field, row, perks: dict | None = None, *, binary="base64"):
+def _award_lookup(award_ids: set[int]) -> dict[int, str]:
+    ids = {i for i in award_ids if i is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(PerkAward.id, PerkAward.external_id).where(PerkAward.id.in_(ids))
+    )
+    return dict(rows.all())
+
+
+RESOLVERS = {"perk": _perk_lookup, "award": _award_lookup}
+
+
+def lookups(fields, rows) -> dict[str, dict]:
+    """For one batch: what reference fields point at (perks, awards), one query per kind."""
+    return {
+        kind: resolve({getattr(r, f.column) for r in rows for f in fields if f.kind == kind})
+        for kind, resolve in RESOLVERS.items()
+        if any(f.kind == kind for f in fields)
+    }
+
+
+def field_value(cat: Category, f: Field, row, refs: dict | None = None, *, binary="base64"):
     raw = getattr(row, f.column)
     context = f"{cat.table}.{f.column}"
     if f.kind == "encrypted":
@@ -117,8 +147,8 @@ def field_value(cat: Category, f: Field, row, perks: dict | None = None, *, bina
         if data is None:
             return None
         return base64.b64encode(data).decode() if binary == "base64" else data
-    if f.kind == "perk":
-        return (perks or {}).get(raw)
+    if f.kind in RESOLVERS:
+        return (refs or {}).get(f.kind, {}).get(raw)
     return _iso(raw)
 
 
@@ -185,15 +215,11 @@ def iter_records(
     """Each record of a category as a dict: fields, then provenance and history."""
     fields = fields if fields is not None else cat.fields
     for rows in iter_rows(cat, subject_id):
-        perks = {}
-        if any(f.kind == "perk" for f in fields):
-            perks = _perk_lookup(
-                {getattr(r, f.column) for r in rows for f in fields if f.kind == "perk"}
-            )
+        refs = lookups(fields, rows)
         ids = [r.id for r in rows]
         history = _history(cat, subject_id, ids) if with_provenance else {}
         for row in rows:
-            record = {f.name: field_value(cat, f, row, perks, binary=binary) for f in fields}
+            record = {f.name: field_value(cat, f, row, refs, binary=binary) for f in fields}
             if with_provenance and cat.has_provenance:
                 record["provenance"] = {
                     "source": row.source,

@@ -238,6 +238,12 @@ def normalise_record_key(text: str) -> str | None:
     return cleaned
 
 
+def format_record_key(text: str) -> str | None:
+    """The key as Lethe prints it (ABCD-EFGH-…), however it was typed."""
+    cleaned = normalise_record_key(text)
+    return "-".join(cleaned[i : i + 4] for i in range(0, 32, 4)) if cleaned else None
+
+
 def record_key_hash(record_key: str) -> str | None:
     cleaned = normalise_record_key(record_key)
     return hashlib.sha256(cleaned.encode()).hexdigest() if cleaned else None

@@ -16,7 +16,7 @@ from storage.datamap import CATEGORIES
 from storage.db import db
 from storage.models import Receipt, Subject
 
-PLAIN_KINDS = ("text", "datetime", "json", "perk")
+PLAIN_KINDS = ("text", "datetime", "json", "perk", "award")
 
 
 def held_records(subject_id: str) -> list[dict]:
@@ -26,13 +26,9 @@ def held_records(subject_id: str) -> list[dict]:
         fields = [f for f in cat.fields if f.kind in PLAIN_KINDS]
         rows = []
         for batch in access.iter_rows(cat, subject_id):
-            perks = {}
-            if any(f.kind == "perk" for f in fields):
-                perks = access._perk_lookup(
-                    {getattr(r, f.column) for r in batch for f in fields if f.kind == "perk"}
-                )
+            refs = access.lookups(fields, batch)
             for row in batch:
-                record = {f.name: access.field_value(cat, f, row, perks) for f in fields}
+                record = {f.name: access.field_value(cat, f, row, refs) for f in fields}
                 record["retain_until"] = access._iso(row.retain_until)
                 record["restricted"] = row.restricted_at is not None
                 rows.append(record)
@@ -41,6 +37,7 @@ def held_records(subject_id: str) -> list[dict]:
                 {
                     "category": cat.key,
                     "title": cat.title,
+                    "labels": {f.name: f.label for f in fields},
                     "exception": cat.erasure.exception,
                     "records": rows,
                 }
@@ -99,7 +96,7 @@ def receipt_file(receipt: Receipt, record_key: str) -> dict:
     return {
         "format": "lethe-deletion-receipt/1",
         "receipt": receipt.jws,
-        "record_key": record_key,
+        "record_key": erasure.format_record_key(record_key),
         "statement": f'POST {base}/api/v1/statements with {{"record_key": ...}}, or the '
         f"form at {base}/records",
         "verify": f"The receipt is a JWS (EdDSA, Ed25519). Verify it against "

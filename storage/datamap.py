@@ -33,7 +33,8 @@ class Field:
 
     ``kind``: ``text`` (plain column), ``encrypted`` (``*_enc`` column under the subject key),
     ``encrypted_json``, ``json``, ``datetime``, ``binary`` (encrypted bytes, e.g. a picture)
-    or ``perk`` (a reference to a perk, shown as brand / campaign / item).
+    or ``perk`` / ``award`` (a reference, shown as brand / campaign / item, or the award's
+    number).
     """
 
     name: str
@@ -184,7 +185,7 @@ CATEGORIES: tuple[Category, ...] = (
         model=Disclosure,
         fields=(
             Field("disclosure_id", "external_id", "Entry number"),
-            Field("award_id", "award_id", "Award (internal number)"),
+            Field("award_id", "award_id", "Award number", "award"),
             Field("status", "status", "Status"),
             Field("listed_at", "listed_at", "Listed", "datetime"),
         ),
@@ -209,7 +210,7 @@ CATEGORIES: tuple[Category, ...] = (
         model=Promotion,
         fields=(
             Field("promotion_id", "external_id", "Promotion number"),
-            Field("award_id", "award_id", "Award (internal number)"),
+            Field("award_id", "award_id", "Award number", "award"),
             Field("audience", "audience", "Shown to"),
             Field("shown_at", "shown_at", "Shown", "datetime"),
             Field("message", "message_enc", "Text shown", "encrypted"),
@@ -254,7 +255,7 @@ CATEGORIES: tuple[Category, ...] = (
         description="Ratings and comments you left about perks.",
         model=Feedback,
         fields=(
-            Field("award_id", "award_id", "Award (internal number)"),
+            Field("award_id", "award_id", "Award number", "award"),
             Field("rating", "rating", "Rating (1-5, may be empty)", provided_by_subject=True),
             Field("text", "text_enc", "Comment", "encrypted", True),
         ),

@@ -48,6 +48,9 @@ def display(value) -> str:
         except ValueError:
             return value
         return when.strftime("%d %B %Y, %H:%M UTC")
+    if isinstance(value, dict) and {"item", "brand"} <= set(value):  # a perk
+        campaign = f", campaign {value['campaign']}" if value.get("campaign") else ""
+        return f"{value['item']} from {value['brand']}{campaign} (value {value.get('value')})"
     if isinstance(value, dict):
         return ", ".join(display(v) for v in value.values() if v not in (None, ""))
     if isinstance(value, list):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from werkzeug.serving import make_server
 
-from rights import apikeys, outbox
+from rights import apikeys, jobs
 from storage.db import db
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +38,8 @@ def chromium_path() -> str | None:
 
 
 class OutboxWorker(threading.Thread):
-    """What ``flask worker`` does, in a thread: deliver what is due every 0.2 s."""
+    """What ``flask worker`` does, in a thread: every 0.2 s, send the due messages and run the
+    due jobs (erasure runs as an outbox job)."""
 
     def __init__(self, app):
         super().__init__(name="lethe-outbox-worker", daemon=True)
@@ -51,7 +52,7 @@ class OutboxWorker(threading.Thread):
             while not self.stopped.is_set():
                 with self.app.app_context():
                     try:
-                        outbox.deliver_due()
+                        jobs.run_due()
                     finally:
                         db.session.remove()
                 self.stopped.wait(WORKER_INTERVAL)

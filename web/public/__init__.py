@@ -23,8 +23,17 @@ from flask import (
     request as http,
 )
 
-from rights import access, erasure, notices, portability, requests, statements, verification
-from rights.errors import InvalidTransition, TokenInvalid
+from rights import (
+    access,
+    erasure,
+    notices,
+    portability,
+    requests,
+    signing,
+    statements,
+    verification,
+)
+from rights.errors import InvalidTransition, RightsError, TokenInvalid
 from storage.clock import utcnow
 from storage.db import db
 from web.extensions import limiter
@@ -247,6 +256,22 @@ def records():
         receipt = erasure.receipt_by_record_key(form.record_key.data)
         return _receipt_file(receipt, form.record_key.data)
     return render_template("public/statement.html", form=form, token=token, claims=claims)
+
+
+@bp.post("/records/statement")
+def statement_download():
+    """The statement on screen, as a file: the page posts back the JWS it shows; it is
+    checked against our keys and returned as is (no second statement is made)."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    token = http.form.get("statement", "")
+    try:
+        claims = signing.verify(token, signing.STATEMENT_TYP)
+    except RightsError:
+        abort(400)
+    return _no_store(
+        Response(token, mimetype="application/jose"), f"statement-{claims['statement_id'][:8]}.jws"
+    )
 
 
 def _download(reference: str, kind: str):
