@@ -307,11 +307,14 @@ def events(request: RightsRequest) -> list[RequestEvent]:
 
 
 def downloads_available(request: RightsRequest) -> bool:
+    """Reports and exports of a completed request, until they expire — and never once the
+    subject has been erased (there is nothing left to report, and no key to read it with)."""
     return (
         request.status == S.COMPLETED
         and request.type in SELF_SERVICE
         and request.downloads_expire_at is not None
         and utcnow() < request.downloads_expire_at
+        and db.session.get(Subject, request.subject_id).erased_at is None
     )
 
 

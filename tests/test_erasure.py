@@ -455,3 +455,20 @@ def test_unverified_erasure_does_nothing(app, client):
         assert (
             db.session.execute(select(RightsRequest)).scalar_one().status == "awaiting_verification"
         )
+
+
+def test_earlier_downloads_end_with_the_erasure(app, client, api_key):
+    _load_story(app, extra=1)
+    access_req = client.post(
+        "/api/v1/requests",
+        json={"type": "access", "member_id": demo.STORY_MEMBER, "verified": True},
+        headers=api_key,
+    ).get_json()
+    report_url = access_req["result"]["report_url"]
+    assert client.get(report_url, headers=api_key).status_code == 200
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure.run(rid)
+    assert client.get(report_url, headers=api_key).status_code == 404
+    again = client.get(f"/api/v1/requests/{access_req['id']}", headers=api_key)
+    assert again.status_code == 200 and "report_url" not in again.get_json()["result"]

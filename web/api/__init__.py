@@ -212,6 +212,8 @@ def _request_out(req) -> dict:
         result = {"completed_at": out["completed_at"]}
         if not _filed_by_this_key(req):
             pass  # the data itself goes only to the service that filed for its member
+        elif req.type in ("access", "portability") and not requests.downloads_available(req):
+            result["downloads"] = "expired"
         elif req.type == "access":
             result["report_url"] = url_for("api.request_report", request_id=req.id)
             result["expires_at"] = req.downloads_expire_at.isoformat()

@@ -72,15 +72,19 @@ EXTENDED = {
 }
 RESULT = {
     "type": "object",
-    "description": "Present once the request is completed: for access a link to the report, "
-    "for portability links to the JSON and zip exports (downloads need scope requests:read "
-    "and are available until expires_at).",
+    "description": "Present once the request is completed. To the key that filed it: for "
+    "access a link to the report, for portability links to the JSON and zip exports (until "
+    "expires_at; then downloads is 'expired'), for erasure the signed deletion receipt and, on "
+    "the first read only, the record key.",
     "properties": {
         "completed_at": {"type": "string", "format": "date-time"},
         "report_url": {"type": "string"},
         "export_json_url": {"type": "string"},
         "export_zip_url": {"type": "string"},
         "expires_at": {"type": "string", "format": "date-time"},
+        "downloads": {"type": "string", "enum": ["expired"]},
+        "receipt": {"type": "string", "description": "JWS, typ lethe-receipt+jws"},
+        "record_key": {"type": "string", "description": "shown once"},
     },
     "required": ["completed_at"],
 }
