@@ -45,6 +45,7 @@ from storage.models import (
     RequestStatus,
     RightsRequest,
     Subject,
+    SubjectKey,
 )
 
 log = logging.getLogger(__name__)
@@ -63,19 +64,29 @@ def _deletion_order() -> list[Category]:
     return sorted(cats, key=lambda c: -order[c.table])
 
 
-def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt:
-    """Erase the request's subject, resuming wherever a previous run stopped. Commits."""
+def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt | None:
+    """Erase the request's subject, resuming wherever a previous run stopped. Commits.
+
+    Key-store effects (tombstones, the key's destruction) are committed on their own and
+    re-applied on every run, so a commit that reached one database and not the other is
+    repaired by the next run; a step is only recorded after its key-store effect is checked.
+    Returns the receipt, or None when there was nothing to do (the request was withdrawn
+    before it started, or the subject had already been erased by another request).
+    """
     request = requests.get(request_id)
     erasure = db.session.get(ErasureRun, request_id)
     if erasure is None:
         if request.status != RequestStatus.IN_PROGRESS:
-            raise requests.InvalidTransition(
-                f"A request that is {request.status} cannot be executed."
-            )
+            return None  # withdrawn or refused before it started: nothing to resume
+        subject = db.session.get(Subject, request.subject_id)
+        if subject.erased_at is not None:
+            requests.complete(request, actor=actor, note="already erased", notify=False)
+            db.session.commit()
+            return None
         erasure = _plan(request)
+    _ensure_tombstones(erasure)
     if not _at_least(erasure, "rows_removed"):
-        counts = erase_rows(erasure.subject_id, batch=batch)
-        erasure.counts = {**erasure.counts, **counts}
+        erase_rows(erasure.subject_id, batch=batch, run=erasure)
         _step(erasure, "rows_removed")
     if not _at_least(erasure, "retained"):
         erasure.counts = {
@@ -86,8 +97,12 @@ def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt
     if not _at_least(erasure, "receipt"):
         _issue_receipt(request, erasure)
         _step(erasure, "receipt")
+    # Always (idempotent): destroy the key, commit, and check it is gone before going on.
+    destroy_identity(erasure.subject_id, erasure.erased_at)
+    db.session.commit()
+    if db.session.get(SubjectKey, erasure.subject_id) is not None:
+        raise RuntimeError("subject key still present after destruction")
     if not _at_least(erasure, "key_destroyed"):
-        destroy_identity(erasure.subject_id, erasure.erased_at)
         _step(erasure, "key_destroyed")
     if not _at_least(erasure, "completed"):
         request = requests.get(request_id)
@@ -104,12 +119,10 @@ def _step(erasure: ErasureRun, step: str) -> None:
 
 
 def _plan(request: RightsRequest) -> ErasureRun:
+    """Fix the erasure time, fingerprint the identifiers (while they can still be read),
+    close the subject's other open requests, and stop new records for the subject at once."""
     subject = db.session.get(Subject, request.subject_id)
     now = utcnow()
-    erasure = ErasureRun(
-        request_id=request.id, subject_id=subject.id, step="planned", erased_at=now, counts={}
-    )
-    db.session.add(erasure)
     member = subjects.member_of(subject.id)
     identifiers = []
     contact = vault.decrypt(subject.id, "rights_requests.contact_enc", request.contact_enc)
@@ -120,28 +133,50 @@ def _plan(request: RightsRequest) -> ErasureRun:
             ("email", vault.decrypt(subject.id, "members.email_enc", member.email_enc))
         )
         identifiers.append(("member_id", member.external_id))
-    for kind, value in identifiers:
-        suppression.add(
-            kind,
-            value,
-            subject_id=subject.id,
-            subject_ref=subject.ref,
-            request_id=request.id,
-            erased_at=now,
-        )
+    fingerprints = sorted({(kind, suppression.fingerprint(kind, v)) for kind, v in identifiers})
+    erasure = ErasureRun(
+        request_id=request.id,
+        subject_id=subject.id,
+        step="planned",
+        erased_at=now,
+        counts={},
+        fingerprints=[list(f) for f in fingerprints],
+    )
+    db.session.add(erasure)
+    # From now on ingestion refuses this subject (records.py checks erased_at).
+    subject.erased_at = now
+    requests.close_superseded(subject.id, request.id, actor="lethe")
     audit.record(
         "lethe", "erasure.planned", subject_ref=subject.ref, target=f"request:{request.id}"
     )
-    # Make sure a signing key exists and is committed (and so published) before any receipt
-    # names it: the key store and the main database commit separately.
+    db.session.commit()
+    # Make sure a signing key exists, committed (and so published) before a receipt names it.
     signing.current_key()
     db.session.commit()
     return erasure
 
 
-def erase_rows(subject_id: str, *, batch: int = BATCH) -> dict[str, int]:
+def _ensure_tombstones(erasure: ErasureRun) -> None:
+    subject = db.session.get(Subject, erasure.subject_id)
+    for kind, fp in erasure.fingerprints or []:
+        suppression.add_fingerprint(
+            kind,
+            fp,
+            subject_id=subject.id,
+            subject_ref=subject.ref,
+            request_id=erasure.request_id,
+            erased_at=erasure.erased_at,
+        )
+    db.session.commit()
+
+
+def erase_rows(
+    subject_id: str, *, batch: int = BATCH, run: ErasureRun | None = None
+) -> dict[str, int]:
     """Delete every 'delete' category's rows of a subject, with their history, in batches of
-    ``batch`` (each committed); clear 'anonymise' categories' columns. Idempotent."""
+    ``batch`` (each committed, with ``run``'s counts in the same transaction, so a resumed
+    run still counts what the killed one did); clear 'anonymise' categories' columns.
+    Idempotent."""
     counts = {}
     for cat in _deletion_order():
         table = cat.model.__table__
@@ -167,6 +202,8 @@ def erase_rows(subject_id: str, *, batch: int = BATCH) -> dict[str, int]:
                     delete(DeliveryAttempt).where(DeliveryAttempt.outbox_id.in_(ids))
                 )
             db.session.execute(delete(table).where(pk.in_(ids)))
+            if run is not None:
+                run.counts = {**run.counts, cat.key: run.counts.get(cat.key, 0) + len(ids)}
             db.session.commit()
             total += len(ids)
         counts[cat.key] = total

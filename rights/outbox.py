@@ -26,6 +26,10 @@ MAX_ATTEMPTS = 12
 JOB_LEASE = timedelta(minutes=10)
 
 
+class JobFailed(Exception):
+    pass
+
+
 def enqueue_email(
     *,
     subject_id: str,
@@ -130,7 +134,11 @@ def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[
         msg_id = msg.id
         try:
             if msg.kind == "job":
-                _run_job(msg, handlers or {})
+                try:
+                    _run_job(msg, handlers or {})
+                except vault.KeyMissing as exc:
+                    # A job is retried, never dead-lettered for a missing key: jobs resume.
+                    raise JobFailed("job met a destroyed subject key") from exc
             else:
                 _deliver(msg)
                 msg.attempts += 1

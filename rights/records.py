@@ -113,6 +113,7 @@ def _same_owner(record, subject_id: str, field: str) -> None:
             "member; it cannot be moved.",
             {field: ["belongs to another member"]},
         )
+    _not_retained(record, field)
 
 
 def _member(member_id: str) -> Member:
@@ -121,7 +122,24 @@ def _member(member_id: str) -> Member:
         if suppression.is_suppressed("member_id", member_id):
             raise Conflict(ERASED, {"member_id": ["erased"]})
         raise Invalid("Unknown member.", {"member_id": ["no member with this id"]})
+    _not_erased(member.subject_id, "member_id")
     return member
+
+
+def _not_erased(subject_id: str, field: str) -> None:
+    """No new data about someone whose erasure has begun (or is done)."""
+    if db.session.get(Subject, subject_id).erased_at is not None:
+        raise Conflict(ERASED, {field: ["erased"]})
+
+
+def _not_retained(record, field: str) -> None:
+    """Records kept under an Art. 17(3) exception are stored, not used: not changed either."""
+    if getattr(record, "restricted_at", None) is not None:
+        raise Conflict(
+            "This record is kept only under a legal exception after an erasure; it cannot be "
+            "changed.",
+            {field: ["retained after erasure"]},
+        )
 
 
 ERASED = (
@@ -142,14 +160,12 @@ def upsert_member(
             for k, v in (("member_id", data["member_id"]), ("email", data["email"]))
             if suppression.is_suppressed(k, v)
         ]
-        if erased and not data.get("new_signup"):
+        if erased and (not data.get("new_signup") or "member_id" in erased):
+            # A new sign-up lifts the email's tombstone, but never brings back an erased
+            # member id: the platform gives the new account a new id.
             raise Conflict(ERASED, {k: ["erased"] for k in erased})
-        for kind in erased:
-            suppression.lift(
-                kind,
-                data["member_id"] if kind == "member_id" else data["email"],
-                actor=f"{source}/{actor}",
-            )
+        if erased:
+            suppression.lift("email", data["email"], actor=f"{source}/{actor}")
         subject = subjects.get_or_create(data["email"])
         if subjects.member_of(subject.id) is not None:
             raise Conflict(
@@ -159,8 +175,11 @@ def upsert_member(
         member = Member(subject_id=subject.id, external_id=data["member_id"])
     elif vault.blind_index(data["email"]) != db.session.get(Subject, member.subject_id).email_index:
         # An address change moves the blind index with it.
+        _not_erased(member.subject_id, "member_id")
         if subjects.by_email(data["email"]) is not None:
             raise Conflict("Another subject has this email address.", {"email": ["in use"]})
+        if suppression.is_suppressed("email", data["email"]) and not data.get("new_signup"):
+            raise Conflict(ERASED, {"email": ["erased"]})
         db.session.get(Subject, member.subject_id).email_index = vault.blind_index(data["email"])
     values = {
         "email_enc": data["email"].strip(),
@@ -236,6 +255,7 @@ def upsert_disclosure(
     award = by_external(PerkAward, data["award_id"])
     if award is None:
         raise Invalid("Unknown award.", {"award_id": ["no award with this id"]})
+    _not_erased(award.subject_id, "award_id")
     disclosure = by_external(Disclosure, data["disclosure_id"])
     created = disclosure is None
     if created:

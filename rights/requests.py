@@ -19,7 +19,14 @@ from rights.errors import Invalid, InvalidTransition, NotFound
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import RequestEvent, RequestStatus, RequestType, RightsRequest, Subject
+from storage.models import (
+    ErasureRun,
+    RequestEvent,
+    RequestStatus,
+    RequestType,
+    RightsRequest,
+    Subject,
+)
 
 S = RequestStatus
 TERMINAL = {S.COMPLETED, S.REFUSED, S.WITHDRAWN}
@@ -247,8 +254,30 @@ def refuse(request: RightsRequest, *, reason: str, actor: str) -> None:
 
 
 def withdraw(request: RightsRequest, *, actor: str = "subject") -> None:
+    if db.session.get(ErasureRun, request.id) is not None:
+        raise InvalidTransition("The erasure is under way and cannot be stopped any more.")
     _move(request, S.WITHDRAWN, "withdrawn", actor)
     notices.withdrawn(request)
+
+
+def close_superseded(subject_id: str, erasing_request_id: str, *, actor: str) -> int:
+    """An erasure supersedes the subject's other open requests: they are closed (withdrawn,
+    no notice: the last message the person gets is the erasure's). Returns how many."""
+    open_states = [S.RECEIVED, S.AWAITING_VERIFICATION, S.OPEN, S.IN_PROGRESS]
+    others = (
+        db.session.execute(
+            select(RightsRequest).where(
+                RightsRequest.subject_id == subject_id,
+                RightsRequest.id != erasing_request_id,
+                RightsRequest.status.in_(open_states),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for other in others:
+        _move(other, S.WITHDRAWN, "withdrawn", actor, note="superseded by the subject's erasure")
+    return len(others)
 
 
 def send_resume_link(request: RightsRequest) -> None:
@@ -277,23 +306,25 @@ def _seal(request: RightsRequest, column: str, text: str) -> bytes:
     return vault.encrypt(request.subject_id, f"rights_requests.{column}", text)
 
 
+def _open(request: RightsRequest, column: str, *, as_json: bool = False):
+    """A sealed field of the request; None once the subject's key is destroyed (erasure)."""
+    read = vault.decrypt_json if as_json else vault.decrypt
+    try:
+        return read(request.subject_id, f"rights_requests.{column}", getattr(request, column))
+    except vault.KeyMissing:
+        return None
+
+
 def extension_reason(request: RightsRequest) -> str | None:
-    return vault.decrypt(
-        request.subject_id, "rights_requests.extension_reason_enc", request.extension_reason_enc
-    )
+    return _open(request, "extension_reason_enc")
 
 
 def decision_reason(request: RightsRequest) -> str | None:
-    return vault.decrypt(
-        request.subject_id, "rights_requests.decision_reason_enc", request.decision_reason_enc
-    )
+    return _open(request, "decision_reason_enc")
 
 
 def details(request: RightsRequest) -> dict:
-    return (
-        vault.decrypt_json(request.subject_id, "rights_requests.details_enc", request.details_enc)
-        or {}
-    )
+    return _open(request, "details_enc", as_json=True) or {}
 
 
 def events(request: RightsRequest) -> list[RequestEvent]:

@@ -18,11 +18,11 @@ def fingerprint(kind: str, value: str) -> str:
     return vault.keyed_fingerprint(f"suppress:{kind}", value)
 
 
-def add(
-    kind: str, value: str, *, subject_id: str, subject_ref: str, request_id: str | None, erased_at
+def add_fingerprint(
+    kind: str, fp: str, *, subject_id: str, subject_ref: str, request_id: str | None, erased_at
 ) -> None:
-    """Record a tombstone once per (kind, value, subject) (flushes)."""
-    fp = fingerprint(kind, value)
+    """Record a tombstone (a fingerprint from :func:`fingerprint`) once per subject
+    (flushes)."""
     exists = db.session.execute(
         select(SuppressionTombstone.id).where(
             SuppressionTombstone.fingerprint == fp, SuppressionTombstone.subject_id == subject_id

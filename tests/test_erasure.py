@@ -29,6 +29,7 @@ from storage.models import (
     RightsRequest,
     Subject,
     SubjectKey,
+    SuppressionTombstone,
 )
 from tests import factories
 from tests.conftest import PG_URL
@@ -317,11 +318,18 @@ def test_suppression_refuses_reingestion_until_a_new_signup(app, client, api_key
     }
     resp = client.post("/api/v1/perk-awards", json=award, headers=api_key)
     assert resp.status_code == 409 and "member_id" in resp.get_json()["error"]["fields"]
-    again = client.post("/api/v1/members", json={**body, "new_signup": True}, headers=api_key)
+    # A new sign-up is a new member id; an erased id is never reused.
+    same_id = client.post("/api/v1/members", json={**body, "new_signup": True}, headers=api_key)
+    assert same_id.status_code == 409
+    again = client.post(
+        "/api/v1/members",
+        json={**body, "member_id": "m-0001-new", "new_signup": True},
+        headers=api_key,
+    )
     assert again.status_code == 201
     with app.app_context():
         fresh = db.session.execute(
-            select(Member).where(Member.external_id == demo.STORY_MEMBER)
+            select(Member).where(Member.external_id == "m-0001-new")
         ).scalar_one()
         assert db.session.get(Subject, fresh.subject_id).erased_at is None
 
@@ -472,3 +480,115 @@ def test_earlier_downloads_end_with_the_erasure(app, client, api_key):
     assert client.get(report_url, headers=api_key).status_code == 404
     again = client.get(f"/api/v1/requests/{access_req['id']}", headers=api_key)
     assert again.status_code == 200 and "report_url" not in again.get_json()["result"]
+
+
+def test_rerun_repairs_a_key_store_commit_that_did_not_land(app):
+    subject_id = _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure.run(rid)
+        # As if the key store's commits had failed while the main database's went through:
+        db.session.add(SubjectKey(subject_id=subject_id, wrapped_key=b"x" * 60))
+        db.session.execute(SuppressionTombstone.__table__.delete())
+        db.session.commit()
+    with app.app_context():
+        erasure.run(rid)
+        assert db.session.get(SubjectKey, subject_id) is None
+        kinds = sorted(t.kind for t in db.session.execute(select(SuppressionTombstone)).scalars())
+        assert kinds == ["email", "member_id"]
+
+
+def test_receipt_counts_survive_a_resumed_run(app, monkeypatch):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    real_step = erasure._step
+
+    def die_at_rows_removed(run, step):
+        if step == "rows_removed":
+            raise RuntimeError("killed")
+        real_step(run, step)
+
+    monkeypatch.setattr(erasure, "_step", die_at_rows_removed)
+    with app.app_context(), pytest.raises(RuntimeError):
+        erasure.run(rid)
+    monkeypatch.undo()
+    with app.app_context():
+        db.session.remove()
+    with app.app_context():
+        token = erasure.run(rid).jws
+        claims = signing.verify(token, signing.RECEIPT_TYP)
+    by_cat = {c["category"]: c["records"] for c in claims["categories"]}
+    assert by_cat["profile"] == 1 and by_cat["promotions"] == 1
+
+
+def test_erasure_closes_the_subjects_other_requests(app, client, mailbox):
+    _load_story(app, extra=1)
+    client.post("/requests/new", data={"type": "access", "email": STORY})
+    deliver(app)
+    pending_link = mailbox.body(mailbox.last_to(STORY)).split("http://lethe.test")[1].split()[0]
+    with app.app_context():
+        first = requests.file(
+            type="erasure", member_id=demo.STORY_MEMBER, channel="api", verified=True, actor="t"
+        ).id
+        second = requests.file(
+            type="erasure", member_id=demo.STORY_MEMBER, channel="api", verified=True, actor="t"
+        ).id
+        db.session.commit()
+    deliver(app)
+    with app.app_context():
+        assert requests.get(first).status == "completed"
+        assert requests.get(second).status == "withdrawn"  # superseded, its job a no-op
+        assert db.session.scalar(select(func.count()).select_from(Receipt)) == 1
+    # The access request still waiting for its link is closed, not broken.
+    assert client.post(pending_link).status_code == 400
+
+
+def test_erasure_under_way_cannot_be_withdrawn(app, client, api_key):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure._plan(requests.get(rid))
+    resp = client.post(f"/api/v1/requests/{rid}/withdraw", headers=api_key)
+    assert resp.status_code == 409
+    with app.app_context():
+        erasure.run(rid)
+        assert requests.get(rid).status == "completed"
+
+
+def test_nothing_new_about_an_erased_member_and_retained_rows_stay_put(app, client, api_key):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure._plan(requests.get(rid))  # the erasure has begun: ingestion stops now
+    promo = {
+        "promotion_id": "pr-late",
+        "member_id": demo.STORY_MEMBER,
+        "audience": "public",
+        "source": "promo-service",
+        "actor": "spotlight",
+    }
+    assert client.post("/api/v1/promotions", json=promo, headers=api_key).status_code == 409
+    with app.app_context():
+        erasure.run(rid)
+    disclosure = {
+        "disclosure_id": "dl-late",
+        "award_id": "aw-0001-nova",
+        "status": "disclosed",
+        "source": "disclosure-generator",
+        "actor": "ftc-list-build",
+    }
+    resp = client.post("/api/v1/disclosures", json=disclosure, headers=api_key)
+    assert resp.status_code == 409 and "award_id" in resp.get_json()["error"]["fields"]
+
+
+def test_extended_then_erased_request_still_lists(app, client, api_key):
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        requests.extend(requests.get(rid), months=1, reason="many recipients", actor="dpo")
+        db.session.commit()
+        erasure.run(rid)
+    listing = client.get("/api/v1/requests", headers=api_key)
+    assert listing.status_code == 200
+    one = client.get(f"/api/v1/requests/{rid}", headers=api_key).get_json()
+    assert one["extended"]["months"] == 1 and one["extended"]["reason"] is None

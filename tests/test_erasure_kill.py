@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from rights import erasure, records, requests
+from rights import erasure, records, requests, signing
 from storage.db import db
 from storage.models import ErasureRun, Promotion, Receipt, SubjectKey
 from tests import factories
@@ -111,3 +111,7 @@ def test_kill_minus_nine_then_rerun_finishes_once(app, tmp_path, kill_at):
         )
         assert db.session.get(SubjectKey, subject_id) is None
         assert requests.get(rid).status == "completed"
+        receipt = db.session.execute(select(Receipt)).scalar_one()
+        claims = signing.verify(receipt.jws, signing.RECEIPT_TYP)
+        counted = {c["category"]: c["records"] for c in claims["categories"]}
+        assert counted["promotions"] == 450  # what the killed run deleted is counted too

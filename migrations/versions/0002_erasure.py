@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 18:45:02.426130
+Create Date: 2026-11-25 19:17:44.807805
 
 """
 from alembic import op
@@ -36,6 +36,7 @@ def upgrade_():
     sa.Column('erased_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('counts', sa.JSON(), nullable=False),
+    sa.Column('fingerprints', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['request_id'], ['rights_requests.id'], name=op.f('fk_erasure_runs_request_id_rights_requests')),
     sa.ForeignKeyConstraint(['subject_id'], ['subjects.id'], name=op.f('fk_erasure_runs_subject_id_subjects')),
     sa.PrimaryKeyConstraint('request_id', name=op.f('pk_erasure_runs'))

@@ -244,6 +244,9 @@ class ErasureRun(db.Model):
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    # [kind, keyed fingerprint] of the identifiers, taken while they could still be read:
+    # every run (re)writes the tombstones from these, whatever a crash left in the key store.
+    fingerprints: Mapped[list] = mapped_column(JSON, default=list)
 
 
 class SuppressionTombstone(db.Model):
