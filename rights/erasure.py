@@ -41,6 +41,7 @@ from storage.models import (
     ErasureRun,
     OutboxMessage,
     Receipt,
+    ReceiptRecord,
     RecordHistory,
     RequestStatus,
     RightsRequest,
@@ -97,6 +98,7 @@ def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt
     if not _at_least(erasure, "receipt"):
         _issue_receipt(request, erasure)
         _step(erasure, "receipt")
+    _ensure_receipt_copy(request_id)
     # Always (idempotent): destroy the key, commit, and check it is gone before going on.
     destroy_identity(erasure.subject_id, erasure.erased_at)
     db.session.commit()
@@ -353,6 +355,25 @@ def _issue_receipt(request: RightsRequest, erasure: ErasureRun) -> None:
     db.session.flush()
 
 
+def _ensure_receipt_copy(request_id: str) -> None:
+    """Keep the receipt's copy in the key store (idempotent; repairs a half-landed commit)."""
+    receipt = db.session.execute(
+        select(Receipt).where(Receipt.request_id == request_id)
+    ).scalar_one()
+    if db.session.get(ReceiptRecord, receipt.id) is None:
+        db.session.add(
+            ReceiptRecord(
+                id=receipt.id,
+                request_id=request_id,
+                subject_ref=receipt.subject_ref,
+                jws=receipt.jws,
+                record_key_hash=receipt.record_key_hash,
+                issued_at=receipt.issued_at,
+            )
+        )
+        db.session.commit()
+
+
 def receipt_for(request: RightsRequest) -> Receipt | None:
     return db.session.execute(
         select(Receipt).where(Receipt.request_id == request.id)
@@ -376,14 +397,20 @@ def reveal_record_key(receipt: Receipt) -> str | None:
     return key
 
 
-def receipt_by_record_key(record_key: str) -> Receipt | None:
-    """The receipt a record key opens, or None (unknown and malformed alike)."""
+def receipt_by_record_key(record_key: str) -> Receipt | ReceiptRecord | None:
+    """The receipt a record key opens, or None (unknown and malformed alike). Falls back to
+    the key store's copy when the main database was restored from an older backup."""
     digest = record_key_hash(record_key)
     if digest is None:
         return None
-    receipt = db.session.execute(
-        select(Receipt).where(Receipt.record_key_hash == digest)
-    ).scalar_one_or_none()
+    receipt = (
+        db.session.execute(
+            select(Receipt).where(Receipt.record_key_hash == digest)
+        ).scalar_one_or_none()
+        or db.session.execute(
+            select(ReceiptRecord).where(ReceiptRecord.record_key_hash == digest)
+        ).scalar_one_or_none()
+    )
     if receipt is None or not secrets.compare_digest(receipt.record_key_hash, digest):
         return None
     return receipt

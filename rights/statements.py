@@ -50,14 +50,16 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
     entry; names no one)."""
     subject = db.session.execute(
         db.select(Subject).where(Subject.ref == receipt.subject_ref)
-    ).scalar_one()
-    held = held_records(subject.id)
+    ).scalar_one_or_none()
+    # No subject row: the main database was restored from a backup older than the person;
+    # then nothing about them is held.
+    held = held_records(subject.id) if subject is not None else []
     statement_id = str(uuid.uuid4())
     now = utcnow()
     base = current_app.config["PUBLIC_URL"].rstrip("/")
     claims = {
         "iss": base,
-        "sub": subject.ref,
+        "sub": receipt.subject_ref,
         "jti": statement_id,
         "iat": int(now.timestamp()),
         "statement_id": statement_id,
@@ -74,7 +76,7 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
     audit.record(
         "former-member",
         "statement.issued",
-        subject_ref=subject.ref,
+        subject_ref=receipt.subject_ref,
         target=f"receipt:{receipt.id}",
         details={"held": len(held)},
     )

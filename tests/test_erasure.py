@@ -343,7 +343,8 @@ def test_restore_then_replay_removes_the_subject_again(app, runner, tmp_path):
     shutil.copy(main, tmp_path / "backup.db")  # last night's backup, before the erasure
     rid = _file_erasure(app)
     with app.app_context():
-        erasure.run(rid)
+        record_key = erasure.reveal_record_key(erasure.run(rid))
+        db.session.commit()
         db.engines[None].dispose()
     shutil.copy(tmp_path / "backup.db", main)  # restore it
     assert _count(app, Member, Member.subject_id == subject_id) == 1  # he is back...
@@ -360,6 +361,11 @@ def test_restore_then_replay_removes_the_subject_again(app, runner, tmp_path):
         )
     again = runner.invoke(args=["erasure", "replay"])
     assert again.exit_code == 0
+    # The restored database has no receipt row; the key store's copy still opens the statement.
+    resp = app.test_client().post("/api/v1/statements", json={"record_key": record_key})
+    assert resp.status_code == 200
+    held = {h["category"] for h in resp.get_json()["held"]}
+    assert {"perk_awards", "disclosures"} <= held
 
 
 def test_statement_lookups_reveal_nothing_and_are_rate_limited(app_factory):

@@ -249,6 +249,21 @@ class ErasureRun(db.Model):
     fingerprints: Mapped[list] = mapped_column(JSON, default=list)
 
 
+class ReceiptRecord(db.Model):
+    """A copy of each deletion receipt in the key store (no personal data): restoring an old
+    backup of the main database must not stop a record key from opening its statement."""
+
+    __bind_key__ = "keystore"
+    __tablename__ = "receipt_records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    subject_ref: Mapped[str] = mapped_column(String(40))
+    jws: Mapped[str] = mapped_column(Text)
+    record_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class SuppressionTombstone(db.Model):
     """What remains after an erasure: keyed fingerprints of the identifiers, no personal data.
 
