@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdata import make_app, seed  # noqa: E402
+from benchdata import make_app, seed, seed_promotions  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from rights import erasure, records, requests  # noqa: E402
+from rights import erasure, requests  # noqa: E402
 from storage.clock import utcnow  # noqa: E402
 from storage.datamap import CATEGORIES  # noqa: E402
 from storage.db import db  # noqa: E402
@@ -61,26 +61,6 @@ def raw_sql(subject_id: str) -> int:
             text("DELETE FROM subject_keys WHERE subject_id = :s"), {"s": subject_id}
         ).rowcount
     return touched
-
-
-def seed_promotions(n: int, member_id: str, email: str) -> str:
-    member, _ = records.upsert_member(
-        {"member_id": member_id, "email": email, "name": "Bench Mark"}, source="bench", actor="seed"
-    )
-    for i in range(n):
-        records.upsert_promotion(
-            {
-                "promotion_id": f"{member_id}-pr-{i}",
-                "member_id": member_id,
-                "audience": "friends",
-                "message": f"Bench Mark won perk {i}!",
-                "uses_likeness": True,
-            },
-            source="bench",
-            actor="seed",
-        )
-    db.session.flush()
-    return member.subject_id
 
 
 def main() -> None:

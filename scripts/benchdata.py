@@ -115,3 +115,24 @@ def seed(n: int, member_id: str = "m-bench", email: str = "bench@example.org") -
             db.session.flush()
     db.session.flush()
     return sid
+
+
+def seed_promotions(n: int, member_id: str, email: str) -> str:
+    """One member with ``n`` promotions (all erased, none retained). Flushes."""
+    member, _ = records.upsert_member(
+        {"member_id": member_id, "email": email, "name": "Bench Mark"}, source="bench", actor="seed"
+    )
+    for i in range(n):
+        records.upsert_promotion(
+            {
+                "promotion_id": f"{member_id}-pr-{i}",
+                "member_id": member_id,
+                "audience": "friends",
+                "message": f"Bench Mark won perk {i}!",
+                "uses_likeness": True,
+            },
+            source="bench",
+            actor="seed",
+        )
+    db.session.flush()
+    return member.subject_id
