@@ -103,10 +103,15 @@ def main() -> None:
             for k, v in counts.items()
             if any(c.key == k and c.erasure.action == "delete" for c in CATEGORIES)
         )
+        kept = sum(
+            v
+            for k, v in counts.items()
+            if any(c.key == k and c.erasure.action == "retain" for c in CATEGORIES)
+        )
         print(
             f"Lethe erasure        {lethe_s:7.2f} s   receipt {receipt.id[:8]}, "
-            f"{deleted} rows deleted (+ their history), "
-            f"{args.records - deleted} kept restricted, key destroyed"
+            f"{deleted} rows deleted (+ their history), {kept} kept restricted, "
+            "key destroyed"
         )
     with app.app_context():
         start = time.perf_counter()
