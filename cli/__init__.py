@@ -10,6 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from cli import audit as audit_cli
 from cli import erasure as erasure_cli
 from cli import keys
 from rights import apikeys, demo, jobs, requests
@@ -127,3 +128,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     keys.init_app(app)
     erasure_cli.init_app(app)
+    audit_cli.init_app(app)

@@ -2,14 +2,18 @@
 
 Entries name the actor, the action, a pseudonymous subject reference and a target id; details
 must never carry personal data in clear. Each entry's hash covers the previous entry's hash, so
-editing, inserting, deleting or reordering entries breaks the chain.
+editing, inserting, deleting or reordering entries breaks the chain; the hash is keyed, so a
+broken chain cannot be re-computed without the service key. Truncation (cutting the tail) is
+caught by signed checkpoints (:mod:`rights.audit_checkpoints`).
 """
 
 import hashlib
+import hmac
 import json
 
 from sqlalchemy import select, text
 
+from storage import vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditEvent
@@ -33,7 +37,12 @@ def _digest(prev_hash: str, entry: AuditEvent) -> str:
         separators=(",", ":"),
         default=str,
     )
-    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+    # Keyed (HMAC): without the service key nobody can re-chain edited or forged entries.
+    return hmac.new(_chain_key(), f"{prev_hash}|{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def _chain_key() -> bytes:
+    return vault.keyed_fingerprint("audit-chain", "v1").encode()
 
 
 def record(
@@ -74,7 +83,10 @@ def verify_chain() -> list[int]:
     """Ids of entries whose link or hash does not hold (empty when the chain is intact)."""
     broken = []
     prev = GENESIS
-    for entry in db.session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars():
+    rows = db.session.execute(
+        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    ).scalars()
+    for entry in rows:
         if entry.prev_hash != prev or entry.hash != _digest(prev, entry):
             broken.append(entry.id)
         prev = entry.hash

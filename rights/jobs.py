@@ -1,7 +1,8 @@
 """Background jobs the worker runs from the outbox, by topic. Jobs take a request id and
 commit as they go; they are written to resume if a worker dies mid-way."""
 
-from rights import erasure, outbox
+from rights import audit_checkpoints, erasure, outbox
+from storage.db import db
 
 HANDLERS = {
     "erasure.run": erasure.run,
@@ -9,5 +10,9 @@ HANDLERS = {
 
 
 def run_due(limit: int | None = None) -> dict[str, int]:
-    """Send due messages and run due jobs (what ``flask worker`` does each round)."""
-    return outbox.deliver_due(limit=limit, handlers=HANDLERS)
+    """Send due messages, run due jobs, and sign an audit checkpoint when enough entries have
+    been added (what ``flask worker`` does each round)."""
+    counts = outbox.deliver_due(limit=limit, handlers=HANDLERS)
+    if audit_checkpoints.maybe_write():
+        db.session.commit()
+    return counts

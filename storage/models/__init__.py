@@ -4,6 +4,7 @@ and the key store (a separate database)."""
 from storage.models.keystore import SubjectKey
 from storage.models.ledger import (
     ApiKey,
+    AuditCheckpoint,
     AuditEvent,
     DeliveryAttempt,
     ErasureRun,
@@ -43,6 +44,7 @@ from storage.models.platform import (
 
 __all__ = [
     "ApiKey",
+    "AuditCheckpoint",
     "AuditEvent",
     "Brand",
     "Campaign",

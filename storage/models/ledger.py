@@ -249,6 +249,22 @@ class ErasureRun(db.Model):
     fingerprints: Mapped[list] = mapped_column(JSON, default=list)
 
 
+class AuditCheckpoint(db.Model):
+    """A signed statement that the audit chain held ``entries`` entries ending at ``last_id``
+    with ``last_hash``. Kept in the key store: cutting the chain's tail in the main database
+    (truncation leaves a valid chain) no longer matches the last checkpoint."""
+
+    __bind_key__ = "keystore"
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(Integer)
+    jws: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ReceiptRecord(db.Model):
     """A copy of each deletion receipt in the key store (no personal data): restoring an old
     backup of the main database must not stop a record key from opening its statement."""

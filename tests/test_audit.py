@@ -1,0 +1,117 @@
+"""The audit trail detects edits, insertions, deletions, reorderings and a cut tail."""
+
+import pytest
+from sqlalchemy import select, update
+
+from rights import audit, audit_checkpoints, requests
+from storage.db import db
+from storage.models import AuditCheckpoint, AuditEvent
+from tests.helpers import deliver
+
+
+@pytest.fixture
+def trail(app):
+    """Some real activity, with a signed checkpoint at its end."""
+    with app.app_context():
+        for n in range(6):
+            requests.file(type="access", email=f"a{n}@example.org", channel="web", actor="subject")
+        db.session.commit()
+        assert audit_checkpoints.write() is not None
+        db.session.commit()
+        ids = list(db.session.execute(select(AuditEvent.id).order_by(AuditEvent.id)).scalars())
+    return ids
+
+
+def _verify(app):
+    with app.app_context():
+        return audit_checkpoints.verify()
+
+
+def test_intact_trail_verifies(app, trail, runner):
+    report = _verify(app)
+    assert report.ok and report.entries == len(trail) and report.checkpoints == 1
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and "audit trail intact" in result.output
+
+
+def test_edited_entry_is_detected(app, trail, runner):
+    with app.app_context():
+        db.session.execute(
+            update(AuditEvent).where(AuditEvent.id == trail[2]).values(actor="someone-else")
+        )
+        db.session.commit()
+    assert _verify(app).broken_ids == [trail[2]]
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and f"chain broken at entries: {trail[2]}" in result.output
+
+
+def test_inserted_entry_is_detected(app, trail):
+    with app.app_context():
+        last = db.session.get(AuditEvent, trail[-1])
+        forged = AuditEvent(
+            at=last.at,
+            actor="forger",
+            action="request.completed",
+            details={},
+            prev_hash=last.hash,
+            hash="f" * 64,
+        )
+        db.session.add(forged)
+        db.session.commit()
+        forged_id = forged.id
+    assert _verify(app).broken_ids == [forged_id]
+
+
+def test_deleted_entry_is_detected(app, trail):
+    with app.app_context():
+        db.session.execute(AuditEvent.__table__.delete().where(AuditEvent.id == trail[3]))
+        db.session.commit()
+    report = _verify(app)
+    assert report.broken_ids == [trail[4]]
+    assert any("entries expected" in p for p in report.problems)
+
+
+def test_reordered_entries_are_detected(app, trail):
+    with app.app_context():
+        a, b = (db.session.get(AuditEvent, i) for i in trail[1:3])
+        cols = ("at", "actor", "action", "subject_ref", "target", "details", "prev_hash", "hash")
+        values_a = {c: getattr(a, c) for c in cols}
+        values_b = {c: getattr(b, c) for c in cols}
+        db.session.execute(update(AuditEvent).where(AuditEvent.id == a.id).values(values_b))
+        db.session.execute(update(AuditEvent).where(AuditEvent.id == b.id).values(values_a))
+        db.session.commit()
+    assert _verify(app).broken_ids
+
+
+def test_cut_tail_is_caught_by_the_checkpoint(app, trail):
+    with app.app_context():
+        db.session.execute(AuditEvent.__table__.delete().where(AuditEvent.id >= trail[-3]))
+        db.session.commit()
+        assert audit.verify_chain() == []  # what is left is still a valid chain...
+    report = _verify(app)
+    assert not report.ok  # ...but not what was signed
+    assert any("is gone (the chain was cut)" in p for p in report.problems)
+
+
+def test_forged_checkpoint_is_detected(app, trail):
+    with app.app_context():
+        db.session.execute(update(AuditCheckpoint).values(entries=3))
+        db.session.commit()
+    assert any("altered" in p for p in _verify(app).problems)
+
+
+def test_worker_signs_checkpoints_as_entries_accumulate(app, monkeypatch):
+    monkeypatch.setattr(audit_checkpoints.maybe_write, "__defaults__", (5,))
+    with app.app_context():
+        for n in range(3):
+            requests.file(type="access", email=f"w{n}@example.org", channel="web", actor="subject")
+        db.session.commit()
+    deliver(app)
+    with app.app_context():
+        cps = db.session.execute(select(AuditCheckpoint)).scalars().all()
+        assert len(cps) == 1
+        last = db.session.execute(
+            select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)
+        ).scalar_one()
+        assert cps[0].last_id <= last
+    assert _verify(app).ok
