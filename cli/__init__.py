@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from cli import audit as audit_cli
 from cli import erasure as erasure_cli
 from cli import keys
+from cli import officers as officers_cli
 from rights import apikeys, demo, jobs, requests
 from rights.errors import RightsError
 from storage.db import db
@@ -129,3 +130,4 @@ def init_app(app: Flask) -> None:
     keys.init_app(app)
     erasure_cli.init_app(app)
     audit_cli.init_app(app)
+    officers_cli.init_app(app)
