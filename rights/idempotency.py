@@ -23,10 +23,10 @@ def body_hash(body: object) -> str:
 
 def lookup(api_key_id: int, key: str, method: str, path: str, body: object):
     """The stored (status, response) for this key, None if new; raises on a reused key."""
-    if not key or len(key) > 200:
+    if not key or len(key) > 200 or not key.isprintable():
         raise Invalid(
-            "Idempotency-Key must be 1 to 200 characters.",
-            {"Idempotency-Key": ["1 to 200 characters"]},
+            "Idempotency-Key must be 1 to 200 printable characters (no control characters).",
+            {"Idempotency-Key": ["1 to 200 printable characters"]},
         )
     row = db.session.execute(
         select(IdempotencyRecord).where(
