@@ -10,7 +10,7 @@ import config
 import web
 from retention_policies import policies
 from storage.db import db, render_item
-from web.extensions import csrf, limiter, migrate
+from web.extensions import csrf, limiter, login_manager, migrate
 
 
 def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
+    login_manager.init_app(app)
 
     if app.config["PROXY_HOPS"]:
         hops = int(app.config["PROXY_HOPS"])

@@ -48,6 +48,12 @@ def defaults(instance: Path) -> dict:
         "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
         # Record-key look-ups (web and API): slow enough that guessing is hopeless anyway.
         "RATELIMIT_STATEMENTS": "5 per minute;50 per day",
+        # Officer log-ins, per client address (a wrong password and a wrong code count alike).
+        "RATELIMIT_LOGIN": "10 per minute;60 per hour",
+        # Dashboard sessions end after this long without a request, and in any case after
+        # the absolute limit (a shift), whatever the activity.
+        "DASHBOARD_IDLE_MINUTES": 30,
+        "DASHBOARD_SESSION_HOURS": 10,
         # The request form answers no sooner than this, member or not (see web/public).
         "PUBLIC_FORM_MIN_SECONDS": 0.4,
         # Reverse proxies in front of Lethe (X-Forwarded-For/-Proto hops to trust): the rate

@@ -19,7 +19,7 @@ group = AppGroup("officers", help="Privacy-officer accounts.")
 def create(email: str, role: str, name: str, password: str) -> None:
     """Create an officer; prints the authenticator enrolment URI once."""
     try:
-        officer, uri = officers.create(email, name=name, role=role, password=password, actor="cli")
+        officer, uri = officers.create(email, name=name, role=role, password=password, by="cli")
     except RightsError as exc:
         fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
         raise click.UsageError(f"{exc.message} {fields}".strip()) from None

@@ -11,7 +11,7 @@ import secrets
 from sqlalchemy import select
 
 from rights import audit
-from rights.errors import Invalid
+from rights.errors import Invalid, NotFound
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import ApiKey
@@ -75,3 +75,18 @@ def authenticate(key: str) -> ApiKey | None:
 
 def has_scope(key: ApiKey, scope: str) -> bool:
     return scope in (key.scopes or [])
+
+
+def all_keys() -> list[ApiKey]:
+    return list(db.session.execute(select(ApiKey).order_by(ApiKey.id)).scalars())
+
+
+def revoke(key_id: int, *, actor: str) -> ApiKey:
+    """Revoke a key at once (flushes); revoking twice changes nothing."""
+    row = db.session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound("No such API key.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(actor, "apikey.revoked", target=f"apikey:{row.id}")
+    return row

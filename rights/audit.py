@@ -91,3 +91,22 @@ def verify_chain() -> list[int]:
             broken.append(entry.id)
         prev = entry.hash
     return broken
+
+
+def entries(
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    subject_ref: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+):
+    """The trail, newest first, one page; filtered by subject reference, actor or action."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if subject_ref:
+        query = query.where(AuditEvent.subject_ref == subject_ref)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)

@@ -1,11 +1,15 @@
 """What the subject is told, and when. Each notice is queued in the outbox (never sent inline)
 in the same transaction as the change it reports."""
 
+import json
+
 from flask import current_app
+from sqlalchemy import select
 
 from rights import outbox
 from storage import vault
-from storage.models import RightsRequest
+from storage.db import db
+from storage.models import OutboxMessage, RightsRequest
 
 RIGHT_NAMES = {
     "access": "access to your data",
@@ -171,3 +175,47 @@ def withdrawn(request: RightsRequest) -> None:
         f"Your request for {RIGHT_NAMES[request.type]} was withdrawn as you asked. "
         "You can make a new request at any time.",
     )
+
+
+def information_requested(request: RightsRequest, question: str, token: str) -> None:
+    _send(
+        request,
+        "notice.information_requested",
+        "We need something from you to answer your request",
+        f"To answer your request for {RIGHT_NAMES[request.type]}, we need to ask you:\n\n"
+        f"{question}\n\n"
+        "Open this link and press 'Continue', then write your answer on your request's page:\n"
+        f"{_url('/resume/' + token)}\n\n"
+        f"We still owe you an answer by {_date(request.due_at)}.",
+    )
+
+
+def history(request: RightsRequest) -> list[dict]:
+    """The notices queued for this request, oldest first, with their text where it can still
+    be read (not once the subject's key is destroyed, nor the wiped last message)."""
+    rows = db.session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.request_id == request.id, OutboxMessage.kind == "email")
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    ).scalars()
+    out = []
+    for msg in rows:
+        payload = None
+        try:
+            if msg.sealed_with == "subject":
+                payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
+            elif msg.payload_enc:
+                payload = json.loads(vault.unseal("outbox", msg.payload_enc))
+        except vault.KeyMissing:
+            payload = None
+        out.append(
+            {
+                "topic": msg.topic,
+                "queued_at": msg.created_at,
+                "status": msg.status,
+                "sent_at": msg.sent_at,
+                "title": payload["subject"] if payload else None,
+                "body": payload["body"] if payload else None,
+            }
+        )
+    return out

@@ -6,6 +6,8 @@ a blind index of their email (no address is stored); their TOTP secrets are seal
 service key.
 """
 
+import hmac
+
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,8 +17,9 @@ from sqlalchemy import select
 from rights import audit
 from rights.errors import Conflict, Invalid
 from storage import vault
+from storage.clock import utcnow
 from storage.db import db
-from storage.models import Officer
+from storage.models import Officer, RightsRequest, Subject
 
 ROLES = ("officer", "admin", "auditor")
 MIN_PASSWORD = 12
@@ -29,7 +32,7 @@ def _label(officer_index: str) -> str:
     return f"officer-totp:{officer_index}"
 
 
-def create(email: str, *, name: str, role: str, password: str, actor: str) -> tuple[Officer, str]:
+def create(email: str, *, name: str, role: str, password: str, by: str) -> tuple[Officer, str]:
     """Create an officer (flushes). Returns the row and the ``otpauth://`` URI to enrol the
     authenticator app (shown once; the secret is kept only sealed)."""
     errors = {}
@@ -56,7 +59,7 @@ def create(email: str, *, name: str, role: str, password: str, actor: str) -> tu
     )
     db.session.add(officer)
     db.session.flush()
-    audit.record(actor, "officer.created", target=f"officer:{officer.id}", details={"role": role})
+    audit.record(by, "officer.created", target=actor(officer), details={"role": role})
     issuer = current_app.config["CONTROLLER_NAME"]
     uri = pyotp.TOTP(secret).provisioning_uri(name=name.strip(), issuer_name=f"Lethe ({issuer})")
     return officer, uri
@@ -73,12 +76,94 @@ def authenticate(email: str, password: str, code: str) -> Officer | None:
         password_ok = officer is not None
     except (VerificationError, InvalidHashError):
         password_ok = False
-    code_ok = False
-    if officer is not None and officer.totp_secret_enc:
-        secret = vault.unseal(_label(officer.email_index), officer.totp_secret_enc).decode()
-        code_ok = pyotp.TOTP(secret).verify(str(code or "").strip(), valid_window=1)
-    if not (password_ok and code_ok and officer.active):
+    step = _accepted_step(officer, code) if officer is not None else None
+    if not (password_ok and step is not None and officer.active):
         audit.record("anonymous", "officer.login_failed")
         return None
-    audit.record(f"officer:{officer.id}", "officer.login")
+    officer.totp_last_step = step
+    officer.last_login_at = utcnow()
+    audit.record(actor(officer), "officer.login")
     return officer
+
+
+def _accepted_step(officer: Officer, code: str) -> int | None:
+    """The time step of a valid code (one step of clock drift either way), or None. A code
+    already used, or one older than the last used, is refused: a code seen over a shoulder
+    or replayed from a log cannot log in a second time."""
+    if not officer.totp_secret_enc:
+        return None
+    code = str(code or "").strip()
+    totp = pyotp.TOTP(vault.unseal(_label(officer.email_index), officer.totp_secret_enc).decode())
+    now = int(utcnow().timestamp()) // totp.interval
+    for step in (now - 1, now, now + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            if officer.totp_last_step is not None and step <= officer.totp_last_step:
+                return None
+            return step
+    return None
+
+
+def actor(officer: Officer) -> str:
+    """How an officer appears in events and the audit trail: an id, never an address."""
+    return f"officer:{officer.id}"
+
+
+# What each role may do. Per-object rules (who may decide which request) are in may_decide.
+PERMISSIONS = {
+    "requests.read": {"officer", "admin", "auditor"},
+    "requests.decide": {"officer", "admin"},
+    "requests.assign_others": {"admin"},
+    "queue.export": {"officer", "admin", "auditor"},
+    "audit.read": {"officer", "admin", "auditor"},
+    "settings.read": {"admin", "auditor"},
+    "officers.manage": {"admin"},
+    "apikeys.manage": {"admin"},
+    "signing_keys.manage": {"admin"},
+}
+
+
+def allowed(officer: Officer | None, permission: str) -> bool:
+    if permission not in PERMISSIONS:
+        raise KeyError(permission)
+    return officer is not None and officer.active and officer.role in PERMISSIONS[permission]
+
+
+def may_decide(officer: Officer, request: RightsRequest) -> str | None:
+    """Why this officer may not act on this request, or None if they may.
+
+    Officers act on requests that are theirs or nobody's yet (acting takes it); a request
+    another officer holds is theirs until an admin reassigns it. Nobody decides a request
+    about themselves.
+    """
+    if not allowed(officer, "requests.decide"):
+        return "Your role can read requests but not act on them."
+    if request.assignee_id not in (None, officer.id) and officer.role != "admin":
+        return "Another officer holds this request; an admin can reassign it."
+    subject = db.session.get(Subject, request.subject_id)
+    if subject is not None and subject.email_index == officer.email_index:
+        return "This request is about you: another officer must decide it."
+    return None
+
+
+def get(officer_id) -> Officer | None:
+    try:
+        return db.session.get(Officer, int(officer_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def all_officers() -> list[Officer]:
+    return list(db.session.execute(select(Officer).order_by(Officer.id)).scalars())
+
+
+def set_active(officer: Officer, active: bool, *, by: Officer) -> None:
+    """Deactivate (or reactivate) an account; a deactivated officer's sessions end at once.
+    Nobody deactivates themselves (the last admin cannot lock everyone out that way)."""
+    if officer.id == by.id:
+        raise Invalid("You cannot change your own account's status.", {"active": ["yourself"]})
+    officer.active = active
+    audit.record(
+        actor(by),
+        "officer.reactivated" if active else "officer.deactivated",
+        target=actor(officer),
+    )

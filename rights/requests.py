@@ -21,6 +21,7 @@ from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
     ErasureRun,
+    OutboxMessage,
     RequestEvent,
     RequestStatus,
     RequestType,
@@ -38,6 +39,7 @@ ALLOWED = {
 }
 # Rights answered from the data map alone once identity is verified; no officer decision.
 SELF_SERVICE = {RequestType.ACCESS, RequestType.PORTABILITY}
+MAX_TEXT = 4000  # officers' reasons and questions, subjects' answers
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -85,7 +87,10 @@ def _event(
     actor: str,
     note: str | None = None,
     from_status: str | None = None,
+    text: str | None = None,
 ) -> None:
+    """``note`` is Lethe's own wording (kept in clear); ``text`` is what a person wrote
+    (a reason, a question, an answer) and is kept under the subject's key."""
     db.session.add(
         RequestEvent(
             request_id=request.id,
@@ -95,6 +100,9 @@ def _event(
             to_status=request.status if from_status is not None else None,
             actor=actor,
             note=note,
+            note_enc=vault.encrypt(request.subject_id, "request_events.note_enc", text)
+            if text
+            else None,
         )
     )
     audit.record(
@@ -107,13 +115,18 @@ def _event(
 
 
 def _move(
-    request: RightsRequest, to: RequestStatus, kind: str, actor: str, note: str | None = None
+    request: RightsRequest,
+    to: RequestStatus,
+    kind: str,
+    actor: str,
+    note: str | None = None,
+    text: str | None = None,
 ) -> None:
     if to not in ALLOWED.get(RequestStatus(request.status), set()):
         raise InvalidTransition(f"A request that is {request.status} cannot be {kind}.")
     before = request.status
     request.status = to
-    _event(request, kind, actor, note, from_status=before)
+    _event(request, kind, actor, note, from_status=before, text=text)
 
 
 def file(
@@ -175,10 +188,122 @@ def file(
     return request
 
 
-def _verified(request: RightsRequest, actor: str, method: str) -> None:
+def _verified(request: RightsRequest, actor: str, method: str, text: str | None = None) -> None:
     request.verified_at = utcnow()
     request.verification_method = method
-    _move(request, S.OPEN, "verified", actor, note=method)
+    _move(request, S.OPEN, "verified", actor, note=method, text=text)
+
+
+def _required(value: str | None, field: str, message: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise Invalid(message, {field: ["required"]})
+    if len(value) > MAX_TEXT:
+        raise Invalid(message, {field: [f"at most {MAX_TEXT} characters"]})
+    return value
+
+
+def verify_manually(request: RightsRequest, *, reason: str, actor: str) -> None:
+    """An officer confirms the subject's identity by other means (the emailed link was lost,
+    the person called in with their member number…), recording why they are satisfied or
+    what doubt remained. Then the request goes on as if the link had been confirmed."""
+    reason = _required(reason, "reason", "Say how identity was checked.")
+    if request.status != S.AWAITING_VERIFICATION:
+        raise InvalidTransition(f"A request that is {request.status} needs no verification.")
+    _verified(request, actor, method="checked by an officer", text=reason)
+    notices.received(request)
+    _maybe_fulfil(request, actor)
+
+
+def approve(request: RightsRequest, *, actor: str, note: str | None = None) -> None:
+    """Grant the request. Access and portability are answered from the data map; erasure is
+    queued for the worker (it may be large) unless it already is; the other rights are
+    recorded as granted and the subject told."""
+    if request.status not in (S.OPEN, S.IN_PROGRESS):
+        raise InvalidTransition(f"A request that is {request.status} cannot be approved.")
+    note = (note or "").strip()[:MAX_TEXT] or None
+    if request.type == RequestType.ERASURE:
+        if db.session.get(ErasureRun, request.id) is not None or _erasure_queued(request):
+            raise InvalidTransition("The erasure is already under way.")
+        if request.status == S.OPEN:
+            start(request, actor=actor)
+        _event(request, "approved", actor, text=note)
+        outbox.enqueue_job("erasure.run", request_id=request.id)
+    elif request.type in SELF_SERVICE:
+        complete(request, actor=actor, note="answered from the data map")
+    else:
+        _event(request, "approved", actor, text=note)
+        complete(request, actor=actor)
+
+
+def _erasure_queued(request: RightsRequest) -> bool:
+    return (
+        db.session.execute(
+            select(OutboxMessage.id).where(
+                OutboxMessage.request_id == request.id,
+                OutboxMessage.topic == "erasure.run",
+                OutboxMessage.status == "pending",
+            )
+        ).first()
+        is not None
+    )
+
+
+def ask_for_information(request: RightsRequest, *, question: str, actor: str) -> None:
+    """Ask the subject something the request needs (which records, which account…). The
+    notice carries the question and a link back to the request, where they answer."""
+    question = _required(question, "question", "Write the question for the subject.")
+    if request.status in TERMINAL:
+        raise InvalidTransition(f"A request that is {request.status} is closed.")
+    _event(request, "information_requested", actor, text=question)
+    notices.information_requested(request, question, verification.issue(request, "resume"))
+
+
+def awaiting_answer(request: RightsRequest) -> bool:
+    """Whether the last question asked of the subject is still unanswered."""
+    last = db.session.execute(
+        select(RequestEvent.kind)
+        .where(
+            RequestEvent.request_id == request.id,
+            RequestEvent.kind.in_(("information_requested", "information_received")),
+        )
+        .order_by(RequestEvent.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return last == "information_requested" and request.status not in TERMINAL
+
+
+def answer_information(request: RightsRequest, *, answer: str) -> None:
+    """The subject's answer to an officer's question (from their request page)."""
+    answer = _required(answer, "answer", "Write your answer.")
+    if not awaiting_answer(request):
+        raise InvalidTransition("There is no open question on this request.")
+    _event(request, "information_received", "subject", text=answer)
+
+
+def cancel(request: RightsRequest, *, reason: str, actor: str) -> None:
+    """Withdraw on the subject's behalf (they asked by phone, by letter…): how they asked is
+    recorded; the subject is sent the same notice as when they withdraw themselves."""
+    reason = _required(reason, "reason", "Say how the subject asked to cancel.")
+    withdraw(request, actor=actor, text=reason)
+
+
+def assign(request: RightsRequest, officer_id: int | None, *, actor: str) -> None:
+    if request.assignee_id == officer_id:
+        return
+    request.assignee_id = officer_id
+    target = f"officer:{officer_id}" if officer_id else "nobody"
+    _event(request, "assigned", actor, note=f"to {target}")
+
+
+def event_text(request: RightsRequest, event: RequestEvent) -> str | None:
+    """What a person wrote on this event; None if nothing, or once the subject is erased."""
+    if not event.note_enc:
+        return None
+    try:
+        return vault.decrypt(request.subject_id, "request_events.note_enc", event.note_enc)
+    except vault.KeyMissing:
+        return None
 
 
 def confirm(token: str) -> RightsRequest:
@@ -230,9 +355,7 @@ def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> N
         raise InvalidTransition(f"A request that is {request.status} cannot be extended.")
     if request.extended_at is not None:
         raise Invalid("This request was already extended once.", {"months": ["already extended"]})
-    reason = (reason or "").strip()
-    if not reason:
-        raise Invalid("Give the reason for the extension.", {"reason": ["required"]})
+    reason = _required(reason, "reason", "Give the reason for the extension.")
     now = utcnow()
     request.due_at = extended_due_date(request.received_at, request.original_due_at, months, now)
     request.extended_at, request.extension_months = now, months
@@ -243,9 +366,7 @@ def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> N
 
 def refuse(request: RightsRequest, *, reason: str, actor: str) -> None:
     """Refuse with a reason; the notice tells the subject how to complain (Art. 12(4))."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise Invalid("Give the reason for the refusal.", {"reason": ["required"]})
+    reason = _required(reason, "reason", "Give the reason for the refusal.")
     request.decision = "refused"
     request.decision_reason_enc = _seal(request, "decision_reason_enc", reason)
     request.decided_by, request.decided_at = actor, utcnow()
@@ -253,10 +374,10 @@ def refuse(request: RightsRequest, *, reason: str, actor: str) -> None:
     notices.refused(request)
 
 
-def withdraw(request: RightsRequest, *, actor: str = "subject") -> None:
+def withdraw(request: RightsRequest, *, actor: str = "subject", text: str | None = None) -> None:
     if db.session.get(ErasureRun, request.id) is not None:
         raise InvalidTransition("The erasure is under way and cannot be stopped any more.")
-    _move(request, S.WITHDRAWN, "withdrawn", actor)
+    _move(request, S.WITHDRAWN, "withdrawn", actor, text=text)
     notices.withdrawn(request)
 
 
@@ -323,6 +444,11 @@ def decision_reason(request: RightsRequest) -> str | None:
     return _open(request, "decision_reason_enc")
 
 
+def contact(request: RightsRequest) -> str | None:
+    """Where the subject's notices go; None once they are erased."""
+    return _open(request, "contact_enc")
+
+
 def details(request: RightsRequest) -> dict:
     return _open(request, "details_enc", as_json=True) or {}
 
@@ -349,19 +475,22 @@ def downloads_available(request: RightsRequest) -> bool:
     )
 
 
-def search(
+def filtered(
     *,
     status=None,
     type=None,
     channel=None,
     due_before=None,
     due_after=None,
-    page: int = 1,
-    per_page: int = 50,
+    subject_id=None,
+    assignee_id=None,
 ):
-    """Requests matching the filters, newest first, one page (a Flask-SQLAlchemy Pagination)."""
-    query = select(RightsRequest).order_by(RightsRequest.received_at.desc(), RightsRequest.id)
-    if status:
+    """A query of the requests matching the filters (no order). ``status="active"`` means
+    every state that still needs an answer; ``assignee_id=0`` means nobody's."""
+    query = select(RightsRequest)
+    if status == "active":
+        query = query.where(RightsRequest.status.not_in([s.value for s in TERMINAL]))
+    elif status:
         query = query.where(RightsRequest.status == status)
     if type:
         query = query.where(RightsRequest.type == type)
@@ -371,4 +500,16 @@ def search(
         query = query.where(RightsRequest.due_at < due_before)
     if due_after:
         query = query.where(RightsRequest.due_at >= due_after)
+    if subject_id:
+        query = query.where(RightsRequest.subject_id == subject_id)
+    if assignee_id == 0:
+        query = query.where(RightsRequest.assignee_id.is_(None))
+    elif assignee_id:
+        query = query.where(RightsRequest.assignee_id == assignee_id)
+    return query
+
+
+def search(*, page: int = 1, per_page: int = 50, **filters):
+    """Requests matching the filters, newest first, one page (a Flask-SQLAlchemy Pagination)."""
+    query = filtered(**filters).order_by(RightsRequest.received_at.desc(), RightsRequest.id)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)

@@ -269,3 +269,12 @@ def verify(token: str, expected_typ: str, jwks: dict | None = None) -> dict:
     if not isinstance(payload, dict):
         raise malformed
     return payload
+
+
+def all_keys() -> list[SigningKey]:
+    """Every signing key, newest first (retired ones stay published in the JWKS)."""
+    return list(
+        db.session.execute(
+            select(SigningKey).order_by(SigningKey.created_at.desc(), SigningKey.kid)
+        ).scalars()
+    )

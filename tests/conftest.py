@@ -4,16 +4,19 @@
 import base64
 import email
 import os
+import secrets
 import socket
 import threading
 from email.message import Message
+from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
 from app import create_app
-from rights import apikeys
+from rights import apikeys, officers
 from storage.db import db
 
 PG_URL = os.environ.get("LETHE_TEST_DATABASE_URL")
@@ -188,5 +191,39 @@ def key_with(app):
             _, key = apikeys.create("scoped", list(scopes), actor="test")
             db.session.commit()
         return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+OFFICER_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def login_as(app):
+    """A test client signed in to the dashboard as a new officer with ``role`` (password and
+    a current TOTP code, through the real form). The client carries ``officer_id``,
+    ``email`` and ``totp_secret``."""
+
+    def make(role: str, email: str | None = None, name: str | None = None):
+        email = email or f"{role}-{secrets.token_hex(3)}@perkly.example"
+        with app.app_context():
+            officer, uri = officers.create(
+                email,
+                name=name or f"{role.title()} {secrets.token_hex(2)}",
+                role=role,
+                password=OFFICER_PASSWORD,
+                by="test",
+            )
+            db.session.commit()
+            officer_id = officer.id
+        secret = parse_qs(urlparse(uri).query)["secret"][0]
+        client = app.test_client()
+        resp = client.post(
+            "/dashboard/login",
+            data={"email": email, "password": OFFICER_PASSWORD, "code": pyotp.TOTP(secret).now()},
+        )
+        assert resp.status_code == 303, resp.get_data(as_text=True)
+        client.officer_id, client.email, client.totp_secret = officer_id, email, secret
+        return client
 
     return make

@@ -72,7 +72,7 @@ def test_login_needs_password_and_current_code(app, runner):
 def test_bad_officers_are_refused(app, kwargs, field):
     args = {"name": "X", "role": "auditor", "password": PASSWORD, **kwargs}
     with app.app_context(), pytest.raises(Invalid) as err:
-        officers.create("x@perkly.example", actor="test", **args)
+        officers.create("x@perkly.example", by="test", **args)
     assert field in err.value.fields
 
 
@@ -80,7 +80,7 @@ def test_duplicate_officer_is_refused(app, runner):
     _create(runner)
     with app.app_context(), pytest.raises(Conflict):
         officers.create(
-            "dpo@perkly.example", name="Again", role="admin", password=PASSWORD, actor="test"
+            "dpo@perkly.example", name="Again", role="admin", password=PASSWORD, by="test"
         )
     bad = runner.invoke(
         args=["officers", "create", "x@perkly.example", "--role", "admin", "--name", "X"],

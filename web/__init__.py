@@ -1,4 +1,5 @@
-"""The web layer: public subject pages, the JSON API, security headers and error pages.
+"""The web layer: public subject pages, the officers' dashboard, the JSON API, security
+headers and error pages.
 
 Views load input with a schema or form, call one service function, and render or dump the
 result. They hold no queries and no business rules; they own the commit.
@@ -9,7 +10,7 @@ from datetime import datetime
 
 from flask import Flask, render_template, request
 
-from web import api, public, wellknown
+from web import api, dashboard, public, wellknown
 from web import logging as access_logging
 from web.extensions import csrf
 
@@ -60,13 +61,18 @@ def display(value) -> str:
 
 def _html_error(exc):
     code = getattr(exc, "code", 500) or 500
-    return render_template("error.html", code=code, name=getattr(exc, "name", "Error")), code
+    # Refusals say why (our own wording, never data); other errors keep to their name.
+    reason = getattr(exc, "description", None) if code == 403 else None
+    return render_template(
+        "error.html", code=code, name=getattr(exc, "name", "Error"), reason=reason
+    ), code
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(wellknown.bp)
+    app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     csrf.exempt(api.bp)
     app.after_request(_security_headers)
     app.add_template_filter(display, "display")

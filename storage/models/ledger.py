@@ -73,6 +73,8 @@ class RightsRequest(RetainedMixin, db.Model):
     details_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # The officer handling it: set when someone takes it or first acts on it.
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
 
 
 class RequestEvent(db.Model):
@@ -86,6 +88,9 @@ class RequestEvent(db.Model):
     to_status: Mapped[str | None] = mapped_column(String(24))
     actor: Mapped[str] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(Text)
+    # What people wrote (an officer's reason or question, the subject's answer): it may speak
+    # about the person, so it is under the subject's key, like the request's other free text.
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class VerificationToken(db.Model):
@@ -196,8 +201,11 @@ class Officer(db.Model):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The last TOTP time step accepted: a code is good for one login only (RFC 6238 §5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SigningKey(db.Model):

@@ -37,7 +37,7 @@ from rights.errors import InvalidTransition, RightsError, TokenInvalid
 from storage.clock import utcnow
 from storage.db import db
 from web.extensions import limiter
-from web.public.forms import RIGHT_KEYS, RIGHTS, EmptyForm, RecordKeyForm, RequestForm
+from web.public.forms import RIGHT_KEYS, RIGHTS, AnswerForm, EmptyForm, RecordKeyForm, RequestForm
 
 bp = Blueprint("public", __name__)
 GRANT_HOURS = 2
@@ -157,7 +157,8 @@ def resume_confirm(token: str):
 
 
 @bp.get("/requests/<reference>")
-def request_status(reference: str):
+def request_status(reference: str, answer_form=None, status=200):
+    answer_form = answer_form or AnswerForm()
     req = _own_request(reference)
     if req is None:
         # Same page for unknown references and for ones this browser may not see.
@@ -179,7 +180,36 @@ def request_status(reference: str):
         remedies=notices.remedies_text(),
         form=EmptyForm(),
         now=utcnow(),
-    )
+        **_question(req, answer_form),
+    ), status
+
+
+def _question(req, form) -> dict:
+    """The officer's open question on this request, if any, with the form to answer it."""
+    if not requests.awaiting_answer(req):
+        return {"question": None, "answer_form": None}
+    asked = [e for e in requests.events(req) if e.kind == "information_requested"][-1]
+    return {"question": requests.event_text(req, asked), "answer_form": form}
+
+
+@bp.post("/requests/<reference>/answer")
+@limiter.limit(_limit)
+def request_answer(reference: str):
+    req = _own_request(reference)
+    if req is None:
+        abort(404)
+    form = AnswerForm()
+    if not form.validate_on_submit():
+        return request_status(reference, answer_form=form, status=422)
+    try:
+        requests.answer_information(req, answer=form.answer.data)
+    except InvalidTransition as exc:
+        db.session.rollback()
+        flash(exc.message)
+    else:
+        db.session.commit()
+        flash("Thank you: your answer was sent to the officer handling your request.")
+    return redirect(url_for("public.request_status", reference=reference), code=303)
 
 
 @bp.post("/requests/<reference>/link")

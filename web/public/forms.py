@@ -187,3 +187,12 @@ class RecordKeyForm(FlaskForm):
         validators=[InputRequired("Enter your record key."), Length(max=100)],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
+
+
+class AnswerForm(FlaskForm):
+    """The subject's answer to an officer's question about their request."""
+
+    answer = TextAreaField(
+        "Your answer",
+        validators=[InputRequired(message="Write your answer."), Length(max=4000)],
+    )

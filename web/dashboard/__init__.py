@@ -1,0 +1,155 @@
+"""The privacy officers' dashboard: log-in with password and TOTP, the queue, requests and
+their decisions, the audit trail, and (for admins) officers, API keys and signing keys.
+
+Access control lives here and nowhere else in the views: every route declares the permission
+it needs (``@requires``); per-object rules (who may act on which request) come from
+:func:`rights.officers.may_decide`. Every refusal is logged, and an audit entry is written
+for every signed-in officer who is refused.
+"""
+
+import functools
+import logging
+from datetime import datetime, timedelta
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_login import UserMixin, current_user, logout_user
+
+from rights import audit, officers
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import Officer
+from web.extensions import login_manager
+
+bp = Blueprint("dashboard", __name__)
+log = logging.getLogger(__name__)
+
+SINCE, SEEN = "officer_since", "officer_seen"
+
+
+class OfficerLogin(UserMixin):
+    """Flask-Login's view of an officer (the model stays free of web concerns)."""
+
+    def __init__(self, officer: Officer):
+        self.officer = officer
+        self.id = str(officer.id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.officer.active
+
+
+@login_manager.user_loader
+def _load(officer_id: str):
+    officer = officers.get(officer_id)
+    # A deactivated officer's sessions end on their next request.
+    return OfficerLogin(officer) if officer is not None and officer.active else None
+
+
+login_manager.login_view = "dashboard.login"
+login_manager.login_message = "Please sign in to continue."
+# A session cookie replayed from another browser (other address or user agent) is dropped.
+login_manager.session_protection = "strong"
+
+
+def me() -> Officer | None:
+    return current_user.officer if current_user.is_authenticated else None
+
+
+def actor() -> str:
+    return officers.actor(me())
+
+
+def _expired(now: datetime) -> bool:
+    cfg = current_app.config
+    since, seen = session.get(SINCE), session.get(SEEN)
+    if not since or not seen:
+        return True
+    absolute = timedelta(hours=cfg["DASHBOARD_SESSION_HOURS"])
+    idle = timedelta(minutes=cfg["DASHBOARD_IDLE_MINUTES"])
+    return (
+        now - datetime.fromisoformat(since) > absolute or now - datetime.fromisoformat(seen) > idle
+    )
+
+
+@bp.before_request
+def _session_checks():
+    g.dashboard = True
+    if request.endpoint in ("dashboard.login", "static"):
+        return None
+    if not current_user.is_authenticated:
+        log.info("dashboard: anonymous request refused (%s)", request.endpoint)
+        return login_manager.unauthorized()
+    now = utcnow()
+    if _expired(now):
+        audit.record(actor(), "officer.session_expired")
+        db.session.commit()
+        logout_user()
+        session.pop(SINCE, None)
+        session.pop(SEEN, None)
+        flash("Your session expired. Please sign in again.")
+        return redirect(url_for("dashboard.login"))
+    session[SEEN] = now.isoformat()
+    return None
+
+
+def start_session() -> None:
+    now = utcnow().isoformat()
+    session[SINCE] = session[SEEN] = now
+
+
+def deny(reason: str, *, target: str | None = None, permission: str | None = None):
+    """Refuse (403), logging who was refused what; never returns."""
+    officer = me()
+    log.warning(
+        "dashboard: %s refused %s (%s)",
+        officers.actor(officer) if officer else "anonymous",
+        request.endpoint,
+        permission or "object rule",
+    )
+    if officer is not None:
+        audit.record(
+            officers.actor(officer),
+            "authz.denied",
+            target=target or request.endpoint,
+            details={"permission": permission, "endpoint": request.endpoint},
+        )
+        db.session.commit()
+    abort(403, description=reason)
+
+
+def requires(permission: str):
+    """Route decorator: the signed-in officer's role must grant ``permission``."""
+    officers.PERMISSIONS[permission]  # a typo fails at import, not at request time
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not officers.allowed(me(), permission):
+                deny("Your role does not allow this.", permission=permission)
+            return view(*args, **kwargs)
+
+        wrapped.permission = permission
+        return wrapped
+
+    return decorate
+
+
+@bp.app_context_processor
+def _template_globals():
+    return {
+        "me": me() if g.get("dashboard") else None,
+        "can": lambda permission: officers.allowed(me(), permission),
+    }
+
+
+from web.dashboard import admin, audit_views, auth, home, queue_views, request_views  # noqa: E402, F401

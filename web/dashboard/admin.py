@@ -1,0 +1,155 @@
+"""Admins: officers, API keys and signing keys. Secrets (a new officer's authenticator
+enrolment, a new API key) are shown once, on the answer to the form that made them."""
+
+import io
+
+import segno
+from flask import abort, flash, redirect, render_template, url_for
+
+from rights import apikeys, officers, signing
+from rights.errors import RightsError
+from storage.db import db
+from web.dashboard import actor, bp, me, requires
+from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm
+
+
+def _field_errors(form, exc: RightsError) -> None:
+    for name, messages in exc.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = list(field.errors) + list(messages)
+
+
+def _qr_svg(uri: str) -> str:
+    """The enrolment URI as an SVG QR code (drawn here: no third party sees the secret)."""
+    out = io.BytesIO()
+    segno.make(uri, error="m").save(
+        out,
+        kind="svg",
+        scale=4,
+        xmldecl=False,
+        svgns=True,
+        title="Authenticator enrolment code",
+        dark="#1d2330",
+    )
+    return out.getvalue().decode()
+
+
+@bp.get("/officers")
+@requires("settings.read")
+def officers_page():
+    return _officers(OfficerForm())
+
+
+def _officers(form, status=200):
+    form.password.data = ""
+    return render_template(
+        "dashboard/officers.html",
+        form=form,
+        officers=officers.all_officers(),
+        toggle=ConfirmForm(),
+    ), status
+
+
+@bp.post("/officers")
+@requires("officers.manage")
+def officer_create():
+    form = OfficerForm()
+    if form.validate_on_submit():
+        try:
+            officer, uri = officers.create(
+                form.email.data,
+                name=form.name.data,
+                role=form.role.data,
+                password=form.password.data,
+                by=actor(),
+            )
+        except RightsError as exc:
+            db.session.rollback()
+            _field_errors(form, exc)
+        else:
+            db.session.commit()
+            return render_template(
+                "dashboard/officer_created.html", officer=officer, uri=uri, qr=_qr_svg(uri)
+            )
+    return _officers(form, 422)
+
+
+@bp.post("/officers/<int:officer_id>/active")
+@requires("officers.manage")
+def officer_toggle(officer_id: int):
+    officer = officers.get(officer_id)
+    if officer is None:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        officers.set_active(officer, not officer.active, by=me())
+    except RightsError as exc:
+        db.session.rollback()
+        flash(exc.message)
+    else:
+        db.session.commit()
+        flash(f"{officer.display_name} is now {'active' if officer.active else 'deactivated'}.")
+    return redirect(url_for("dashboard.officers_page"), code=303)
+
+
+@bp.get("/api-keys")
+@requires("settings.read")
+def apikeys_page():
+    return _apikeys(ApiKeyForm())
+
+
+def _apikeys(form, status=200):
+    return render_template(
+        "dashboard/apikeys.html", form=form, keys=apikeys.all_keys(), revoke=ConfirmForm()
+    ), status
+
+
+@bp.post("/api-keys")
+@requires("apikeys.manage")
+def apikey_create():
+    form = ApiKeyForm()
+    if form.validate_on_submit():
+        try:
+            row, key = apikeys.create(form.name.data, sorted(form.scopes.data), actor=actor())
+        except RightsError as exc:
+            db.session.rollback()
+            _field_errors(form, exc)
+        else:
+            db.session.commit()
+            return render_template("dashboard/apikey_created.html", row=row, key=key)
+    return _apikeys(form, 422)
+
+
+@bp.post("/api-keys/<int:key_id>/revoke")
+@requires("apikeys.manage")
+def apikey_revoke(key_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        row = apikeys.revoke(key_id, actor=actor())
+    except RightsError:
+        abort(404)
+    db.session.commit()
+    flash(f"API key “{row.name}” is revoked.")
+    return redirect(url_for("dashboard.apikeys_page"), code=303)
+
+
+@bp.get("/signing-keys")
+@requires("settings.read")
+def signing_keys_page():
+    return render_template(
+        "dashboard/signing_keys.html", keys=signing.all_keys(), form=ConfirmForm()
+    )
+
+
+@bp.post("/signing-keys/rotate")
+@requires("signing_keys.manage")
+def signing_keys_rotate():
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    kid = signing.rotate(actor())
+    db.session.commit()
+    flash(f"New signing key {kid[:12]}…; the others are retired and stay published.")
+    return redirect(url_for("dashboard.signing_keys_page"), code=303)

@@ -1,0 +1,191 @@
+"""Dashboard forms (Flask-WTF: CSRF on every form that changes something)."""
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from rights import apikeys, officers, queue
+from rights.requests import MAX_TEXT
+from storage.models import RequestStatus, RequestType
+from web.public.forms import options
+
+
+def choices(*pairs: tuple[str, str]) -> list[SelectChoice]:
+    """Select options with no empty one (for choices that always have a value)."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=1000)])
+    code = StringField(
+        "Code from your authenticator app",
+        description="Six digits; a code works once.",
+        validators=[InputRequired(), Length(min=6, max=8)],
+        render_kw={"inputmode": "numeric", "autocomplete": "one-time-code"},
+    )
+
+
+class QueueFilterForm(FlaskForm):
+    """The queue's filters: read from the query string (no CSRF: it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField(
+        "Status",
+        choices=choices(
+            ("active", "Needs an answer"),
+            ("all", "Any status"),
+            *((s.value, s.value.replace("_", " ").capitalize()) for s in RequestStatus),
+        ),
+        default="active",
+        validators=[Optional()],
+    )
+    type = SelectField(
+        "Right",
+        choices=options(*((t.value, t.value.replace("_", " ").capitalize()) for t in RequestType)),
+        validators=[Optional()],
+    )
+    due = SelectField(
+        "Deadline",
+        choices=options(
+            ("overdue", "Overdue"), ("week", "Due within 7 days"), ("month", "Due within 30 days")
+        ),
+        validators=[Optional()],
+    )
+    channel = SelectField(
+        "Channel",
+        choices=options(("web", "Web form"), ("api", "Platform API"), ("officer", "Officer")),
+        validators=[Optional()],
+    )
+    assignee = SelectField("Held by", choices=[], validators=[Optional()])
+    subject = StringField("Subject reference", validators=[Optional(), Length(max=40)])
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1)])
+
+    def filters(self) -> queue.Filters:
+        assignee = self.assignee.data
+        return queue.Filters(
+            status=self.status.data or "active",
+            type=self.type.data or None,
+            channel=self.channel.data or None,
+            due=self.due.data or None,
+            subject=(self.subject.data or "").strip() or None,
+            assignee=int(assignee) if assignee and assignee.isdigit() else None,
+        )
+
+
+class EmailSearchForm(FlaskForm):
+    """Search by the subject's email: posted (an address never goes into a URL)."""
+
+    email = EmailField("Subject's email", validators=[InputRequired(), Email(), Length(max=254)])
+
+
+def _reason(label: str, description: str) -> TextAreaField:
+    return TextAreaField(
+        label, description=description, validators=[InputRequired(), Length(max=MAX_TEXT)]
+    )
+
+
+class VerifyForm(FlaskForm):
+    reason = _reason(
+        "How did you check who they are?",
+        "For example: called back on the number on file and they confirmed their member "
+        "number. Note any doubt that remains. The subject does not see this.",
+    )
+
+
+class ApproveForm(FlaskForm):
+    note = TextAreaField(
+        "Note (optional)",
+        description="For the timeline; the subject does not see it.",
+        validators=[Optional(), Length(max=MAX_TEXT)],
+    )
+
+
+class RefuseForm(FlaskForm):
+    reason = _reason(
+        "Why is the request refused?",
+        "Sent to the subject with their right to complain and to a judicial remedy.",
+    )
+
+
+class ExtendForm(FlaskForm):
+    months = SelectField(
+        "Extend by",
+        choices=choices(("1", "1 month"), ("2", "2 months")),
+        validators=[InputRequired()],
+    )
+    reason = _reason(
+        "Why is more time needed?",
+        "Sent to the subject, who must be told within the first month (Art. 12(3)).",
+    )
+
+
+class AskForm(FlaskForm):
+    question = _reason(
+        "Your question to the subject",
+        "Emailed with a link to their request page, where they answer.",
+    )
+
+
+class CancelForm(FlaskForm):
+    reason = _reason(
+        "How did the subject ask to cancel?",
+        "For example: phone call on 3 March, from the number on file.",
+    )
+
+
+class AssignForm(FlaskForm):
+    officer = SelectField("Give to", choices=[], validators=[Optional()])
+
+
+class OfficerForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired(), Email(), Length(max=254)])
+    name = StringField("Name", validators=[InputRequired(), Length(max=120)])
+    role = SelectField(
+        "Role",
+        choices=choices(
+            ("officer", "Officer: decides requests"),
+            ("admin", "Admin: also manages officers, API keys and signing keys"),
+            ("auditor", "Auditor: reads everything, changes nothing"),
+        ),
+        validators=[InputRequired()],
+    )
+    password = PasswordField(
+        "Initial password",
+        description=f"At least {officers.MIN_PASSWORD} characters; give it to them in person.",
+        validators=[InputRequired(), Length(min=officers.MIN_PASSWORD, max=1000)],
+    )
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField(
+        "Name",
+        description="Which service uses it.",
+        validators=[InputRequired(), Length(max=120)],
+    )
+    scopes = SelectMultipleField(
+        "Scopes",
+        choices=choices(*((k, f"{k} — {v}") for k, v in sorted(apikeys.SCOPES.items()))),
+        validators=[InputRequired(message="Choose at least one scope.")],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes something: CSRF only."""
+
+    confirm = BooleanField("I understand", validators=[Optional()])

@@ -1,0 +1,301 @@
+"""A request: its facts, timeline, notices and evidence; its records with provenance; and the
+officer's actions, each on its own confirmation page that says what will happen."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    stream_template,
+    url_for,
+)
+
+from rights import access, audit, evidence, notices, officers, queue, requests, subjects
+from rights.errors import InvalidTransition, NotFound, RightsError
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import RequestStatus, RightsRequest
+from web.dashboard import actor, bp, deny, me, requires
+from web.dashboard import forms as f
+
+S = RequestStatus
+
+
+def _load(request_id: str) -> RightsRequest:
+    try:
+        return requests.get(request_id)
+    except NotFound:
+        abort(404)
+
+
+@dataclass(frozen=True)
+class Action:
+    title: str
+    button: str
+    form: type
+    available: Callable[[RightsRequest], bool]
+    run: Callable[[RightsRequest, object, str], None]
+    done: str
+    consequences: str
+    danger: bool = False
+
+
+def _extendable(r: RightsRequest) -> bool:
+    return (
+        r.status not in requests.TERMINAL
+        and r.extended_at is None
+        and utcnow() <= r.original_due_at
+    )
+
+
+ACTIONS = {
+    "verify": Action(
+        "Verify identity manually",
+        "Confirm identity",
+        f.VerifyForm,
+        lambda r: r.status == S.AWAITING_VERIFICATION,
+        lambda r, form, who: requests.verify_manually(r, reason=form.reason.data, actor=who),
+        "Identity confirmed; the request is open.",
+        "The request opens as if the emailed link had been confirmed, and the subject is told "
+        "it was received. Access and portability are then answered at once; an erasure starts.",
+    ),
+    "approve": Action(
+        "Approve and carry out",
+        "Approve",
+        f.ApproveForm,
+        lambda r: r.status in (S.OPEN, S.IN_PROGRESS),
+        lambda r, form, who: requests.approve(r, actor=who, note=form.note.data),
+        "Approved.",
+        "Access and portability are answered from the data map and the subject gets the "
+        "download link; an erasure is queued for the worker; any other right is recorded as "
+        "granted and the subject is told it is done.",
+    ),
+    "refuse": Action(
+        "Refuse",
+        "Refuse the request",
+        f.RefuseForm,
+        lambda r: r.status in (S.AWAITING_VERIFICATION, S.OPEN, S.IN_PROGRESS),
+        lambda r, form, who: requests.refuse(r, reason=form.reason.data, actor=who),
+        "Refused; the subject has been told why and how to complain.",
+        "The request closes as refused. The subject is sent your reason, with their right to "
+        "complain to a supervisory authority and to a judicial remedy (Art. 12(4)).",
+        danger=True,
+    ),
+    "extend": Action(
+        "Extend the deadline",
+        "Extend",
+        f.ExtendForm,
+        _extendable,
+        lambda r, form, who: requests.extend(
+            r, months=int(form.months.data), reason=form.reason.data, actor=who
+        ),
+        "Deadline extended; the subject has been told why.",
+        "Once per request, within its first month: the deadline moves by one or two months "
+        "(three in all at most) and the subject is sent your reason (Art. 12(3)).",
+    ),
+    "ask": Action(
+        "Ask the subject for information",
+        "Send the question",
+        f.AskForm,
+        lambda r: r.status not in requests.TERMINAL,
+        lambda r, form, who: requests.ask_for_information(
+            r, question=form.question.data, actor=who
+        ),
+        "Question sent.",
+        "The subject is emailed your question and a link to their request page, where they "
+        "answer. The deadline does not move.",
+    ),
+    "cancel": Action(
+        "Cancel at the subject's request",
+        "Cancel the request",
+        f.CancelForm,
+        lambda r: r.status in (S.AWAITING_VERIFICATION, S.OPEN, S.IN_PROGRESS),
+        lambda r, form, who: requests.cancel(r, reason=form.reason.data, actor=who),
+        "Cancelled; the subject has been told.",
+        "The request closes as withdrawn, as if the subject had withdrawn it themselves, and "
+        "they are sent the same notice. An erasure already running cannot be cancelled.",
+        danger=True,
+    ),
+}
+
+
+def _may_act(req: RightsRequest) -> str | None:
+    return officers.may_decide(me(), req)
+
+
+def _assignable():
+    return f.choices(
+        ("", "— nobody —"),
+        *(
+            (str(o.id), o.display_name)
+            for o in officers.all_officers()
+            if officers.allowed(o, "requests.decide")
+        ),
+    )
+
+
+@bp.get("/requests/<request_id>")
+@requires("requests.read")
+def request_page(request_id: str):
+    req = _load(request_id)
+    subject_id = req.subject_id
+    member = subjects.member_of(subject_id)
+    names = queue.officer_names()
+    why_not = _may_act(req)
+    now = utcnow()
+    audit.record(
+        actor(), "request.viewed", subject_ref=requests.subject_ref(req), target=f"request:{req.id}"
+    )
+    db.session.commit()
+    events = requests.events(req)
+    assign = f.AssignForm()
+    assign.officer.choices = _assignable()
+    assign.officer.data = str(req.assignee_id or "")
+    return render_template(
+        "dashboard/request.html",
+        req=req,
+        member=member,
+        subject_ref=requests.subject_ref(req),
+        contact=requests.contact(req),
+        details=requests.details(req),
+        events=[(e, requests.event_text(req, e)) for e in events],
+        notices=notices.history(req),
+        attachments=evidence.for_request(req),
+        names=names,
+        why_not=why_not,
+        actions=[(key, a) for key, a in ACTIONS.items() if a.available(req)],
+        assign=assign,
+        can_assign_others=officers.allowed(me(), "requests.assign_others"),
+        extension_reason=requests.extension_reason(req),
+        decision_reason=requests.decision_reason(req),
+        awaiting_answer=requests.awaiting_answer(req),
+        now=now,
+        urgency=queue.urgency(req, now),
+        days_left=queue.days_left(req, now),
+        form=f.ConfirmForm(),
+    )
+
+
+@bp.get("/requests/<request_id>/records")
+@requires("requests.read")
+def request_records(request_id: str):
+    """The subject's records as the data map finds them, each with where it came from and
+    what changed since. Streamed (keyset batches), so a large history costs no memory."""
+    req = _load(request_id)
+    audit.record(
+        actor(),
+        "request.records_viewed",
+        subject_ref=requests.subject_ref(req),
+        target=f"request:{req.id}",
+    )
+    db.session.commit()
+    # Loaded again after the commit: the page is rendered after this view returns, from
+    # attributes already in memory (the request's session is gone by then).
+    req = _load(request_id)
+    return Response(
+        stream_template(
+            "dashboard/records.html",
+            req=req,
+            sections=access.iter_sections(req),
+            names=queue.officer_names(),
+        )
+    )
+
+
+@bp.route("/requests/<request_id>/<action>", methods=["GET", "POST"])
+@requires("requests.decide")
+def request_action(request_id: str, action: str):
+    spec = ACTIONS.get(action)
+    if spec is None:
+        abort(404)
+    req = _load(request_id)
+    why_not = _may_act(req)
+    if why_not:
+        deny(why_not, target=f"request:{req.id}")
+    if not spec.available(req):
+        flash(f"“{spec.title}” is not possible for a request that is {req.status}.")
+        return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
+    form = spec.form()
+    if form.validate_on_submit():
+        who = actor()
+        try:
+            if req.assignee_id is None:
+                requests.assign(req, me().id, actor=who)
+            spec.run(req, form, who)
+        except RightsError as exc:
+            db.session.rollback()
+            req = _load(request_id)
+            for name, messages in exc.fields.items():
+                field = getattr(form, name, None)
+                if field is not None:
+                    field.errors = list(field.errors) + list(messages)
+            return _action_page(req, action, spec, form, error=exc.message), 422
+        db.session.commit()
+        flash(spec.done)
+        return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
+    return _action_page(req, action, spec, form), 422 if form.is_submitted() else 200
+
+
+def _action_page(req, action, spec, form, error=None):
+    return render_template(
+        "dashboard/action.html",
+        req=req,
+        action=action,
+        spec=spec,
+        form=form,
+        error=error,
+        now=utcnow(),
+        remedies=notices.remedies_text(),
+    )
+
+
+@bp.post("/requests/<request_id>/assign")
+@requires("requests.decide")
+def request_assign(request_id: str):
+    """Take a request (anyone who may act on it), or give it to someone (admins)."""
+    req = _load(request_id)
+    form = f.AssignForm()
+    form.officer.choices = _assignable()
+    if not form.validate_on_submit():
+        abort(400)
+    target = int(form.officer.data) if form.officer.data else None
+    if officers.allowed(me(), "requests.assign_others"):
+        pass
+    elif target != me().id or _may_act(req):
+        deny(
+            _may_act(req) or "Only an admin can give a request to someone else.",
+            target=f"request:{req.id}",
+        )
+    try:
+        requests.assign(req, target, actor=actor())
+    except InvalidTransition as exc:
+        db.session.rollback()
+        flash(exc.message)
+    else:
+        db.session.commit()
+        flash("The request is yours." if target == me().id else "Request reassigned.")
+    return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
+
+
+@bp.get("/requests/<request_id>/evidence/<int:attachment_id>")
+@requires("requests.read")
+def request_evidence(request_id: str, attachment_id: int):
+    req = _load(request_id)
+    try:
+        media_type, content = evidence.read(req, attachment_id, actor=actor())
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    return Response(
+        content,
+        mimetype=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-{attachment_id}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
