@@ -48,12 +48,19 @@ def apikeys_create(name: str, scopes: str) -> None:
 @click.option("--members", default=300, show_default=True, help="How many extra members.")
 def demo_load(members: int) -> None:
     """Load the demo perk platform (idempotent: does nothing if already loaded)."""
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.UsageError("The demo has published passwords: it is not loaded in production.")
     counts = demo.load(extra_members=members)
     db.session.commit()
     if counts is None:
         click.echo("Demo data already loaded.")
     else:
         click.echo("Loaded demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    click.echo(
+        f"Demo dashboard sign-ins (password {demo.DEMO_PASSWORD!r}; TOTP secret for an app):"
+    )
+    for email, _, role, secret in demo.DEMO_OFFICERS:
+        click.echo(f"  {role:8} {email:24} {secret}")
 
 
 @click.command("worker")

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from rights import records
+from rights import officers, records, requests
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import Feedback, InfluenceScore, InfluenceTopic, Member, PerkAward
@@ -237,4 +237,92 @@ def load(extra_members: int = 300) -> dict | None:
                 actor="ftc-list-build",
                 at=at + timedelta(days=10),
             )
+    counts.update(_requests(extra_members))
+    counts["officers"] = len(_officers())
     return counts
+
+
+# Demo sign-ins, published in the README: development only (the CLI refuses in production).
+DEMO_PASSWORD = "lethe-demo-password"  # noqa: S105 - published on purpose (demo only)
+DEMO_OFFICERS = (
+    ("dpo@perkly.example", "Dana Okafor", "admin", "LETHEDEMOADMINDANAOKAFORQQQQQQQQ"),
+    ("officer@perkly.example", "Olu Mensah", "officer", "LETHEDEMOOFFICEROLUMENSAHQQQQQQQ"),
+    ("auditor@perkly.example", "Aino Virtanen", "auditor", "LETHEDEMOAUDITORAINOVIRTANENQQQQ"),
+)
+
+
+def _officers() -> list[str]:
+    return [
+        officers.create(
+            email, name=name, role=role, password=DEMO_PASSWORD, by="demo", totp_secret=secret
+        )[1]
+        for email, name, role, secret in DEMO_OFFICERS
+    ]
+
+
+def _backdate(request, days: int) -> None:
+    """Move a demo request (and its timeline) into the past, so the queue has requests due
+    soon, overdue and closed. Demo only: real requests are dated by the clock."""
+    delta = timedelta(days=days)
+    for column in (
+        "received_at",
+        "original_due_at",
+        "due_at",
+        "verified_at",
+        "decided_at",
+        "completed_at",
+        "downloads_expire_at",
+    ):
+        value = getattr(request, column)
+        if value is not None:
+            setattr(request, column, value - delta)
+    for event in requests.events(request):
+        event.at -= delta
+
+
+def _requests(extra_members: int) -> dict:
+    story = requests.file(
+        type="rectification",
+        member_id=STORY_MEMBER,
+        channel="web",
+        verified=True,
+        actor="platform-account-page",
+        details={
+            "records": ["aw-0001-nova"],
+            "correction": "I never received the Nova X1 phone. The award says received and my "
+            "name is on the disclosure list and in a promotion for it. Please correct it.",
+        },
+    )
+    _backdate(story, 3)
+    plan = (
+        # (member n, type, days ago, outcome)
+        (20, "access", 10, None),
+        (21, "portability", 40, None),
+        (30, "restriction", 26, None),
+        (40, "objection", 35, None),
+        (50, "rectification", 45, "refuse"),
+        (60, "consent_withdrawal", 20, "approve"),
+        (70, "restriction", 5, None),
+    )
+    plan = plan if extra_members else ()
+    for n, type_, days, outcome in plan:
+        n = 2 + (n - 2) % extra_members  # the plan's members, or the few there are
+        req = requests.file(
+            type=type_,
+            member_id=f"m-{n:04d}",
+            channel="api",
+            verified=True,
+            actor="apikey:platform",
+            details={"grounds_text": "I object to being scored."} if type_ == "objection" else {},
+        )
+        if outcome == "refuse":
+            requests.refuse(
+                req,
+                reason="The records you named are correct: the carrier confirmed delivery.",
+                actor="demo",
+            )
+        elif outcome == "approve":
+            requests.approve(req, actor="demo", note="Consent withdrawn in the consent service.")
+        _backdate(req, days)
+    requests.file(type="erasure", email="someone@example.net", channel="web", actor="subject")
+    return {"requests": len(plan) + 2}

@@ -32,9 +32,12 @@ def _label(officer_index: str) -> str:
     return f"officer-totp:{officer_index}"
 
 
-def create(email: str, *, name: str, role: str, password: str, by: str) -> tuple[Officer, str]:
+def create(
+    email: str, *, name: str, role: str, password: str, by: str, totp_secret: str | None = None
+) -> tuple[Officer, str]:
     """Create an officer (flushes). Returns the row and the ``otpauth://`` URI to enrol the
-    authenticator app (shown once; the secret is kept only sealed)."""
+    authenticator app (shown once; the secret is kept only sealed). ``totp_secret`` is for
+    the demo's published accounts only; real accounts get a fresh random one."""
     errors = {}
     if "@" not in (email or "") or len(email) > 254:
         errors["email"] = ["an email address"]
@@ -49,7 +52,7 @@ def create(email: str, *, name: str, role: str, password: str, by: str) -> tuple
     index = vault.blind_index(email)
     if db.session.execute(select(Officer.id).where(Officer.email_index == index)).first():
         raise Conflict("An officer with this email already exists.", {"email": ["exists"]})
-    secret = pyotp.random_base32()
+    secret = totp_secret or pyotp.random_base32()
     officer = Officer(
         email_index=index,
         display_name=name.strip(),
