@@ -1,0 +1,345 @@
+"""Who may open what on the dashboard: every route × {anonymous, officer, admin, auditor},
+per-object rules (another officer's request, one's own request), sign-in with a second factor,
+session expiry, rate limiting, CSRF, and every refusal logged."""
+
+import re
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pyotp
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from rights import apikeys, officers, requests
+from storage import vault
+from storage.db import db
+from storage.models import AuditEvent, EvidenceAttachment, Officer, RightsRequest
+from tests import factories
+from tests.conftest import OFFICER_PASSWORD
+
+ROLES = ("anonymous", "officer", "admin", "auditor")
+EVERYONE = {"officer", "admin", "auditor"}
+DECIDERS = {"officer", "admin"}
+ADMIN = {"admin"}
+SETTINGS = {"admin", "auditor"}
+
+# (method, url template, who is allowed). Every dashboard route must be listed here: a test
+# compares this table with the app's URL map, so a new route cannot skip the matrix.
+ROUTES = [
+    ("GET", "/dashboard/", EVERYONE),
+    ("GET", "/dashboard/requests", EVERYONE),
+    ("POST", "/dashboard/requests/search", EVERYONE),
+    ("GET", "/dashboard/requests.csv", EVERYONE),
+    ("GET", "/dashboard/requests/{rid}", EVERYONE),
+    ("GET", "/dashboard/requests/{rid}/records", EVERYONE),
+    ("GET", "/dashboard/requests/{rid}/evidence/{att}", EVERYONE),
+    ("GET", "/dashboard/requests/{rid}/extend", DECIDERS),
+    ("POST", "/dashboard/requests/{rid}/ask", DECIDERS),
+    ("POST", "/dashboard/requests/{rid}/assign?officer={me}", DECIDERS),
+    ("GET", "/dashboard/audit", EVERYONE),
+    ("POST", "/dashboard/audit/verify", EVERYONE),
+    ("GET", "/dashboard/officers", SETTINGS),
+    ("POST", "/dashboard/officers", ADMIN),
+    ("POST", "/dashboard/officers/{other}/active", ADMIN),
+    ("GET", "/dashboard/api-keys", SETTINGS),
+    ("POST", "/dashboard/api-keys", ADMIN),
+    ("POST", "/dashboard/api-keys/{key}/revoke", ADMIN),
+    ("GET", "/dashboard/signing-keys", SETTINGS),
+    ("POST", "/dashboard/signing-keys/rotate", ADMIN),
+]
+PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.logout"}
+
+
+@pytest.fixture
+def world(app):
+    """An open request with an attachment, an API key and a second officer to act on."""
+    with app.app_context():
+        factories.member(1)
+        db.session.commit()
+        req = requests.file(
+            type="restriction", member_id="m-1", channel="api", verified=True, actor="test"
+        )
+        att = EvidenceAttachment(
+            request_id=req.id,
+            subject_id=req.subject_id,
+            media_type="image/png",
+            content_enc=vault.encrypt(
+                req.subject_id, "evidence_attachments.content_enc", b"\x89PNG picture"
+            ),
+        )
+        db.session.add(att)
+        key, _ = apikeys.create("platform", ["requests:read"], actor="test")
+        other, _ = officers.create(
+            "other@perkly.example", name="Other", role="officer", password=OFFICER_PASSWORD, by="t"
+        )
+        db.session.commit()
+        return {"rid": req.id, "att": att.id, "key": key.id, "other": other.id}
+
+
+def _client(app, login_as, role):
+    return app.test_client() if role == "anonymous" else login_as(role)
+
+
+def _call(client, method, url):
+    # A form value given in the table's query string is posted as the form.
+    url, _, query = url.partition("?")
+    data = dict(pair.split("=") for pair in query.split("&")) if query else {}
+    resp = client.open(url, method=method, data=data)
+    resp.get_data()
+    resp.close()
+    return resp
+
+
+def test_every_dashboard_route_is_in_the_matrix(app):
+    listed = [(m, re.sub(r"\{[^}]+\}", "1", u.split("?")[0])) for m, u, _ in ROUTES]
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("dashboard.") or rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        pattern = re.compile(re.sub(r"<[^>]+>", "[^/]+", rule.rule) + "$")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert any(m == method and pattern.match(u) for m, u in listed), (
+                f"{method} {rule.rule} is not in the permission matrix"
+            )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_permission_matrix(app, login_as, world, role):
+    client = _client(app, login_as, role)
+    wrong = []
+    for method, template, allowed in ROUTES:
+        url = template.format(**world, me=getattr(client, "officer_id", ""))
+        resp = _call(client, method, url)
+        if role == "anonymous":
+            ok = resp.status_code == 302 and "/dashboard/login" in resp.headers["Location"]
+        elif role in allowed:
+            ok = resp.status_code in (200, 303, 400, 422)
+        else:
+            ok = resp.status_code == 403
+        if not ok:
+            wrong.append(f"{method} {url}: {resp.status_code}")
+    assert not wrong, f"{role}: " + "; ".join(wrong)
+    if role not in ("anonymous", "admin"):
+        with app.app_context():
+            denied = db.session.execute(
+                select(AuditEvent).where(AuditEvent.action == "authz.denied")
+            ).scalars()
+            refused = sum(1 for *_, allowed in ROUTES if role not in allowed)
+            assert len(list(denied)) == refused  # every refusal is in the audit trail
+
+
+def _assign(app, rid, officer_id):
+    with app.app_context():
+        requests.assign(requests.get(rid), officer_id, actor="test")
+        db.session.commit()
+
+
+def test_an_officer_cannot_act_on_another_officers_request(app, login_as, world):
+    holder, intruder, admin = login_as("officer"), login_as("officer"), login_as("admin")
+    _assign(app, world["rid"], holder.officer_id)
+    rid = world["rid"]
+    for path in ("extend", "refuse", "ask", "cancel", "approve"):
+        assert intruder.get(f"/dashboard/requests/{rid}/{path}").status_code == 403
+    resp = intruder.post(f"/dashboard/requests/{rid}/refuse", data={"reason": "I say so"})
+    assert resp.status_code == 403
+    take = intruder.post(f"/dashboard/requests/{rid}/assign", data={"officer": intruder.officer_id})
+    assert take.status_code == 403
+    page = intruder.get(f"/dashboard/requests/{rid}").get_data(as_text=True)
+    assert "Another officer holds this request" in page and "Refuse" not in page
+    assert holder.get(f"/dashboard/requests/{rid}/refuse").status_code == 200
+    assert admin.get(f"/dashboard/requests/{rid}/refuse").status_code == 200
+    # An admin reassigns; then the other officer may act and the first may not.
+    moved = admin.post(f"/dashboard/requests/{rid}/assign", data={"officer": intruder.officer_id})
+    assert moved.status_code == 303
+    assert intruder.get(f"/dashboard/requests/{rid}/extend").status_code == 200
+    assert holder.get(f"/dashboard/requests/{rid}/extend").status_code == 403
+    with app.app_context():
+        assert requests.get(rid).status == "open"
+        denials = db.session.execute(
+            select(AuditEvent.actor, AuditEvent.target).where(AuditEvent.action == "authz.denied")
+        ).all()
+        assert (f"officer:{intruder.officer_id}", f"request:{rid}") in denials
+
+
+def test_an_officer_never_decides_their_own_request(app, login_as):
+    me = login_as("officer", email="dana@perkly.example")
+    with app.app_context():
+        req = requests.file(type="erasure", email="Dana@perkly.example", channel="web", actor="s")
+        db.session.commit()
+        rid = req.id
+    resp = me.get(f"/dashboard/requests/{rid}/verify")
+    assert resp.status_code == 403
+    assert "about you" in resp.get_data(as_text=True)
+
+
+def test_an_officer_takes_an_unassigned_request_and_acting_takes_it_too(app, login_as, world):
+    first, second = login_as("officer"), login_as("officer")
+    rid = world["rid"]
+    resp = first.post(f"/dashboard/requests/{rid}/assign", data={"officer": second.officer_id})
+    assert resp.status_code == 403  # only admins give requests to others
+    ask = first.post(f"/dashboard/requests/{rid}/ask", data={"question": "Which records?"})
+    assert ask.status_code == 303
+    with app.app_context():
+        assert requests.get(rid).assignee_id == first.officer_id
+
+
+def _login(client, email, password, code):
+    return client.post(
+        "/dashboard/login", data={"email": email, "password": password, "code": code}
+    )
+
+
+def test_sign_in_needs_the_second_factor_and_a_code_works_once(app, login_as):
+    officer = login_as("officer")
+    secret, email = officer.totp_secret, officer.email
+    fresh = app.test_client()
+    assert _login(fresh, email, OFFICER_PASSWORD, "").status_code == 422
+    assert _login(fresh, email, OFFICER_PASSWORD, "12345678").status_code == 401
+    assert fresh.get("/dashboard/").status_code == 302
+    # The code the fixture signed in with is spent: replaying it fails.
+    used = pyotp.TOTP(secret).now()
+    replay = _login(fresh, email, OFFICER_PASSWORD, used)
+    assert replay.status_code == 401
+    assert "did not match" in replay.get_data(as_text=True)
+    # The next step's code works (±1 step of drift), once.
+    later = pyotp.TOTP(secret).at(time.time() + 30)
+    assert _login(fresh, email, OFFICER_PASSWORD, later).status_code == 303
+    assert fresh.get("/dashboard/").status_code == 200
+    assert _login(app.test_client(), email, OFFICER_PASSWORD, later).status_code == 401
+    # Wrong password with a right code: the same answer as everything else.
+    nxt = pyotp.TOTP(secret).at(time.time() + 30)
+    wrong = _login(app.test_client(), email, "not the password", nxt)
+    assert wrong.status_code == 401 and "did not match" in wrong.get_data(as_text=True)
+
+
+def test_unknown_email_gets_the_same_answer(app, login_as):
+    known = login_as("officer").email
+    code = "123456"
+    answers = []
+    for email, password in ((known, "wrong password"), ("nobody@perkly.example", "x" * 12)):
+        resp = _login(app.test_client(), email, password, code)
+        answers.append((resp.status_code, resp.get_data(as_text=True).replace(email, "EMAIL")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 401 and "did not match" in answers[0][1]
+    assert "x" * 12 not in answers[1][1]  # the password is never sent back
+
+
+def test_sessions_expire_when_idle_and_after_a_shift(app, login_as):
+    with freeze_time("2026-11-25T09:00:00Z", tick=True) as frozen:
+        officer = login_as("officer")
+        assert officer.get("/dashboard/").status_code == 200
+        frozen.move_to("2026-11-25T09:29:00Z")
+        assert officer.get("/dashboard/").status_code == 200  # activity keeps it alive
+        frozen.move_to("2026-11-25T10:00:00Z")
+        resp = officer.get("/dashboard/")
+        assert resp.status_code == 302 and "/dashboard/login" in resp.headers["Location"]
+        assert officer.get("/dashboard/").status_code == 302  # signed out for good
+
+    with freeze_time("2026-11-26T08:00:00Z", tick=True) as frozen:
+        busy = login_as("officer")
+        for minute in range(0, 10 * 60 + 1, 20):  # active all day, never idle
+            frozen.move_to(f"2026-11-26T{8 + minute // 60:02d}:{minute % 60:02d}:00Z")
+            if busy.get("/dashboard/").status_code != 200:
+                break
+        frozen.move_to("2026-11-26T18:01:00Z")
+        assert busy.get("/dashboard/").status_code == 302  # the absolute limit
+    with app.app_context():
+        expired = db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "officer.session_expired")
+        ).all()
+        assert len(expired) == 2
+
+
+def test_a_deactivated_officer_is_signed_out_at_once(app, login_as):
+    admin, officer = login_as("admin"), login_as("officer")
+    assert officer.get("/dashboard/").status_code == 200
+    resp = admin.post(f"/dashboard/officers/{officer.officer_id}/active", data={})
+    assert resp.status_code == 303
+    assert officer.get("/dashboard/").status_code == 302
+    # Nobody deactivates themselves.
+    admin.post(f"/dashboard/officers/{admin.officer_id}/active", data={})
+    with app.app_context():
+        assert db.session.get(Officer, admin.officer_id).active is True
+
+
+def test_sign_out_ends_the_session(app, login_as):
+    officer = login_as("auditor")
+    assert officer.post("/dashboard/logout", data={}).status_code == 303
+    assert officer.get("/dashboard/").status_code == 302
+
+
+def test_next_only_leads_inside_the_dashboard(app, login_as):
+    officer = login_as("officer")
+    secret, email = officer.totp_secret, officer.email
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    resp = app.test_client().post(
+        "/dashboard/login?next=https://evil.example/dashboard",
+        data={"email": email, "password": OFFICER_PASSWORD, "code": code},
+    )
+    assert resp.headers["Location"] == "/dashboard/"
+    anonymous = app.test_client().get("/dashboard/requests?type=erasure")
+    assert "next=" in anonymous.headers["Location"]
+
+
+def test_sign_in_is_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
+    client = app.test_client()
+    codes = [
+        _login(client, "x@perkly.example", "wrong password", "123456").status_code for _ in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+
+
+def test_dashboard_forms_need_the_csrf_token(app_factory):
+    app = app_factory(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        officer, uri = officers.create(
+            "csrf@perkly.example", name="C", role="admin", password=OFFICER_PASSWORD, by="t"
+        )
+        db.session.commit()
+    client = app.test_client()
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    no_token = _login(client, "csrf@perkly.example", OFFICER_PASSWORD, pyotp.TOTP(secret).now())
+    assert no_token.status_code == 400  # refused before the credentials are even read
+    page = client.get("/dashboard/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    resp = client.post(
+        "/dashboard/login",
+        data={
+            "csrf_token": token,
+            "email": "csrf@perkly.example",
+            "password": OFFICER_PASSWORD,
+            "code": pyotp.TOTP(secret).now(),
+        },
+    )
+    assert resp.status_code == 303
+    rotate = client.post("/dashboard/signing-keys/rotate", data={})
+    assert rotate.status_code == 400
+    with app.app_context():
+        assert not db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "signing_key.rotated")
+        ).first()
+
+
+def test_dashboard_pages_carry_the_security_headers(app, login_as, world):
+    officer = login_as("officer")
+    resp = officer.get(f"/dashboard/requests/{world['rid']}")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert "<script" not in resp.get_data(as_text=True)
+
+
+def test_auditor_reads_everything_and_changes_nothing(app, login_as, world):
+    auditor = login_as("auditor")
+    rid = world["rid"]
+    for url in (f"/dashboard/requests/{rid}", "/dashboard/officers", "/dashboard/api-keys"):
+        page = auditor.get(url).get_data(as_text=True)
+        assert "Deactivate" not in page and "Revoke" not in page and "Refuse" not in page
+    with app.app_context():
+        before = db.session.execute(select(RightsRequest.status)).scalars().all()
+    for path in ("refuse", "extend", "cancel"):
+        auditor.post(f"/dashboard/requests/{rid}/{path}", data={"reason": "x", "months": "1"})
+    with app.app_context():
+        assert db.session.execute(select(RightsRequest.status)).scalars().all() == before
