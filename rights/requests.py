@@ -401,6 +401,17 @@ def close_superseded(subject_id: str, erasing_request_id: str, *, actor: str) ->
     return len(others)
 
 
+def record_download(request: RightsRequest, what: str, *, actor: str) -> None:
+    """Audit a download of a request's result (report, export, receipt) (flushes)."""
+    audit.record(
+        actor,
+        "request.downloaded",
+        subject_ref=subject_ref(request),
+        target=f"request:{request.id}",
+        details={"what": what},
+    )
+
+
 def send_resume_link(request: RightsRequest) -> None:
     """Email the subject a fresh single-use link back to their request."""
     notices.resume_link(request, verification.issue(request, "resume"))

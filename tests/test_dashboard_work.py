@@ -400,3 +400,23 @@ def test_home_figures(app, login_as):
     access_row = re.search(r"<th scope=\"row\">access</th>(.*?)</tr>", table).group(1)
     assert sum(int(n) for n in re.findall(r"<td>(\d+)</td>", access_row)) == 1
     assert "Your requests" in page and page.count("/dashboard/requests/" + rid) >= 1
+
+
+def test_downloads_are_audited(app, client, api_key):
+    with app.app_context():
+        factories.member(1)
+        db.session.commit()
+    filed = client.post(
+        "/api/v1/requests",
+        json={"type": "access", "member_id": "m-1", "verified": True},
+        headers=api_key,
+    ).get_json()
+    resp = client.get(filed["result"]["report_url"], headers=api_key)
+    assert resp.status_code == 200 and resp.get_json()["request"]["reference"]
+    resp.close()
+    with app.app_context():
+        entry = db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "request.downloaded")
+        ).scalar_one()
+        assert entry.actor == "apikey:test-platform" and entry.details["what"].startswith("access")
+        assert entry.subject_ref.startswith("sub_")

@@ -466,9 +466,10 @@ def test_unverified_erasure_does_nothing(app, client):
     deliver(app)
     assert _count(app, Member) == 2
     with app.app_context():
-        assert (
-            db.session.execute(select(RightsRequest)).scalar_one().status == "awaiting_verification"
-        )
+        latest = db.session.execute(
+            select(RightsRequest).order_by(RightsRequest.received_at.desc()).limit(1)
+        ).scalar_one()
+        assert latest.type == "erasure" and latest.status == "awaiting_verification"
 
 
 def test_earlier_downloads_end_with_the_erasure(app, client, api_key):

@@ -244,7 +244,7 @@ def create_request():
         details=schemas.request_details(data),
         channel="api",
         verified=data["verified"],
-        actor=f"apikey:{g.api_key.name}",
+        actor=_actor(),
         api_key_id=g.api_key.id,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
@@ -268,7 +268,7 @@ def get_request(request_id: str):
 @idempotent
 def withdraw_request(request_id: str):
     req = _get_request(request_id)
-    requests.withdraw(req, actor=f"apikey:{g.api_key.name}")
+    requests.withdraw(req, actor=_actor())
     return _request_out(req), 200
 
 
@@ -287,6 +287,10 @@ def list_requests():
     )
 
 
+def _actor() -> str:
+    return f"apikey:{g.api_key.name}"
+
+
 def _filed_by_this_key(req) -> bool:
     return req.api_key_id is not None and req.api_key_id == g.api_key.id
 
@@ -297,7 +301,10 @@ def _downloadable(request_id: str, kind: str):
     req = _get_request(request_id)
     if req.type != kind or not _filed_by_this_key(req) or not requests.downloads_available(req):
         raise NotFound("No download for this request (not completed, or expired).")
-    return req
+    requests.record_download(req, f"{kind} ({request.path.rsplit('/', 1)[-1]})", actor=_actor())
+    db.session.commit()
+    # Loaded again after the commit: the body is streamed from attributes already in memory.
+    return requests.get(request_id)
 
 
 def _no_store(resp: Response) -> Response:

@@ -252,6 +252,8 @@ def receipt_download(reference: str):
     receipt = erasure.receipt_by_record_key(form.record_key.data)
     if receipt is None or receipt.request_id != req.id:
         abort(404)
+    requests.record_download(req, "receipt", actor="subject")
+    db.session.commit()
     return _receipt_file(receipt, form.record_key.data)
 
 
@@ -304,11 +306,14 @@ def statement_download():
     )
 
 
-def _download(reference: str, kind: str):
+def _download(reference: str, kind: str, what: str):
     req = _own_request(reference)
     if req is None or req.type != kind or not requests.downloads_available(req):
         abort(404)
-    return req
+    requests.record_download(req, what, actor="subject")
+    db.session.commit()
+    # Loaded again after the commit: the body is streamed from attributes already in memory.
+    return requests.by_reference(reference)
 
 
 def _no_store(resp: Response, filename: str | None = None) -> Response:
@@ -320,7 +325,7 @@ def _no_store(resp: Response, filename: str | None = None) -> Response:
 
 @bp.get("/requests/<reference>/report")
 def report_html(reference: str):
-    req = _download(reference, "access")
+    req = _download(reference, "access", "report (html)")
     return _no_store(Response(stream_with_context(_stream_report(req))))
 
 
@@ -333,7 +338,7 @@ def _stream_report(req):
 
 @bp.get("/requests/<reference>/report.json")
 def report_json(reference: str):
-    req = _download(reference, "access")
+    req = _download(reference, "access", "report (json)")
     return _no_store(
         Response(stream_with_context(access.stream_json(req)), mimetype="application/json"),
         f"{req.reference}-report.json",
@@ -342,7 +347,7 @@ def report_json(reference: str):
 
 @bp.get("/requests/<reference>/export.json")
 def export_json(reference: str):
-    req = _download(reference, "portability")
+    req = _download(reference, "portability", "export (json)")
     return _no_store(
         Response(stream_with_context(portability.stream_json(req)), mimetype="application/json"),
         f"{req.reference}-export.json",
@@ -351,7 +356,7 @@ def export_json(reference: str):
 
 @bp.get("/requests/<reference>/export.zip")
 def export_zip(reference: str):
-    req = _download(reference, "portability")
+    req = _download(reference, "portability", "export (zip)")
     return _no_store(
         send_file(
             portability.build_zip(req),
