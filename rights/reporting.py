@@ -9,9 +9,9 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from rights.requests import TERMINAL
+from rights.requests import ACTIVE
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import RequestStatus, RequestType, RightsRequest
@@ -52,52 +52,85 @@ def _week_start(moment: datetime) -> datetime:
     return day - timedelta(days=day.weekday())
 
 
+def _bucket(column, edges: list[datetime]):
+    """A SQL expression numbering the interval of ``edges`` that ``column`` falls in (0 below
+    the first edge, len(edges) at or above the last): grouped in the database, portably."""
+    return case(*((column < edge, i) for i, edge in enumerate(edges)), else_=len(edges))
+
+
+def _days(start, end):
+    """Days from ``start`` to ``end``, as SQL."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start) / 86400
+    return func.julianday(end) - func.julianday(start)
+
+
+def _closing(now: datetime) -> tuple[int, int, float | None]:
+    """(closed, closed on time, median days to close) over the last ``CLOSED_WINDOW_DAYS``:
+    counted in the database, the median read at its offset (no rows brought back)."""
+    closed_at = func.coalesce(RightsRequest.completed_at, RightsRequest.decided_at)
+    window = (
+        RightsRequest.status.in_([RequestStatus.COMPLETED, RequestStatus.REFUSED]),
+        closed_at >= now - timedelta(days=CLOSED_WINDOW_DAYS),
+    )
+    closed, on_time = db.session.execute(
+        select(func.count(), func.sum(case((closed_at <= RightsRequest.due_at, 1), else_=0))).where(
+            *window
+        )
+    ).one()
+    if not closed:
+        return 0, 0, None
+    days = _days(RightsRequest.received_at, closed_at)
+    middle = (
+        db.session.execute(
+            select(days)
+            .where(*window)
+            .order_by(days)
+            .offset((closed - 1) // 2)
+            .limit(2 if closed % 2 == 0 else 1)
+        )
+        .scalars()
+        .all()
+    )
+    return closed, int(on_time or 0), round(float(statistics.fmean(middle)), 1)
+
+
 def overview(now: datetime | None = None) -> Overview:
     now = now or utcnow()
     first = _week_start(now) - timedelta(weeks=WEEKS - 1)
     weeks = [first + timedelta(weeks=i) for i in range(WEEKS)]
     types = [t.value for t in RequestType]
     received = {t: [0] * WEEKS for t in types}
+    week = _bucket(RightsRequest.received_at, weeks[1:])
     rows = db.session.execute(
-        select(RightsRequest.received_at, RightsRequest.type).where(
-            RightsRequest.received_at >= first
-        )
+        select(week, RightsRequest.type, func.count())
+        .where(RightsRequest.received_at >= first)
+        .group_by(week, RightsRequest.type)
     )
-    for received_at, type_ in rows:
-        index = (received_at - first).days // 7
-        if 0 <= index < WEEKS and type_ in received:
-            received[type_][index] += 1
+    for index, type_, n in rows:
+        if type_ in received and 0 <= index < WEEKS:
+            received[type_][index] += n
 
     # Closed = answered (completed or refused); a withdrawal is not an answer.
-    closed_at = func.coalesce(RightsRequest.completed_at, RightsRequest.decided_at)
-    closed_rows = db.session.execute(
-        select(RightsRequest.received_at, closed_at, RightsRequest.due_at).where(
-            RightsRequest.status.in_([RequestStatus.COMPLETED, RequestStatus.REFUSED]),
-            closed_at >= now - timedelta(days=CLOSED_WINDOW_DAYS),
-        )
-    ).all()
-    durations = [(c - r).total_seconds() / 86400 for r, c, _ in closed_rows if c]
-    on_time = sum(1 for _, c, due in closed_rows if c and c <= due)
+    closed, on_time, median = _closing(now)
 
-    open_rows = db.session.execute(
-        select(RightsRequest.due_at).where(RightsRequest.status.not_in([s.value for s in TERMINAL]))
-    ).scalars()
-    buckets = dict.fromkeys((label for label, _, _ in DAYS_LEFT_BUCKETS), 0)
-    total_open = 0
-    for due in open_rows:
-        total_open += 1
-        left = (due - now).total_seconds() / 86400
-        for label, low, high in DAYS_LEFT_BUCKETS:
-            if (low is None or left >= low) and (high is None or left < high):
-                buckets[label] += 1
-                break
+    edges = [now + timedelta(days=high) for _, _, high in DAYS_LEFT_BUCKETS if high is not None]
+    left = _bucket(RightsRequest.due_at, edges)
+    counts = dict(
+        db.session.execute(
+            select(left, func.count())
+            .where(RightsRequest.status.in_([s.value for s in ACTIVE]))
+            .group_by(left)
+        ).all()
+    )
+    buckets = [(label, counts.get(i, 0)) for i, (label, _, _) in enumerate(DAYS_LEFT_BUCKETS)]
     return Overview(
         weeks=weeks,
         types=types,
         received=received,
-        closed=len(closed_rows),
-        median_days_to_close=round(statistics.median(durations), 1) if durations else None,
+        closed=closed,
+        median_days_to_close=median,
         closed_on_time=on_time,
-        open_by_days_left=list(buckets.items()),
-        open_total=total_open,
+        open_by_days_left=buckets,
+        open_total=sum(n for _, n in buckets),
     )

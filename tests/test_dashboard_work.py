@@ -420,3 +420,23 @@ def test_downloads_are_audited(app, client, api_key):
         ).scalar_one()
         assert entry.actor == "apikey:test-platform" and entry.details["what"].startswith("access")
         assert entry.subject_ref.startswith("sub_")
+
+
+def test_overview_figures_are_counted_in_the_database(app):
+    from rights import reporting
+
+    start = utcnow() - timedelta(days=60)
+    # Closed after 2, 4, 10 and 40 days (the last one late): median 7, 3 of 4 on time.
+    for n, days in enumerate((2, 4, 10, 40), start=1):
+        rid, _ = _file(app, n=n, days_ago=(utcnow() - start).days)
+        with app.app_context(), freeze_time(start + timedelta(days=days)):
+            requests.approve(requests.get(rid), actor="test")
+            db.session.commit()
+    _file(app, "erasure", email="someone@example.net")  # open, due in a month
+    with app.app_context():
+        figures = reporting.overview()
+    assert figures.closed == 4 and figures.closed_on_time == 3
+    assert figures.median_days_to_close == 7.0
+    assert dict(figures.open_by_days_left)["30+ days"] == 0
+    assert dict(figures.open_by_days_left)["14–29 days"] == 1 and figures.open_total == 1
+    assert sum(figures.received["restriction"]) == 4 and sum(figures.received["erasure"]) == 1
