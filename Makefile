@@ -8,6 +8,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
@@ -20,7 +21,7 @@ help:
 	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker (demo data loaded)"
 	@echo "make test   the test suite (PYTEST_ARGS='-k access' to pass options to pytest)"
 	@echo "make lint   ruff + import-linter contracts"
-	@echo "make bench  scripts/bench_access.py and bench_erasure.py (BENCH_ARGS='--records 1000')"
+	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py (BENCH_ARGS='--records 1000')"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +31,16 @@ $(STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-install: $(STAMP)
+# axe-core for the accessibility tests (package.json): `npm ci` again only when the lock file
+# changed. Without npm this does not fail: those tests skip then (CI installs npm, never skips).
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund && touch $@; \
+	else \
+		echo "npm not found: the axe-core accessibility tests will skip (apt-get install npm)"; \
+	fi
+
+install: $(STAMP) $(NODE_STAMP)
 
 run: $(STAMP)
 	$(FLASK) db upgrade
@@ -39,6 +49,7 @@ run: $(STAMP)
 	@echo "  Lethe on http://$(HOST):$(PORT)/   (Ctrl-C stops the server and the worker)"
 	@echo "  Emails (MAIL_BACKEND=file) are written as .eml files to instance/mail/"
 	@echo "  API key for the platform:  $(FLASK) apikeys create my-service --scopes '*'"
+	@echo "  Officers' dashboard on http://$(HOST):$(PORT)/dashboard/ (demo sign-ins: see README)"
 	@echo
 	@trap 'kill $$server $$worker 2>/dev/null; wait $$server $$worker 2>/dev/null' EXIT; \
 	trap 'exit 0' INT TERM; \
@@ -46,7 +57,7 @@ run: $(STAMP)
 	$(FLASK) run --host $(HOST) --port $(PORT) & server=$$!; \
 	wait $$server
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -56,3 +67,4 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_access.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_erasure.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench_dashboard.py

@@ -68,7 +68,7 @@ def _days(start, end):
 def _closing(now: datetime) -> tuple[int, int, float | None]:
     """(closed, closed on time, median days to close) over the last ``CLOSED_WINDOW_DAYS``:
     counted in the database, the median read at its offset (no rows brought back)."""
-    closed_at = func.coalesce(RightsRequest.completed_at, RightsRequest.decided_at)
+    closed_at = RightsRequest.decided_at  # set on completion and on refusal alike
     window = (
         RightsRequest.status.in_([RequestStatus.COMPLETED, RequestStatus.REFUSED]),
         closed_at >= now - timedelta(days=CLOSED_WINDOW_DAYS),

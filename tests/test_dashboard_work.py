@@ -362,7 +362,9 @@ def test_every_action_is_in_the_audit_trail_with_no_personal_data(app, login_as)
 def test_audit_page_verifies_the_chain_and_shows_tampering(app, login_as):
     _file(app, n=1)
     auditor = login_as("auditor")
-    ok = auditor.post("/dashboard/audit/verify", data={}).get_data(as_text=True)
+    ok = auditor.post("/dashboard/audit/verify", data={}, follow_redirects=True).get_data(
+        as_text=True
+    )
     assert "The chain is intact" in ok
     with app.app_context():
         first = db.session.execute(select(AuditEvent.id).order_by(AuditEvent.id).limit(1))
@@ -371,7 +373,9 @@ def test_audit_page_verifies_the_chain_and_shows_tampering(app, login_as):
             update(AuditEvent).where(AuditEvent.id == target).values(actor="someone-else")
         )
         db.session.commit()
-    bad = auditor.post("/dashboard/audit/verify", data={}).get_data(as_text=True)
+    bad = auditor.post("/dashboard/audit/verify", data={}, follow_redirects=True).get_data(
+        as_text=True
+    )
     assert "has been tampered with" in bad and f"from id {target}" in bad
     _, listing = _get(auditor, "/dashboard/audit?action=officer.login")
     assert "officer.login" in listing and "request.received" not in listing

@@ -64,7 +64,8 @@ class RightsRequest(RetainedMixin, db.Model):
     decision: Mapped[str | None] = mapped_column(String(20))
     decision_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     decided_by: Mapped[str | None] = mapped_column(String(120))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set on every answer (granted or refused): the dashboard's "closed in the last 90 days".
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     downloads_expire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Where notices go (the member's address, or the one typed on the form): subject's key.

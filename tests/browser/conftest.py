@@ -6,18 +6,24 @@ Playwright never downloads a browser: we launch the system's ``/usr/bin/chromium
 the tests skip with a reason, or fail when ``LETHE_REQUIRE_BROWSER=1`` (CI).
 """
 
+import contextlib
 import json
 import os
 import shutil
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pyotp
 import pytest
 from werkzeug.serving import make_server
 
-from rights import apikeys, jobs
+from app import create_app
+from rights import apikeys, demo, jobs
 from storage.db import db
+from tests.conftest import _reset_schema, make_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -85,20 +91,19 @@ class LiveServer:
             return resp.status, json.loads(resp.read())
 
 
-@pytest.fixture
-def live_server(app_factory):
-    """The app with CSRF enabled on http://127.0.0.1:<free port>, plus the outbox worker."""
-    app = app_factory(WTF_CSRF_ENABLED=True)
+@contextlib.contextmanager
+def serving(app):
+    """Serve ``app`` on http://127.0.0.1:<free port> with the outbox worker, until exit."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     app.config["PUBLIC_URL"] = url  # links in emails point at this server
     with app.app_context():
         _, key = apikeys.create("browser-tests", sorted(apikeys.SCOPES), actor="test")
         db.session.commit()
-    serving = threading.Thread(
+    thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="lethe-live", daemon=True
     )
-    serving.start()
+    thread.start()
     worker = OutboxWorker(app)
     worker.start()
     try:
@@ -109,7 +114,38 @@ def live_server(app_factory):
         finally:
             server.shutdown()
             server.server_close()
-            serving.join(timeout=10)
+            thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app_factory):
+    """The app with CSRF enabled on http://127.0.0.1:<free port>, plus the outbox worker."""
+    with serving(app_factory(WTF_CSRF_ENABLED=True)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def module_live_server(tmp_path_factory, smtp_server):
+    """Like ``live_server``, but one server (and database) for a whole test module, with the
+    demo data loaded (``rights.demo``: the story of Sam Rivera, a queue with overdue requests,
+    the demo officers). For read-mostly modules where a server per test costs too much."""
+    tmp = tmp_path_factory.mktemp("live")
+    app = create_app(
+        make_config(tmp, smtp_server.port, WTF_CSRF_ENABLED=True),
+        instance_path=str(tmp / "instance"),
+    )
+    try:
+        _reset_schema(app)
+        with app.app_context():
+            demo.load(extra_members=20)
+            db.session.commit()
+        with serving(app) as live:
+            yield live
+    finally:
+        with app.app_context():
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +172,55 @@ def page(browser, live_server):
     page = context.new_page()
     yield page
     context.close()
+
+
+def require(reason: str) -> None:
+    """Skip with ``reason``, or fail when ``LETHE_REQUIRE_BROWSER=1`` (CI must run it all)."""
+    if os.environ.get("LETHE_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + " (LETHE_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core's browser bundle, installed from package-lock.json by `make test` (npm ci)."""
+    if not AXE_SCRIPT.is_file():
+        require(f"axe-core not installed ({AXE_SCRIPT} missing); run `npm ci` or `make test`")
+    return AXE_SCRIPT
+
+
+class DashboardSignIn:
+    """Signs a page in through the dashboard's real form: email, password and a TOTP code.
+
+    A code is accepted once per officer (and never one older than the last used), so each
+    sign-in of the same officer on the same server uses a later time step: the next one
+    (accepted, one step of drift), or after waiting for the clock when even that is used."""
+
+    def __init__(self):
+        self._last_step: dict[tuple[str, str], int] = {}
+
+    def __call__(self, page, email: str, password: str, secret: str) -> None:
+        from playwright.sync_api import expect
+
+        page.goto("/dashboard/login")
+        totp = pyotp.TOTP(secret)
+        key = (page.url.split("/dashboard/")[0], secret)
+        step = int(time.time()) // totp.interval
+        if key in self._last_step and self._last_step[key] >= step:
+            step = self._last_step[key] + 1
+            while step > int(time.time()) // totp.interval + 1:  # more than one step ahead
+                time.sleep(0.5)
+        self._last_step[key] = step
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_label("Code from your authenticator app").fill(totp.at(step * totp.interval))
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+@pytest.fixture(scope="session")
+def sign_in() -> DashboardSignIn:
+    return DashboardSignIn()

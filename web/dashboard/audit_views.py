@@ -1,11 +1,13 @@
 """The audit trail: entries, and a check of the whole chain and its signed checkpoints."""
 
-from flask import render_template, request
+from flask import redirect, render_template, request, session, url_for
 
 from rights import audit, audit_checkpoints, queue
 from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import ConfirmForm
+
+REPORT = "audit_report"
 
 
 def _page_number() -> int:
@@ -25,7 +27,7 @@ def audit_page():
         page=page,
         filters=filters,
         names=queue.officer_names(),
-        report=None,
+        report=session.pop(REPORT, None),
         form=ConfirmForm(),
         page_args={k: v for k, v in filters.items() if v},
     )
@@ -46,12 +48,13 @@ def audit_verify():
         details={"ok": report.ok, "entries": report.entries, "broken": len(report.broken_ids)},
     )
     db.session.commit()
-    return render_template(
-        "dashboard/audit.html",
-        page=audit.entries(page=1),
-        filters={},
-        names=queue.officer_names(),
-        report=report,
-        form=form,
-        page_args={},
-    )
+    # Shown once on the page this redirects to (a reload does not run the check again).
+    session[REPORT] = {
+        "ok": report.ok,
+        "entries": report.entries,
+        "checkpoints": report.checkpoints,
+        "broken_ids": report.broken_ids[:21],
+        "broken": len(report.broken_ids),
+        "problems": report.problems[:10],
+    }
+    return redirect(url_for("dashboard.audit_page"), code=303)

@@ -1,0 +1,233 @@
+"""axe-core on every kind of page, as a person reaches it: the dashboard signed in as an
+admin, its forms showing their errors, the login page and the public pages signed out.
+
+One server with the demo data, and one signed-in browser context, serve the whole module;
+each page is its own test. A violation of impact "serious" or "critical" fails the test,
+listed with its rule, what it means and where. axe-core comes from the npm registry
+(package.json, installed by `make test`); without it the tests skip, or fail in CI.
+"""
+
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from rights import demo
+from storage.db import db
+from storage.models import RightsRequest
+
+pytestmark = pytest.mark.browser
+
+FAILING_IMPACTS = ("serious", "critical")
+ADMIN_EMAIL, _, ADMIN_ROLE, ADMIN_SECRET = demo.DEMO_OFFICERS[0]
+assert ADMIN_ROLE == "admin"
+
+
+@pytest.fixture(scope="module")
+def story_request_id(module_live_server) -> str:
+    """Sam Rivera's rectification request (the demo's story), open."""
+    with module_live_server.app.app_context():
+        return db.session.scalars(
+            select(RightsRequest.id).where(
+                RightsRequest.type == "rectification", RightsRequest.status == "open"
+            )
+        ).one()
+
+
+def _context(browser, live):
+    # The app's CSP allows only its own scripts: bypass it for axe's injected script.
+    context = browser.new_context(
+        base_url=live.url, viewport={"width": 1000, "height": 800}, bypass_csp=True
+    )
+    context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser, module_live_server, sign_in):
+    context = _context(browser, module_live_server)
+    page = context.new_page()
+    sign_in(page, ADMIN_EMAIL, demo.DEMO_PASSWORD, ADMIN_SECRET)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def anonymous_page(browser, module_live_server):
+    context = _context(browser, module_live_server)
+    yield context.new_page()
+    context.close()
+
+
+def goto(page, path: str) -> None:
+    """Open ``path`` and check it is the page shown (not, say, a redirect to the login)."""
+    response = page.goto(path)
+    assert response is not None and response.status == 200, (path, response and response.status)
+    shown = urlsplit(page.url)
+    assert shown.path == urlsplit(path).path, (path, page.url)
+
+
+# --- the pages: each a function (page, request id) that leaves the page to check on screen ---
+
+
+def dashboard_home(page, rid):
+    goto(page, "/dashboard/")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+
+
+def dashboard_home_tables(page, rid):
+    dashboard_home(page, rid)
+    summaries = page.locator("summary").filter(has_text="Show as a table")
+    expect(summaries).not_to_have_count(0)
+    for summary in summaries.all():
+        summary.click()
+    expect(page.locator("details[open] table").first).to_be_visible()
+
+
+def queue(page, rid):
+    goto(page, "/dashboard/requests")
+    expect(page.locator("table.queue tbody tr").first).to_be_visible()
+
+
+def queue_overdue(page, rid):
+    goto(page, "/dashboard/requests?status=all&due=overdue&type=&channel=&assignee=")
+    expect(page.locator("tr.row-overdue").first).to_be_visible()
+
+
+def request_page(page, rid):
+    goto(page, f"/dashboard/requests/{rid}")
+    expect(page.get_by_role("heading", name="Notices to the subject")).to_be_visible()
+
+
+def records(page, rid):
+    goto(page, f"/dashboard/requests/{rid}/records")
+    expect(page.get_by_text("How this got here").first).to_be_visible()
+
+
+def refuse_form(page, rid):
+    goto(page, f"/dashboard/requests/{rid}/refuse")
+    expect(page.get_by_role("button", name="Refuse the request")).to_be_visible()
+
+
+def refuse_form_with_errors(page, rid):
+    refuse_form(page, rid)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Refuse the request").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_label("Why is the request refused?")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+
+
+def audit_trail(page, rid):
+    goto(page, "/dashboard/audit")
+    expect(page.get_by_role("button", name="Verify the whole chain now")).to_be_visible()
+
+
+def audit_verified(page, rid):
+    audit_trail(page, rid)
+    page.get_by_role("button", name="Verify the whole chain now").click()
+    expect(page.get_by_text("The chain is intact")).to_be_visible()
+
+
+def officers(page, rid):
+    goto(page, "/dashboard/officers")
+
+
+def api_keys(page, rid):
+    goto(page, "/dashboard/api-keys")
+
+
+def signing_keys(page, rid):
+    goto(page, "/dashboard/signing-keys")
+
+
+def login(page, rid):
+    goto(page, "/dashboard/login")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def home(page, rid):
+    goto(page, "/")
+
+
+def new_request(page, rid):
+    goto(page, "/requests/new")
+    expect(page.get_by_role("button", name="Send request")).to_be_visible()
+
+
+def new_request_with_errors(page, rid):
+    new_request(page, rid)
+    page.get_by_role("button", name="Send request").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter your email address.")
+
+
+def public_records(page, rid):
+    goto(page, "/records")
+    expect(page.get_by_role("button", name="Show what is held")).to_be_visible()
+
+
+SIGNED_IN = [
+    dashboard_home,
+    dashboard_home_tables,
+    queue,
+    queue_overdue,
+    request_page,
+    records,
+    refuse_form,
+    refuse_form_with_errors,
+    audit_trail,
+    audit_verified,
+    officers,
+    api_keys,
+    signing_keys,
+]
+SIGNED_OUT = [login, home, new_request, new_request_with_errors, public_records]
+
+
+def axe_violations(page, axe_script) -> list[dict]:
+    page.add_script_tag(path=str(axe_script))
+    # axe.run() resolves to {violations, passes, incomplete, inapplicable, url, ...}; each
+    # violation has id, impact ("minor" to "critical"), help, helpUrl and nodes (each with its
+    # CSS target, html and failureSummary). Only violations are wanted: resultTypes spares
+    # collecting every node of the other three (a few times faster on the long tables).
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return result["violations"]
+
+
+def describe(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']} [{len(v['nodes'])} node(s)]")
+        for node in v["nodes"][:3]:
+            lines.append(f"    {' '.join(map(str, node['target']))}: {node['html'][:160]}")
+            summary = (node.get("failureSummary") or "").replace("\n", " ")
+            if summary:
+                lines.append(f"      {summary[:300]}")
+    return "\n".join(lines)
+
+
+def check(page, axe_script) -> None:
+    violations = axe_violations(page, axe_script)
+    failing = [v for v in violations if v["impact"] in FAILING_IMPACTS]
+    if failing:
+        pytest.fail(
+            f"axe-core found serious or critical violations on {page.url}:\n{describe(failing)}",
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize("visit", SIGNED_IN, ids=lambda f: f.__name__.replace("_", "-"))
+def test_dashboard_page_has_no_serious_violations(visit, admin_page, story_request_id, axe_script):
+    visit(admin_page, story_request_id)
+    check(admin_page, axe_script)
+
+
+@pytest.mark.parametrize("visit", SIGNED_OUT, ids=lambda f: f.__name__.replace("_", "-"))
+def test_signed_out_page_has_no_serious_violations(
+    visit, anonymous_page, story_request_id, axe_script
+):
+    visit(anonymous_page, story_request_id)
+    check(anonymous_page, axe_script)
