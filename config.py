@@ -65,6 +65,8 @@ def defaults(instance: Path) -> dict:
         "WTF_CSRF_TIME_LIMIT": 3600,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "OUTBOX_BATCH": 50,
+        # Art. 18(3): a restriction ends this long after the subject is told it will.
+        "RESTRICTION_LIFT_NOTICE_HOURS": 72,
         # Requests are small JSON or form posts; evidence uploads (later) get their own limit.
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }

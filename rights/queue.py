@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from rights import audit, requests, subjects
+from rights.spreadsheets import cell
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
@@ -110,12 +111,6 @@ def officer_names() -> dict[str, str]:
     return {f"officer:{id_}": name for id_, name in rows}
 
 
-def _cell(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _date(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
@@ -154,7 +149,7 @@ def export_csv(filters: Filters) -> Iterator[str]:
             reason = requests.decision_reason(r) if r.decision_reason_enc else None
             writer.writerow(
                 [
-                    _cell(v)
+                    cell(v)
                     for v in (
                         r.reference,
                         _date(r.received_at),

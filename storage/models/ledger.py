@@ -360,3 +360,22 @@ class AuditEvent(db.Model):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Restriction(db.Model):
+    """A platform record kept but not used (Art. 18): while its accuracy is contested, while
+    an objection is weighed, or because the subject asked. In force from ``started_at`` until
+    ``ends_at`` — set when it is lifted, far enough ahead that the subject is told first
+    (Art. 18(3)). Exports, promotions and solicitations leave restricted records out."""
+
+    __tablename__ = "restrictions"
+    __table_args__ = (Index("ix_restrictions_record", "record_type", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"), index=True)
+    record_type: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(20))  # contested | objection | requested
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(120))

@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from rights import (
     access,
     apikeys,
+    audit,
+    disclosure_list,
     erasure,
     idempotency,
     portability,
@@ -342,6 +344,23 @@ def request_export_zip(request_id: str):
             download_name=f"{req.reference}.zip",
         )
     )
+
+
+@bp.get("/disclosures/export")
+@require("disclosures:read")
+def disclosures_export():
+    """The FTC disclosure list, by brand or campaign, as JSON or CSV (streamed)."""
+    args = schemas.DisclosureExportIn().load(request.args.to_dict())
+    brand, campaign = args.get("brand"), args.get("campaign")
+    rows = disclosure_list.entries(brand=brand, campaign=campaign)
+    audit.record(_actor(), "disclosures.exported", details={"brand": brand, "campaign": campaign})
+    db.session.commit()
+    if args["format"] == "csv":
+        body, mimetype = disclosure_list.stream_csv(rows), "text/csv"
+    else:
+        body = disclosure_list.stream_json(rows, brand=brand, campaign=campaign)
+        mimetype = "application/json"
+    return _no_store(Response(stream_with_context(body), mimetype=mimetype))
 
 
 @bp.post("/statements")

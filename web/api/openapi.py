@@ -89,6 +89,33 @@ RESULT = {
     "required": ["completed_at"],
 }
 
+DISCLOSURE_LIST = {
+    "type": "object",
+    "required": ["generated_at", "brand", "campaign", "entries"],
+    "properties": {
+        "generated_at": {"type": "string", "format": "date-time"},
+        "brand": {"type": ["string", "null"]},
+        "campaign": {"type": ["string", "null"]},
+        "entries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "disclosure_id": {"type": "string"},
+                    "member_id": {"type": "string"},
+                    "handle": {"type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]},
+                    "perk": {"type": "string"},
+                    "brand_id": {"type": "string"},
+                    "campaign_id": {"type": ["string", "null"]},
+                    "received_at": {"type": "string", "format": "date-time"},
+                    "listed_at": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
+    },
+}
+
 INGEST = {
     "/members": ("MemberIn", "Create or update a member (email, name, handle, address)."),
     "/perk-awards": ("PerkAwardIn", "Create or update a perk award."),
@@ -157,6 +184,47 @@ def openapi_document() -> dict:
         "required": True,
         "schema": {"type": "string"},
     }
+    spec.path(
+        path="/disclosures/export",
+        operations={
+            "get": {
+                "summary": "The FTC disclosure list (scope disclosures:read): entries whose "
+                "award was received, leaving out anything withdrawn, contested, restricted or "
+                "erased. Streamed.",
+                "security": secured,
+                "parameters": [
+                    {
+                        "name": "brand",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "campaign",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The list",
+                        "content": {
+                            "application/json": {"schema": DISCLOSURE_LIST},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(401, 403, 422),
+                },
+            }
+        },
+    )
     spec.path(
         path="/requests",
         operations={

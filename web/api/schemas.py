@@ -236,3 +236,9 @@ class RequestListIn(StrictSchema):
 
 class StatementIn(StrictSchema):
     record_key = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class DisclosureExportIn(StrictSchema):
+    brand = fields.String(validate=validate.Length(min=1, max=80))
+    campaign = fields.String(validate=validate.Length(min=1, max=80))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
