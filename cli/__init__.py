@@ -50,6 +50,11 @@ def demo_load(members: int) -> None:
     """Load the demo perk platform (idempotent: does nothing if already loaded)."""
     if current_app.config["ENV_NAME"] == "production":
         raise click.UsageError("The demo has published passwords: it is not loaded in production.")
+    if not demo.safe_to_load():
+        raise click.UsageError(
+            "This database has real officer accounts: the demo (published sign-ins) is not "
+            "loaded into it."
+        )
     counts = demo.load(extra_members=members)
     db.session.commit()
     if counts is None:

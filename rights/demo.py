@@ -15,9 +15,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from rights import officers, records, requests
+from storage import vault
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import Feedback, InfluenceScore, InfluenceTopic, Member, PerkAward
+from storage.models import Feedback, InfluenceScore, InfluenceTopic, Member, Officer, PerkAward
 
 STORY_EMAIL = "sam.rivera@example.com"
 STORY_MEMBER = "m-0001"
@@ -249,6 +250,15 @@ DEMO_OFFICERS = (
     ("officer@perkly.example", "Olu Mensah", "officer", "LETHEDEMOOFFICEROLUMENSAHQQQQQQQ"),
     ("auditor@perkly.example", "Aino Virtanen", "auditor", "LETHEDEMOAUDITORAINOVIRTANENQQQQ"),
 )
+
+
+def safe_to_load() -> bool:
+    """False when real officers exist: a database in use must never get the demo's published
+    sign-ins (whatever the environment says it is)."""
+    demo_indexes = [vault.blind_index(email) for email, *_ in DEMO_OFFICERS]
+    return not db.session.execute(
+        select(Officer.id).where(Officer.email_index.not_in(demo_indexes)).limit(1)
+    ).first()
 
 
 def _officers() -> list[str]:

@@ -1,7 +1,7 @@
 """What the subject is told, and when. Each notice is queued in the outbox (never sent inline)
 in the same transaction as the change it reports."""
 
-import json
+import re
 
 from flask import current_app
 from sqlalchemy import select
@@ -157,23 +157,36 @@ def extended(request: RightsRequest) -> None:
     )
 
 
-def refused(request: RightsRequest) -> None:
+def _lifting(restriction_ends) -> str:
+    """Art. 18(3): the subject is told before a restriction is lifted."""
+    if restriction_ends is None:
+        return ""
+    return (
+        "\n\nThe records you named have been held back (not used or passed on) while your "
+        f"request was open. That hold ends on {restriction_ends.strftime('%d %B %Y at %H:%M UTC')}."
+    )
+
+
+def refused(request: RightsRequest, restriction_ends=None) -> None:
     _send(
         request,
         "notice.refused",
         "We cannot do what you asked",
         f"We have decided not to act on your request for {RIGHT_NAMES[request.type]}.\n\n"
-        f"Why: {_reason(request, 'decision_reason_enc')}\n\n" + remedies_text(),
+        f"Why: {_reason(request, 'decision_reason_enc')}"
+        + _lifting(restriction_ends)
+        + "\n\n"
+        + remedies_text(),
     )
 
 
-def withdrawn(request: RightsRequest) -> None:
+def withdrawn(request: RightsRequest, restriction_ends=None) -> None:
     _send(
         request,
         "notice.withdrawn",
         "Your request was withdrawn",
         f"Your request for {RIGHT_NAMES[request.type]} was withdrawn as you asked. "
-        "You can make a new request at any time.",
+        "You can make a new request at any time." + _lifting(restriction_ends),
     )
 
 
@@ -200,22 +213,36 @@ def history(request: RightsRequest) -> list[dict]:
     ).scalars()
     out = []
     for msg in rows:
-        payload = None
-        try:
-            if msg.sealed_with == "subject":
+        payload, withheld = None, None
+        if msg.sealed_with != "subject":
+            # The last message to an erased person carries their record key: for them only.
+            withheld = "Not shown: it carries the subject's record key, which only they hold."
+        else:
+            try:
                 payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
-            elif msg.payload_enc:
-                payload = json.loads(vault.unseal("outbox", msg.payload_enc))
-        except vault.KeyMissing:
-            payload = None
+            except vault.KeyMissing:
+                withheld = "No longer readable: the subject was erased."
         out.append(
             {
                 "topic": msg.topic,
                 "queued_at": msg.created_at,
                 "status": msg.status,
                 "sent_at": msg.sent_at,
-                "title": payload["subject"] if payload else None,
-                "body": payload["body"] if payload else None,
+                "title": payload["subject"] if payload else TITLES.get(msg.topic, msg.topic),
+                "body": redact(payload["body"]) if payload else None,
+                "withheld": withheld,
             }
         )
     return out
+
+
+# A link in a notice is a credential for the subject's request (it confirms it, or opens its
+# downloads): officers see that a link was sent, never the link itself.
+_LINK = re.compile(r"(/(?:verify|resume)/)[A-Za-z0-9_\-]+")
+
+
+def redact(body: str) -> str:
+    return _LINK.sub(r"\1[the subject's personal link, not shown]", body)
+
+
+TITLES = {"notice.erased": "Your data has been erased"}

@@ -7,12 +7,13 @@ service key.
 """
 
 import hmac
+import re
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from rights import audit
 from rights.errors import Conflict, Invalid
@@ -79,31 +80,62 @@ def authenticate(email: str, password: str, code: str) -> Officer | None:
         password_ok = officer is not None
     except (VerificationError, InvalidHashError):
         password_ok = False
-    step = _accepted_step(officer, code) if officer is not None else None
-    if not (password_ok and step is not None and officer.active):
-        audit.record("anonymous", "officer.login_failed")
+    step = _matching_step(officer, code)
+    if not (password_ok and step is not None and officer.active and _spend(officer, step)):
+        # Which account was tried, as a keyed fingerprint: failures per account can be
+        # counted and alerted on without the address being written down.
+        account = vault.keyed_fingerprint("officer-login", vault.normalise_email(email or ""))
+        audit.record("anonymous", "officer.login_failed", details={"account": account[:16]})
         return None
-    officer.totp_last_step = step
     officer.last_login_at = utcnow()
     audit.record(actor(officer), "officer.login")
     return officer
 
 
-def _accepted_step(officer: Officer, code: str) -> int | None:
-    """The time step of a valid code (one step of clock drift either way), or None. A code
-    already used, or one older than the last used, is refused: a code seen over a shoulder
-    or replayed from a log cannot log in a second time."""
-    if not officer.totp_secret_enc:
-        return None
+CODE = re.compile(r"[0-9]{6,8}")
+_DUMMY_TOTP = pyotp.TOTP(pyotp.random_base32())
+
+
+def _matching_step(officer: Officer | None, code) -> int | None:
+    """The time step of a valid code (one step of clock drift either way), or None. Unknown
+    officers are checked against a throwaway secret, so both paths do the same work."""
     code = str(code or "").strip()
-    totp = pyotp.TOTP(vault.unseal(_label(officer.email_index), officer.totp_secret_enc).decode())
+    if not CODE.fullmatch(code) or not code.isascii():
+        return None
+    if officer is not None and officer.totp_secret_enc:
+        secret = vault.unseal(_label(officer.email_index), officer.totp_secret_enc).decode()
+        totp = pyotp.TOTP(secret)
+    else:
+        totp = _DUMMY_TOTP
     now = int(utcnow().timestamp()) // totp.interval
+    found = None
     for step in (now - 1, now, now + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            if officer.totp_last_step is not None and step <= officer.totp_last_step:
-                return None
-            return step
-    return None
+        if hmac.compare_digest(totp.generate_otp(step).encode(), code.encode()):
+            found = step
+    return found if officer is not None and officer.totp_secret_enc else None
+
+
+def _spend(officer: Officer, step: int) -> bool:
+    """Mark the code's time step used, atomically: of two sign-ins racing with one code, one
+    wins. A code already used, or older than the last used, is refused (RFC 6238 §5.2)."""
+    spent = db.session.execute(
+        update(Officer)
+        .where(
+            Officer.id == officer.id,
+            or_(Officer.totp_last_step.is_(None), Officer.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:
+        return False
+    officer.totp_last_step = step
+    return True
+
+
+def end_sessions(officer: Officer) -> None:
+    """End every dashboard session of this officer (sign-out, deactivation)."""
+    officer.session_epoch = (officer.session_epoch or 0) + 1
 
 
 def actor(officer: Officer) -> str:
@@ -165,6 +197,8 @@ def set_active(officer: Officer, active: bool, *, by: Officer) -> None:
     if officer.id == by.id:
         raise Invalid("You cannot change your own account's status.", {"active": ["yourself"]})
     officer.active = active
+    if not active:
+        end_sessions(officer)
     audit.record(
         actor(by),
         "officer.reactivated" if active else "officer.deactivated",

@@ -75,10 +75,37 @@ def enqueue_job(topic: str, *, request_id: str, subject_id: str | None = None) -
     return msg
 
 
+def enqueue_event(topic: str, *, request_id: str | None, body: dict) -> OutboxMessage:
+    """Queue an event for downstream recipients (Art. 19), in the transaction of the change
+    that causes it (flushes). Bodies are thin — a pseudonymous reference, record ids, what to
+    do — never personal data, so they are stored as they are."""
+    # Not linked to the subject row: the body names them only by their pseudonymous reference,
+    # and the subject's notices (the data map's "notices") are the emails sent to them.
+    msg = OutboxMessage(
+        kind="event",
+        topic=topic,
+        subject_id=None,
+        request_id=request_id,
+        payload_enc=json.dumps(body, sort_keys=True).encode(),
+        sealed_with="none",
+    )
+    db.session.add(msg)
+    db.session.flush()
+    return msg
+
+
+# Kinds this worker delivers. Events wait for their subscribers' delivery (webhooks).
+DELIVERED_KINDS = ("email", "job")
+
+
 def _claim_one() -> OutboxMessage | None:
     query = (
         select(OutboxMessage)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= utcnow())
+        .where(
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= utcnow(),
+            OutboxMessage.kind.in_(DELIVERED_KINDS),
+        )
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(1)
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from rights import audit, subjects, suppression
+from rights import audit, restrictions, subjects, suppression
 from rights.errors import Conflict, Invalid
 from storage import vault
 from storage.clock import utcnow
@@ -304,6 +304,11 @@ def upsert_promotion(
         award = by_external(PerkAward, data["award_id"])
         if award is None or award.subject_id != member.subject_id:
             raise Invalid("Unknown award for this member.", {"award_id": ["unknown"]})
+        if restrictions.is_restricted(award) or award.status == "not_received":
+            raise Conflict(
+                "This award is contested or was corrected: it may not be promoted.",
+                {"award_id": ["held back"]},
+            )
         award_id = award.id
     if data.get("consent_id"):
         consent = by_external(Consent, data["consent_id"])

@@ -13,7 +13,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from rights import audit, notices, outbox, subjects, verification
+from rights import audit, notices, outbox, rectification, subjects, verification
 from rights.deadlines import due_date, extended_due_date
 from rights.errors import Invalid, InvalidTransition, NotFound
 from storage import vault
@@ -95,6 +95,9 @@ def _event(
     db.session.add(
         RequestEvent(
             request_id=request.id,
+            # Linked to the subject only when it carries what someone wrote about them: those
+            # are the "messages about your requests" of the data map; the rest is process.
+            subject_id=request.subject_id if text else None,
             at=utcnow(),
             kind=kind,
             from_status=from_status,
@@ -234,7 +237,35 @@ def approve(request: RightsRequest, *, actor: str, note: str | None = None) -> N
         complete(request, actor=actor, note="answered from the data map")
     else:
         _event(request, "approved", actor, text=note)
+        if request.type == RequestType.RECTIFICATION:
+            changed = rectification.accept(request, actor=actor)
+            _event(request, "corrected", actor, note=f"{len(changed)} record(s) corrected")
         complete(request, actor=actor)
+
+
+def erasure_started(request: RightsRequest) -> bool:
+    """An erasure's run has begun: from then on it can only be carried through."""
+    return (
+        request.type == RequestType.ERASURE and db.session.get(ErasureRun, request.id) is not None
+    )
+
+
+def allowed_actions(request: RightsRequest) -> set[str]:
+    """What an officer may do with this request now; the services enforce the same rules."""
+    status = RequestStatus(request.status)
+    if status in TERMINAL:
+        return set()
+    actions = {"ask"}
+    started = erasure_started(request)
+    if status == S.AWAITING_VERIFICATION:
+        actions.add("verify")
+    if status in (S.OPEN, S.IN_PROGRESS) and not started and not _erasure_queued(request):
+        actions.add("approve")
+    if not started:
+        actions |= {"refuse", "cancel"}
+    if request.extended_at is None and utcnow() <= request.original_due_at:
+        actions.add("extend")
+    return actions
 
 
 def _erasure_queued(request: RightsRequest) -> bool:
@@ -292,6 +323,8 @@ def cancel(request: RightsRequest, *, reason: str, actor: str) -> None:
 def assign(request: RightsRequest, officer_id: int | None, *, actor: str) -> None:
     if request.assignee_id == officer_id:
         return
+    if request.status in TERMINAL:
+        raise InvalidTransition("This request is closed: there is nobody to give it to.")
     request.assignee_id = officer_id
     target = f"officer:{officer_id}" if officer_id else "nobody"
     _event(request, "assigned", actor, note=f"to {target}")
@@ -327,6 +360,22 @@ def _maybe_fulfil(request: RightsRequest, actor: str) -> None:
     elif request.type == RequestType.ERASURE:
         start(request, actor="lethe")
         outbox.enqueue_job("erasure.run", request_id=request.id)
+    elif request.type in (RequestType.RECTIFICATION, RequestType.RESTRICTION):
+        # From the moment the request stands, what it names is held back (Art. 18(1)(a)).
+        hold(request, details(request).get("records") or [], actor="lethe")
+
+
+def hold(request: RightsRequest, names: list[str], *, actor: str) -> int:
+    """Restrict the records the subject names (and what is built on them) for this request;
+    names that are not the subject's records are noted for the officer (flushes)."""
+    reason = "contested" if request.type == RequestType.RECTIFICATION else "requested"
+    count, unknown = rectification.contest(request, names, actor=actor, reason=reason)
+    if count or unknown:
+        note = f"{count} record(s) held back"
+        if unknown:
+            note += f"; {len(unknown)} named record(s) not found among the subject's"
+        _event(request, "records_held", actor, note=note)
+    return count
 
 
 def complete(
@@ -368,18 +417,20 @@ def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> N
 def refuse(request: RightsRequest, *, reason: str, actor: str) -> None:
     """Refuse with a reason; the notice tells the subject how to complain (Art. 12(4))."""
     reason = _required(reason, "reason", "Give the reason for the refusal.")
+    if erasure_started(request):
+        raise InvalidTransition("The erasure is under way and can only be carried through.")
     request.decision = "refused"
     request.decision_reason_enc = _seal(request, "decision_reason_enc", reason)
     request.decided_by, request.decided_at = actor, utcnow()
     _move(request, S.REFUSED, "refused", actor)
-    notices.refused(request)
+    notices.refused(request, restriction_ends=rectification.refuse(request, actor=actor))
 
 
 def withdraw(request: RightsRequest, *, actor: str = "subject", text: str | None = None) -> None:
     if db.session.get(ErasureRun, request.id) is not None:
         raise InvalidTransition("The erasure is under way and cannot be stopped any more.")
     _move(request, S.WITHDRAWN, "withdrawn", actor, text=text)
-    notices.withdrawn(request)
+    notices.withdrawn(request, restriction_ends=rectification.refuse(request, actor=actor))
 
 
 def close_superseded(subject_id: str, erasing_request_id: str, *, actor: str) -> int:

@@ -21,6 +21,7 @@ from storage.models import (
     OutboxMessage,
     PerkAward,
     Promotion,
+    RequestEvent,
     RightsRequest,
 )
 
@@ -216,6 +217,7 @@ CATEGORIES: tuple[Category, ...] = (
             Field("message", "message_enc", "Text shown", "encrypted"),
             Field("uses_likeness", "uses_likeness", "Used your picture"),
             Field("consent_id", "consent_id", "Consent relied on (internal number)"),
+            Field("withdrawn_at", "withdrawn_at", "Withdrawn", "datetime"),
         ),
         purposes=("Promoting campaigns with members' names and likeness",),
         legal_basis="Art. 6(1)(a) GDPR: your consent to the use of your name and likeness",
@@ -307,6 +309,29 @@ CATEGORIES: tuple[Category, ...] = (
             "retain",
             exception="Art. 17(3)(e) GDPR: defence of legal claims (proof the request was "
             "answered)",
+        ),
+        has_provenance=False,
+    ),
+    Category(
+        key="request_messages",
+        title="Messages about your requests",
+        description="Questions our officers asked you about a request, your answers, and the "
+        "reasons they recorded for their decisions.",
+        model=RequestEvent,
+        fields=(
+            Field("at", "at", "When", "datetime"),
+            Field("step", "kind", "Step"),
+            Field("text", "note_enc", "What was written", "encrypted", True),
+        ),
+        purposes=("Answering data protection requests and proving we did",),
+        legal_basis="Art. 6(1)(c) GDPR: legal obligation (Arts. 12 to 22)",
+        recipients=("None outside Lethe",),
+        source="You, and the officers handling your requests",
+        retention_policy="request_messages",
+        erasure=Erasure(
+            "retain",
+            exception="Art. 17(3)(e) GDPR: defence of legal claims (proof the request was "
+            "answered); what people wrote becomes unreadable with your key",
         ),
         has_provenance=False,
     ),

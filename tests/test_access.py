@@ -93,7 +93,9 @@ def test_story_member_sees_how_the_phone_record_got_there(app):
         ("member-app", "member", "claimed"),
         ("eligibility-check", "geo-rule-v2", "ineligible"),
         ("fulfilment-sync", "sync-job-0817", "received"),
+        ("lethe", "lethe", None),  # held back while his rectification is open (Art. 18)
     ]
+    assert award["history"][-1]["action"] == "restricted"
     assert cats["disclosures"]["records"][0]["status"] == "disclosed"
     promo = cats["promotions"]["records"][0]
     assert promo["audience"] == "friends" and "Sam Rivera" in promo["message"]

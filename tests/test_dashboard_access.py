@@ -27,26 +27,26 @@ SETTINGS = {"admin", "auditor"}
 # (method, url template, who is allowed). Every dashboard route must be listed here: a test
 # compares this table with the app's URL map, so a new route cannot skip the matrix.
 ROUTES = [
-    ("GET", "/dashboard/", EVERYONE),
-    ("GET", "/dashboard/requests", EVERYONE),
-    ("POST", "/dashboard/requests/search", EVERYONE),
-    ("GET", "/dashboard/requests.csv", EVERYONE),
-    ("GET", "/dashboard/requests/{rid}", EVERYONE),
-    ("GET", "/dashboard/requests/{rid}/records", EVERYONE),
-    ("GET", "/dashboard/requests/{rid}/evidence/{att}", EVERYONE),
-    ("GET", "/dashboard/requests/{rid}/extend", DECIDERS),
-    ("POST", "/dashboard/requests/{rid}/ask", DECIDERS),
-    ("POST", "/dashboard/requests/{rid}/assign?officer={me}", DECIDERS),
-    ("GET", "/dashboard/audit", EVERYONE),
-    ("POST", "/dashboard/audit/verify", EVERYONE),
-    ("GET", "/dashboard/officers", SETTINGS),
-    ("POST", "/dashboard/officers", ADMIN),
-    ("POST", "/dashboard/officers/{other}/active", ADMIN),
-    ("GET", "/dashboard/api-keys", SETTINGS),
-    ("POST", "/dashboard/api-keys", ADMIN),
-    ("POST", "/dashboard/api-keys/{key}/revoke", ADMIN),
-    ("GET", "/dashboard/signing-keys", SETTINGS),
-    ("POST", "/dashboard/signing-keys/rotate", ADMIN),
+    ("GET", "/dashboard/", EVERYONE, 200),
+    ("GET", "/dashboard/requests", EVERYONE, 200),
+    ("POST", "/dashboard/requests/search", EVERYONE, 422),  # no email given
+    ("GET", "/dashboard/requests.csv", EVERYONE, 200),
+    ("GET", "/dashboard/requests/{rid}", EVERYONE, 200),
+    ("GET", "/dashboard/requests/{rid}/records", EVERYONE, 200),
+    ("GET", "/dashboard/requests/{rid}/evidence/{att}", EVERYONE, 200),
+    ("GET", "/dashboard/requests/{rid}/extend", DECIDERS, 200),
+    ("POST", "/dashboard/requests/{rid}/ask", DECIDERS, 422),  # no question given
+    ("POST", "/dashboard/requests/{rid}/assign?officer={me}", DECIDERS, 303),
+    ("GET", "/dashboard/audit", EVERYONE, 200),
+    ("POST", "/dashboard/audit/verify", EVERYONE, 303),
+    ("GET", "/dashboard/officers", SETTINGS, 200),
+    ("POST", "/dashboard/officers", ADMIN, 422),  # empty form
+    ("POST", "/dashboard/officers/{other}/active", ADMIN, 303),
+    ("GET", "/dashboard/api-keys", SETTINGS, 200),
+    ("POST", "/dashboard/api-keys", ADMIN, 422),  # empty form
+    ("POST", "/dashboard/api-keys/{key}/revoke", ADMIN, 303),
+    ("GET", "/dashboard/signing-keys", SETTINGS, 200),
+    ("POST", "/dashboard/signing-keys/rotate", ADMIN, 303),
 ]
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.logout"}
 
@@ -92,7 +92,7 @@ def _call(client, method, url):
 
 
 def test_every_dashboard_route_is_in_the_matrix(app):
-    listed = [(m, re.sub(r"\{[^}]+\}", "1", u.split("?")[0])) for m, u, _ in ROUTES]
+    listed = [(m, re.sub(r"\{[^}]+\}", "1", u.split("?")[0])) for m, u, *_ in ROUTES]
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("dashboard.") or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
@@ -107,13 +107,13 @@ def test_every_dashboard_route_is_in_the_matrix(app):
 def test_permission_matrix(app, login_as, world, role):
     client = _client(app, login_as, role)
     wrong = []
-    for method, template, allowed in ROUTES:
+    for method, template, allowed, expected in ROUTES:
         url = template.format(**world, me=getattr(client, "officer_id", ""))
         resp = _call(client, method, url)
         if role == "anonymous":
             ok = resp.status_code == 302 and "/dashboard/login" in resp.headers["Location"]
         elif role in allowed:
-            ok = resp.status_code in (200, 303, 400, 422)
+            ok = resp.status_code == expected
         else:
             ok = resp.status_code == 403
         if not ok:
@@ -124,7 +124,7 @@ def test_permission_matrix(app, login_as, world, role):
             denied = db.session.execute(
                 select(AuditEvent).where(AuditEvent.action == "authz.denied")
             ).scalars()
-            refused = sum(1 for *_, allowed in ROUTES if role not in allowed)
+            refused = sum(1 for _, _, allowed, _ in ROUTES if role not in allowed)
             assert len(list(denied)) == refused  # every refusal is in the audit trail
 
 
@@ -190,26 +190,38 @@ def _login(client, email, password, code):
 
 
 def test_sign_in_needs_the_second_factor_and_a_code_works_once(app, login_as):
-    officer = login_as("officer")
-    secret, email = officer.totp_secret, officer.email
-    fresh = app.test_client()
-    assert _login(fresh, email, OFFICER_PASSWORD, "").status_code == 422
-    assert _login(fresh, email, OFFICER_PASSWORD, "12345678").status_code == 401
-    assert fresh.get("/dashboard/").status_code == 302
-    # The code the fixture signed in with is spent: replaying it fails.
-    used = pyotp.TOTP(secret).now()
-    replay = _login(fresh, email, OFFICER_PASSWORD, used)
-    assert replay.status_code == 401
-    assert "did not match" in replay.get_data(as_text=True)
-    # The next step's code works (±1 step of drift), once.
-    later = pyotp.TOTP(secret).at(time.time() + 30)
-    assert _login(fresh, email, OFFICER_PASSWORD, later).status_code == 303
-    assert fresh.get("/dashboard/").status_code == 200
-    assert _login(app.test_client(), email, OFFICER_PASSWORD, later).status_code == 401
-    # Wrong password with a right code: the same answer as everything else.
-    nxt = pyotp.TOTP(secret).at(time.time() + 30)
-    wrong = _login(app.test_client(), email, "not the password", nxt)
-    assert wrong.status_code == 401 and "did not match" in wrong.get_data(as_text=True)
+    with freeze_time("2026-11-25T12:00:10Z") as frozen:
+        officer = login_as("officer")  # signs in with the code of 12:00:00-12:00:29
+        secret, email = officer.totp_secret, officer.email
+        totp = pyotp.TOTP(secret)
+        fresh = app.test_client()
+        assert _login(fresh, email, OFFICER_PASSWORD, "").status_code == 422
+        assert _login(fresh, email, OFFICER_PASSWORD, "12345678").status_code == 401
+        assert fresh.get("/dashboard/").status_code == 302
+        # The code the fixture signed in with is spent: replaying it fails.
+        replay = _login(fresh, email, OFFICER_PASSWORD, totp.now())
+        assert replay.status_code == 401 and "did not match" in replay.get_data(as_text=True)
+        # The next step's code works (±1 step of drift), once.
+        frozen.move_to("2026-11-25T12:00:40Z")
+        assert _login(fresh, email, OFFICER_PASSWORD, totp.now()).status_code == 303
+        assert fresh.get("/dashboard/").status_code == 200
+        assert _login(app.test_client(), email, OFFICER_PASSWORD, totp.now()).status_code == 401
+        # A wrong password with a right, unused code: the same answer as everything else.
+        frozen.move_to("2026-11-25T12:01:10Z")
+        unused = totp.now()
+        wrong = _login(app.test_client(), email, "not the password", unused)
+        assert wrong.status_code == 401 and "did not match" in wrong.get_data(as_text=True)
+        assert _login(app.test_client(), email, OFFICER_PASSWORD, unused).status_code == 303
+
+
+def test_a_malformed_code_is_a_form_error_whoever_the_account(app, login_as):
+    known = login_as("officer").email
+    answers = []
+    for email in (known, "nobody@perkly.example"):
+        for code in ("éééééé", "１２３４５６", "12 34 56", "1" * 40):
+            resp = _login(app.test_client(), email, OFFICER_PASSWORD, code)
+            answers.append(resp.status_code)
+    assert set(answers) == {422}
 
 
 def test_unknown_email_gets_the_same_answer(app, login_as):
@@ -237,10 +249,9 @@ def test_sessions_expire_when_idle_and_after_a_shift(app, login_as):
 
     with freeze_time("2026-11-26T08:00:00Z", tick=True) as frozen:
         busy = login_as("officer")
-        for minute in range(0, 10 * 60 + 1, 20):  # active all day, never idle
+        for minute in range(0, 10 * 60, 20):  # active all day, never idle
             frozen.move_to(f"2026-11-26T{8 + minute // 60:02d}:{minute % 60:02d}:00Z")
-            if busy.get("/dashboard/").status_code != 200:
-                break
+            assert busy.get("/dashboard/").status_code == 200, minute
         frozen.move_to("2026-11-26T18:01:00Z")
         assert busy.get("/dashboard/").status_code == 302  # the absolute limit
     with app.app_context():
@@ -343,3 +354,39 @@ def test_auditor_reads_everything_and_changes_nothing(app, login_as, world):
         auditor.post(f"/dashboard/requests/{rid}/{path}", data={"reason": "x", "months": "1"})
     with app.app_context():
         assert db.session.execute(select(RightsRequest.status)).scalars().all() == before
+
+
+def test_sign_out_ends_copies_of_the_session_too(app, login_as):
+    officer = login_as("officer")
+    thief = app.test_client()
+    cookie = officer.get_cookie("session")
+    thief.set_cookie("session", cookie.value)
+    assert thief.get("/dashboard/").status_code == 200
+    assert officer.post("/dashboard/logout", data={}).status_code == 303
+    assert thief.get("/dashboard/").status_code == 302
+
+
+def test_bad_ids_and_page_numbers_are_not_errors(app, login_as, world):
+    admin = login_as("admin")
+    huge = "9" * 25
+    assert admin.post(f"/dashboard/officers/{huge}/active", data={}).status_code == 404
+    assert admin.post(f"/dashboard/api-keys/{huge}/revoke", data={}).status_code == 404
+    rid = world["rid"]
+    assert admin.get(f"/dashboard/requests/{rid}/evidence/{huge}").status_code == 404
+    assert admin.get("/dashboard/requests/not-a-uuid").status_code == 404
+    assert admin.get(f"/dashboard/requests/{rid}/nonsense").status_code == 404
+    assert admin.get(f"/dashboard/requests?page={huge}").status_code == 422
+    assert admin.get("/dashboard/requests?page=-1").status_code == 422
+    assert admin.get("/dashboard/audit?page=" + huge).status_code == 200
+    odd = admin.get("/dashboard/requests.csv?status=bogus&endpoint=x&_method=DELETE&_scheme=x")
+    assert odd.status_code == 303 and "endpoint" not in odd.headers["Location"]
+
+
+def test_the_demo_is_never_loaded_beside_real_officers(app, runner):
+    with app.app_context():
+        officers.create(
+            "real@perkly.example", name="Real", role="admin", password=OFFICER_PASSWORD, by="t"
+        )
+        db.session.commit()
+    result = runner.invoke(args=["demo", "load", "--members", "2"])
+    assert result.exit_code != 0 and "real officer accounts" in result.output

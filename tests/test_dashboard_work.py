@@ -444,3 +444,69 @@ def test_overview_figures_are_counted_in_the_database(app):
     assert dict(figures.open_by_days_left)["30+ days"] == 0
     assert dict(figures.open_by_days_left)["14–29 days"] == 1 and figures.open_total == 1
     assert sum(figures.received["restriction"]) == 4 and sum(figures.received["erasure"]) == 1
+
+
+def test_officers_never_see_the_subjects_links_or_record_key(app, login_as):
+    from rights import erasure
+
+    rid, _ = _file(app, "erasure", email="person9@example.org")  # a verify link is mailed
+    with app.app_context():
+        factories.member(5)
+        db.session.commit()
+        done = requests.file(
+            type="erasure", member_id="m-5", channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+        done_id = done.id
+        erasure.run(done_id)  # the last message carries the record key
+    auditor = login_as("auditor")
+    for request_id in (rid, done_id):
+        _, page = _get(auditor, f"/dashboard/requests/{request_id}")
+        assert not re.search(r"/(verify|resume)/[A-Za-z0-9_-]{20,}", page)
+        assert "Your record key" not in page and "eyJ" not in page
+    _, page = _get(auditor, f"/dashboard/requests/{rid}")
+    assert "personal link, not shown]" in page
+    _, page = _get(auditor, f"/dashboard/requests/{done_id}")
+    assert "Not shown: it carries the subject" in page
+
+
+def test_a_running_erasure_can_only_be_carried_through(app, login_as):
+    from rights import erasure
+
+    with app.app_context():
+        factories.member(1)
+        db.session.commit()
+        req = requests.file(
+            type="erasure", member_id="m-1", channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+        rid = req.id
+        erasure._plan(requests.get(rid))  # the worker has begun
+        db.session.commit()
+    officer = login_as("officer")
+    _, page = _get(officer, f"/dashboard/requests/{rid}")
+    for action in ("refuse", "cancel", "approve"):
+        assert f"/dashboard/requests/{rid}/{action}" not in page
+    resp = officer.post(f"/dashboard/requests/{rid}/refuse", data={"reason": "no"})
+    assert resp.status_code == 303
+    assert _status(app, rid) == "in_progress"
+    with app.app_context():
+        from rights.errors import InvalidTransition
+
+        try:
+            requests.refuse(requests.get(rid), reason="no", actor="t")
+        except InvalidTransition:
+            db.session.rollback()
+        else:  # pragma: no cover - the assertion below explains
+            raise AssertionError("a started erasure was refused")
+
+
+def test_closed_requests_are_not_reassigned(app, login_as):
+    rid, _ = _file(app, "access", n=1)  # completed at once
+    admin = login_as("admin")
+    _, page = _get(admin, f"/dashboard/requests/{rid}")
+    assert "Reassign" not in page and "Take this request" not in page
+    resp = admin.post(f"/dashboard/requests/{rid}/assign", data={"officer": admin.officer_id})
+    assert resp.status_code == 303
+    with app.app_context():
+        assert requests.get(rid).assignee_id is None

@@ -78,11 +78,16 @@ class RightsRequest(RetainedMixin, db.Model):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
 
 
-class RequestEvent(db.Model):
+class RequestEvent(RetainedMixin, db.Model):
+    """One step in a request's timeline. What people wrote on it (an officer's question or
+    reason, the subject's answer) is personal data: the data map lists it."""
+
     __tablename__ = "request_events"
+    __table_args__ = (subject_index("request_events"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("rights_requests.id"), index=True)
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(40))
     from_status: Mapped[str | None] = mapped_column(String(24))
@@ -204,6 +209,8 @@ class Officer(db.Model):
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The last TOTP time step accepted: a code is good for one login only (RFC 6238 §5.2).
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Bumped on sign-out and deactivation: every session signed with an older one ends.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -126,7 +126,15 @@ class Perk(db.Model):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
 
 
-AWARD_STATUSES = ("offered", "claimed", "shipped", "received", "ineligible", "revoked")
+AWARD_STATUSES = (
+    "offered",
+    "claimed",
+    "shipped",
+    "received",
+    "not_received",  # corrected: the platform said received, nothing arrived
+    "ineligible",
+    "revoked",
+)
 DISCLOSURE_STATUSES = ("required", "disclosed", "contested", "withdrawn")
 CONSENT_STATUSES = ("granted", "withdrawn")
 
@@ -178,6 +186,9 @@ class Promotion(ProvenanceMixin, db.Model):
     # The text shown (carries the member's name): personal data.
     message_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     uses_likeness: Mapped[bool] = mapped_column(default=False)
+    # Set when the promotion must not be shown any more (the award behind it was corrected,
+    # the member objected, the consent was withdrawn).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Consent(RetainedMixin, ProvenanceMixin, db.Model):

@@ -33,7 +33,7 @@ from web.extensions import login_manager
 bp = Blueprint("dashboard", __name__)
 log = logging.getLogger(__name__)
 
-SINCE, SEEN = "officer_since", "officer_seen"
+SINCE, SEEN, EPOCH = "officer_since", "officer_seen", "officer_epoch"
 
 
 class OfficerLogin(UserMixin):
@@ -51,8 +51,11 @@ class OfficerLogin(UserMixin):
 @login_manager.user_loader
 def _load(officer_id: str):
     officer = officers.get(officer_id)
-    # A deactivated officer's sessions end on their next request.
-    return OfficerLogin(officer) if officer is not None and officer.active else None
+    # A deactivated or signed-out officer's sessions end on their next request: the session
+    # carries the epoch it was signed in under, and sign-out moves the officer's on.
+    if officer is None or not officer.active or session.get(EPOCH) != officer.session_epoch:
+        return None
+    return OfficerLogin(officer)
 
 
 login_manager.login_view = "dashboard.login"
@@ -102,9 +105,10 @@ def _session_checks():
     return None
 
 
-def start_session() -> None:
+def start_session(officer: Officer) -> None:
     now = utcnow().isoformat()
     session[SINCE] = session[SEEN] = now
+    session[EPOCH] = officer.session_epoch or 0
 
 
 def deny(reason: str, *, target: str | None = None, permission: str | None = None):

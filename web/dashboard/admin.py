@@ -75,7 +75,7 @@ def officer_create():
     return _officers(form, 422)
 
 
-@bp.post("/officers/<int:officer_id>/active")
+@bp.post("/officers/<int(max=2147483647):officer_id>/active")
 @requires("officers.manage")
 def officer_toggle(officer_id: int):
     officer = officers.get(officer_id)
@@ -122,7 +122,7 @@ def apikey_create():
     return _apikeys(form, 422)
 
 
-@bp.post("/api-keys/<int:key_id>/revoke")
+@bp.post("/api-keys/<int(max=2147483647):key_id>/revoke")
 @requires("apikeys.manage")
 def apikey_revoke(key_id: int):
     if not ConfirmForm().validate_on_submit():

@@ -44,8 +44,8 @@ def login():
             session.clear()  # no session fixation: a fresh session for the signed-in officer
             if grants:
                 session["grants"] = grants
+            start_session(officer)
             login_user(OfficerLogin(officer))
-            start_session()
             return redirect(_safe_next(request.args.get("next")), code=303)
         form.password.data = form.code.data = ""
         return render_template("dashboard/login.html", form=form, failed=True), 401
@@ -57,6 +57,7 @@ def login():
 def logout():
     if ConfirmForm().validate_on_submit():
         audit.record(actor(), "officer.logout")
+        officers.end_sessions(me())  # a copied cookie stops working too
         db.session.commit()
         logout_user()
         session.pop(SINCE, None)

@@ -12,7 +12,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from rights import apikeys, officers, queue
@@ -32,7 +32,7 @@ class LoginForm(FlaskForm):
     code = StringField(
         "Code from your authenticator app",
         description="Six digits; a code works once.",
-        validators=[InputRequired(), Length(min=6, max=8)],
+        validators=[InputRequired(), Regexp(r"^[0-9]{6,8}$", message="six to eight digits")],
         render_kw={"inputmode": "numeric", "autocomplete": "one-time-code"},
     )
 
@@ -72,7 +72,7 @@ class QueueFilterForm(FlaskForm):
     )
     assignee = SelectField("Held by", choices=[], validators=[Optional()])
     subject = StringField("Subject reference", validators=[Optional(), Length(max=40)])
-    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1)])
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=10**6)])
 
     def filters(self) -> queue.Filters:
         assignee = self.assignee.data

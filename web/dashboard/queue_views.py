@@ -69,7 +69,7 @@ def queue_search():
 def queue_csv():
     form = _filter_form()
     if not form.validate():
-        return redirect(url_for("dashboard.queue_page", **request.args), code=303)
+        return redirect(url_for("dashboard.queue_page", **_query_args(form)), code=303)
     filters = form.filters()
     queue.record_export(filters, actor=actor())
     db.session.commit()

@@ -37,19 +37,10 @@ class Action:
     title: str
     button: str
     form: type
-    available: Callable[[RightsRequest], bool]
     run: Callable[[RightsRequest, object, str], None]
     done: str
     consequences: str
     danger: bool = False
-
-
-def _extendable(r: RightsRequest) -> bool:
-    return (
-        r.status not in requests.TERMINAL
-        and r.extended_at is None
-        and utcnow() <= r.original_due_at
-    )
 
 
 ACTIONS = {
@@ -57,7 +48,6 @@ ACTIONS = {
         "Verify identity manually",
         "Confirm identity",
         f.VerifyForm,
-        lambda r: r.status == S.AWAITING_VERIFICATION,
         lambda r, form, who: requests.verify_manually(r, reason=form.reason.data, actor=who),
         "Identity confirmed; the request is open.",
         "The request opens as if the emailed link had been confirmed, and the subject is told "
@@ -67,7 +57,6 @@ ACTIONS = {
         "Approve and carry out",
         "Approve",
         f.ApproveForm,
-        lambda r: r.status in (S.OPEN, S.IN_PROGRESS),
         lambda r, form, who: requests.approve(r, actor=who, note=form.note.data),
         "Approved.",
         "Access and portability are answered from the data map and the subject gets the "
@@ -78,7 +67,6 @@ ACTIONS = {
         "Refuse",
         "Refuse the request",
         f.RefuseForm,
-        lambda r: r.status in (S.AWAITING_VERIFICATION, S.OPEN, S.IN_PROGRESS),
         lambda r, form, who: requests.refuse(r, reason=form.reason.data, actor=who),
         "Refused; the subject has been told why and how to complain.",
         "The request closes as refused. The subject is sent your reason, with their right to "
@@ -89,7 +77,6 @@ ACTIONS = {
         "Extend the deadline",
         "Extend",
         f.ExtendForm,
-        _extendable,
         lambda r, form, who: requests.extend(
             r, months=int(form.months.data), reason=form.reason.data, actor=who
         ),
@@ -101,7 +88,6 @@ ACTIONS = {
         "Ask the subject for information",
         "Send the question",
         f.AskForm,
-        lambda r: r.status not in requests.TERMINAL,
         lambda r, form, who: requests.ask_for_information(
             r, question=form.question.data, actor=who
         ),
@@ -113,7 +99,6 @@ ACTIONS = {
         "Cancel at the subject's request",
         "Cancel the request",
         f.CancelForm,
-        lambda r: r.status in (S.AWAITING_VERIFICATION, S.OPEN, S.IN_PROGRESS),
         lambda r, form, who: requests.cancel(r, reason=form.reason.data, actor=who),
         "Cancelled; the subject has been told.",
         "The request closes as withdrawn, as if the subject had withdrawn it themselves, and "
@@ -167,7 +152,7 @@ def request_page(request_id: str):
         attachments=evidence.for_request(req),
         names=names,
         why_not=why_not,
-        actions=[(key, a) for key, a in ACTIONS.items() if a.available(req)],
+        actions=[(k, a) for k, a in ACTIONS.items() if k in requests.allowed_actions(req)],
         assign=assign,
         can_assign_others=officers.allowed(me(), "requests.assign_others"),
         extension_reason=requests.extension_reason(req),
@@ -216,7 +201,7 @@ def request_action(request_id: str, action: str):
     why_not = _may_act(req)
     if why_not:
         deny(why_not, target=f"request:{req.id}")
-    if not spec.available(req):
+    if action not in requests.allowed_actions(req):
         flash(f"“{spec.title}” is not possible for a request that is {req.status}.")
         return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
     form = spec.form()
@@ -281,7 +266,7 @@ def request_assign(request_id: str):
     return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
 
 
-@bp.get("/requests/<request_id>/evidence/<int:attachment_id>")
+@bp.get("/requests/<request_id>/evidence/<int(max=2147483647):attachment_id>")
 @requires("requests.read")
 def request_evidence(request_id: str, attachment_id: int):
     req = _load(request_id)

@@ -1,0 +1,155 @@
+"""Rectification (Art. 16): the subject names records that are wrong; from the moment the
+request stands (identity verified), those records — and what is built on them — are
+restricted while their accuracy is contested (Art. 18(1)(a)); accepting applies the correction
+with a history row on every record it touches, and tells downstream recipients (Art. 19).
+
+Records are named by their external ids as the subject sees them in their access report
+(``aw-…`` awards, ``dl-…`` disclosures, ``pr-…`` promotions, ``con-…`` consents). What is built
+on a contested award — its disclosure-list entries and promotions — is held back with it: no
+"rate the phone you never got", no list entry saying he received it.
+"""
+
+from sqlalchemy import select
+
+from rights import outbox, records, restrictions
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import Consent, Disclosure, PerkAward, Promotion, RightsRequest, Subject
+
+CONTESTABLE = (PerkAward, Disclosure, Promotion, Consent)
+
+
+def _find(subject_id: str, external_id: str):
+    for model in CONTESTABLE:
+        row = db.session.execute(
+            select(model).where(model.external_id == external_id, model.subject_id == subject_id)
+        ).scalar_one_or_none()
+        if row is not None:
+            return row
+    return None
+
+
+def resolve(subject_id: str, names: list[str]) -> tuple[list, list[str]]:
+    """(the subject's own records among ``names``, the names that are not theirs or unknown)."""
+    found, unknown = [], []
+    for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
+        row = _find(subject_id, name)
+        (found if row is not None else unknown).append(row if row is not None else name)
+    return found, unknown
+
+
+def dependants(record) -> list:
+    """What is built on a record and must be held back or corrected with it."""
+    if isinstance(record, PerkAward):
+        out = list(
+            db.session.execute(select(Disclosure).where(Disclosure.award_id == record.id)).scalars()
+        )
+        out += list(
+            db.session.execute(select(Promotion).where(Promotion.award_id == record.id)).scalars()
+        )
+        return out
+    return []
+
+
+def contest(
+    request: RightsRequest, names: list[str], *, actor: str, reason: str = "contested"
+) -> tuple[int, list[str]]:
+    """Restrict the named records and their dependants for this request (flushes). Returns
+    (records restricted, names that matched none of the subject's records)."""
+    found, unknown = resolve(request.subject_id, names)
+    count = 0
+    for record in found:
+        for row in [record, *dependants(record)]:
+            count += restrictions.restrict(row, request=request, reason=reason, actor=actor)
+    if count:
+        _event(request, "subject.restricted", [*found], f"hold: {reason}")
+    return count, unknown
+
+
+def contested(request: RightsRequest) -> list:
+    """The records this request restricts, as rows (for the officer's review)."""
+    by_type = {m.__tablename__: m for m in CONTESTABLE}
+    rows = []
+    for r in restrictions.of_request(request):
+        model = by_type.get(r.record_type)
+        row = db.session.get(model, r.record_id) if model else None
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _ref(record) -> dict:
+    return {"type": record.__tablename__, "id": record.external_id}
+
+
+def _event(request: RightsRequest, topic: str, rows: list, action: str) -> None:
+    subject = db.session.get(Subject, request.subject_id)
+    outbox.enqueue_event(
+        topic,
+        request_id=request.id,
+        body={
+            "type": topic,
+            "subject": subject.ref,
+            "request": request.reference,
+            "records": [_ref(r) for r in rows],
+            "action": action,
+        },
+    )
+
+
+def accept(request: RightsRequest, *, actor: str) -> list:
+    """Apply the correction the subject asked for (flushes): a contested award becomes "not
+    received" (nothing arrived), its disclosure-list entries are withdrawn, promotions built on
+    it are withdrawn; a contested disclosure is withdrawn; a contested promotion is withdrawn.
+    Each change is a history row naming this request. Returns the records changed."""
+    changed = []
+    why = f"rectification {request.reference} accepted"
+    now = utcnow()
+    for record in [r for r in contested(request) if isinstance(r, (PerkAward,))]:
+        if record.status != "not_received":
+            records.apply_changes(
+                record,
+                {"status": "not_received", "status_at": now, "received_at": None},
+                subject_id=record.subject_id,
+                source="lethe",
+                actor=actor,
+                reason=why,
+                request_id=request.id,
+            )
+            changed.append(record)
+    for record in contested(request):
+        if isinstance(record, Disclosure) and record.status != "withdrawn":
+            records.apply_changes(
+                record,
+                {"status": "withdrawn"},
+                subject_id=record.subject_id,
+                source="lethe",
+                actor=actor,
+                reason=why,
+                request_id=request.id,
+            )
+            changed.append(record)
+        elif isinstance(record, Promotion) and record.withdrawn_at is None:
+            records.apply_changes(
+                record,
+                {"withdrawn_at": now},
+                subject_id=record.subject_id,
+                source="lethe",
+                actor=actor,
+                reason=why,
+                request_id=request.id,
+            )
+            changed.append(record)
+    # Corrected records are used again as they now stand: the hold has done its work.
+    restrictions.end_now(request, actor=actor)
+    if changed:
+        _event(request, "subject.rectified", changed, "correct: apply the new values")
+    return changed
+
+
+def refuse(request: RightsRequest, *, actor: str):
+    """The records stand as they are: their restriction ends after the subject is told."""
+    ends = restrictions.lift(request, actor=actor)
+    if ends is not None:
+        _event(request, "subject.restriction_lifted", contested(request), "resume use")
+    return ends
