@@ -311,7 +311,7 @@ def _requests(extra_members: int) -> dict:
         (30, "restriction", 26, None),
         (40, "objection", 35, None),
         (50, "rectification", 45, "refuse"),
-        (60, "consent_withdrawal", 20, "approve"),
+        (60, "consent_withdrawal", 20, None),  # done at once, no officer
         (70, "restriction", 5, None),
     )
     plan = plan if extra_members else ()
@@ -323,7 +323,11 @@ def _requests(extra_members: int) -> dict:
             channel="api",
             verified=True,
             actor="apikey:platform",
-            details={"grounds_text": "I object to being scored."} if type_ == "objection" else {},
+            details={"purpose": "profiling", "grounds_text": "I object to being scored."}
+            if type_ == "objection"
+            else {"consent_purpose": "email_marketing"}
+            if type_ == "consent_withdrawal"
+            else {},
         )
         if outcome == "refuse":
             requests.refuse(

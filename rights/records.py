@@ -295,6 +295,22 @@ def upsert_consent(
     return consent, created
 
 
+LIKENESS = "name_and_likeness"
+
+
+def _consent_in_force(subject_id: str, purpose: str) -> bool:
+    return (
+        db.session.execute(
+            select(Consent.id).where(
+                Consent.subject_id == subject_id,
+                Consent.purpose == purpose,
+                Consent.status == "granted",
+            )
+        ).first()
+        is not None
+    )
+
+
 def upsert_promotion(
     data: dict, *, source: str, actor: str, at: datetime | None = None
 ) -> tuple[Promotion, bool]:
@@ -315,6 +331,13 @@ def upsert_promotion(
         if consent is None or consent.subject_id != member.subject_id:
             raise Invalid("Unknown consent for this member.", {"consent_id": ["unknown"]})
         consent_id = consent.id
+    if data.get("uses_likeness") and not _consent_in_force(member.subject_id, LIKENESS):
+        # Name and likeness are used only under a consent in force; an objection (Art. 21(3))
+        # or a withdrawal takes it away, and only the member can give it again.
+        raise Conflict(
+            "This member has no consent in force to the use of their name and likeness.",
+            {"uses_likeness": ["no consent in force"]},
+        )
     promotion = by_external(Promotion, data["promotion_id"])
     created = promotion is None
     if created:

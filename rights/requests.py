@@ -13,7 +13,15 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from rights import audit, notices, outbox, rectification, subjects, verification
+from rights import (
+    audit,
+    notices,
+    objections,
+    outbox,
+    rectification,
+    subjects,
+    verification,
+)
 from rights.deadlines import due_date, extended_due_date
 from rights.errors import Invalid, InvalidTransition, NotFound
 from storage import vault
@@ -363,6 +371,18 @@ def _maybe_fulfil(request: RightsRequest, actor: str) -> None:
     elif request.type in (RequestType.RECTIFICATION, RequestType.RESTRICTION):
         # From the moment the request stands, what it names is held back (Art. 18(1)(a)).
         hold(request, details(request).get("records") or [], actor="lethe")
+    elif request.type == RequestType.CONSENT_WITHDRAWAL:
+        # As easy as giving it: no officer in between, effective from now on (Art. 7(3)).
+        purpose = details(request).get("consent_purpose") or ""
+        changed = objections.withdraw_consent(request, purpose, actor="lethe")
+        _event(request, "consent_withdrawn", "lethe", note=f"{len(changed)} record(s) changed")
+        complete(request, actor="lethe", note="consent withdrawn from now on")
+    elif request.type == RequestType.OBJECTION:
+        purpose = details(request).get("purpose") or ""
+        if objections.object_to(request, purpose, actor="lethe"):
+            complete(
+                request, actor="lethe", note="absolute objection: acted on at once (Art. 21(3))"
+            )
 
 
 def hold(request: RightsRequest, names: list[str], *, actor: str) -> int:

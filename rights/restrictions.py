@@ -15,6 +15,7 @@ from sqlalchemy import exists, or_, select
 from rights import audit
 from storage import vault
 from storage.clock import utcnow
+from storage.datamap import CATEGORIES
 from storage.db import db
 from storage.models import RecordHistory, Restriction, RightsRequest, Subject
 
@@ -142,3 +143,27 @@ def of_request(request: RightsRequest) -> list[Restriction]:
             select(Restriction).where(Restriction.request_id == request.id).order_by(Restriction.id)
         ).scalars()
     )
+
+
+def describe(request: RightsRequest) -> list[dict]:
+    """This request's restrictions for the officer's page: which record, why, since, until."""
+    models = {c.table: c.model for c in CATEGORIES}
+    out = []
+    for r in of_request(request):
+        row = (
+            db.session.get(models[r.record_type], r.record_id) if r.record_type in models else None
+        )
+        out.append(
+            {
+                "record": f"{r.record_type.replace('_', ' ')} {_name(row, r.record_id)}",
+                "reason": r.reason,
+                "since": r.started_at,
+                "ends_at": r.ends_at,
+                "in_force": r.ends_at is None or r.ends_at > utcnow(),
+            }
+        )
+    return out
+
+
+def _name(row, fallback) -> str:
+    return getattr(row, "external_id", None) or str(fallback)

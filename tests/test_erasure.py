@@ -254,6 +254,7 @@ def test_killed_erasure_finishes_once_when_rerun(app, monkeypatch, crash_after):
 def test_large_subject_is_erased_in_batches(app, monkeypatch):
     with app.app_context():
         member = factories.member(1)
+        factories.consent(1, 1)  # likeness is used only under a consent in force
         for n in range(260):
             records.upsert_promotion(
                 {

@@ -51,6 +51,7 @@ CHILD = textwrap.dedent(
 def test_kill_minus_nine_then_rerun_finishes_once(app, tmp_path, kill_at):
     with app.app_context():
         member = factories.member(1)
+        factories.consent(1, 1)  # likeness is used only under a consent in force
         for n in range(450):
             records.upsert_promotion(
                 {

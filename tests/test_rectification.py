@@ -35,6 +35,7 @@ def _world(app):
                 source="test",
                 actor="t",
             )
+        factories.consent(1, 1)  # name and likeness, granted
         records.upsert_promotion(
             {
                 "promotion_id": "pr-1",
@@ -217,3 +218,12 @@ def test_events_wait_for_their_recipients_and_do_not_block_the_worker(app):
         assert db.session.execute(
             select(RequestEvent).where(RequestEvent.kind == "records_held")
         ).first()
+
+
+def test_the_officer_sees_what_is_held_back(app, login_as):
+    _world(app)
+    rid = _file(app)
+    page = login_as("auditor").get(f"/dashboard/requests/{rid}").get_data(as_text=True)
+    assert "Records held back" in page
+    for name in ("perk awards aw-1", "disclosures dl-1", "promotions pr-1"):
+        assert name in page

@@ -14,7 +14,17 @@ from flask import (
     url_for,
 )
 
-from rights import access, audit, evidence, notices, officers, queue, requests, subjects
+from rights import (
+    access,
+    audit,
+    evidence,
+    notices,
+    officers,
+    queue,
+    requests,
+    restrictions,
+    subjects,
+)
 from rights.errors import InvalidTransition, NotFound, RightsError
 from storage.clock import utcnow
 from storage.db import db
@@ -150,6 +160,7 @@ def request_page(request_id: str):
         events=[(e, requests.event_text(req, e)) for e in events],
         notices=notices.history(req),
         attachments=evidence.for_request(req),
+        held=restrictions.describe(req),
         names=names,
         why_not=why_not,
         actions=[(k, a) for k, a in ACTIONS.items() if k in requests.allowed_actions(req)],
