@@ -67,8 +67,9 @@ def defaults(instance: Path) -> dict:
         "OUTBOX_BATCH": 50,
         # Art. 18(3): a restriction ends this long after the subject is told it will.
         "RESTRICTION_LIFT_NOTICE_HOURS": 72,
-        # Requests are small JSON or form posts; evidence uploads (later) get their own limit.
-        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        # Room for a request form with its pictures (at most three of 4 MB each, checked one
+        # by one in rights/evidence.py); anything larger is refused before it is read.
+        "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,
     }
 
 

@@ -290,7 +290,9 @@ def request_evidence(request_id: str, attachment_id: int):
         content,
         mimetype=media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="evidence-{attachment_id}"',
+            "Content-Disposition": (
+                f'attachment; filename="{evidence.filename(attachment_id, media_type)}"'
+            ),
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },

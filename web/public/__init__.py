@@ -26,6 +26,7 @@ from flask import (
 from rights import (
     access,
     erasure,
+    evidence,
     notices,
     portability,
     requests,
@@ -81,15 +82,22 @@ def new_request():
     form = RequestForm()
     if not form.is_submitted() and http.args.get("type") in RIGHT_KEYS:
         form.type.data = http.args["type"]
+    pictures = None
     if form.validate_on_submit():
+        try:
+            pictures = evidence.check_pictures(form.uploads())
+        except RightsError as exc:
+            form.pictures.errors = [*form.pictures.errors, *exc.fields["pictures"]]
+    if pictures is not None:
         started = time.monotonic()
-        requests.file(
+        req = requests.file(
             type=form.type.data,
             email=form.email.data,
             details=form.details(),
             channel="web",
             actor="subject",
         )
+        evidence.attach(req, pictures)
         db.session.commit()
         # Filing for an address Lethe has never seen does a little more work (a new subject
         # and key) than for a known one; answer no sooner than a fixed floor so that timing
@@ -99,6 +107,22 @@ def new_request():
         return redirect(url_for("public.request_sent"), code=303)
     status = 422 if form.is_submitted() else 200
     return render_template("public/new_request.html", form=form, rights=RIGHTS), status
+
+
+@bp.get("/requests/<reference>/evidence/<int(max=2147483647):attachment_id>")
+def request_evidence(reference: str, attachment_id: int):
+    """A picture the subject sent with their request: to them alone (their verified browser)."""
+    req = _own_request(reference)
+    if req is None:
+        abort(404)
+    try:
+        media_type, content = evidence.read(req, attachment_id, actor="subject")
+    except RightsError:
+        abort(404)
+    db.session.commit()
+    return _no_store(
+        Response(content, mimetype=media_type), evidence.filename(attachment_id, media_type)
+    )
 
 
 @bp.get("/requests/sent")
@@ -180,6 +204,7 @@ def request_status(reference: str, answer_form=None, status=200):
         remedies=notices.remedies_text(),
         form=EmptyForm(),
         now=utcnow(),
+        attachments=evidence.for_request(req),
         **_question(req, answer_form),
     ), status
 

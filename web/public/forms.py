@@ -3,6 +3,7 @@
 from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
+    MultipleFileField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -87,6 +88,18 @@ class RequestForm(FlaskForm):
     correction = TextAreaField(
         "What is wrong, and what is right?", validators=[Optional(), Length(max=5000)]
     )
+    statement = TextAreaField(
+        "A statement to add to your records (optional)",
+        description="Your own words, kept with the records you name (Art. 16: a supplementary "
+        "statement).",
+        validators=[Optional(), Length(max=5000)],
+    )
+    pictures = MultipleFileField(
+        "Pictures that show what is right (optional)",
+        description="Up to 3 JPEG, PNG or WebP pictures of at most 4 MB each. We keep only the "
+        "picture itself: location, camera and other hidden data are removed.",
+        render_kw={"accept": "image/jpeg,image/png,image/webp"},
+    )
     reason = TextAreaField(
         "Anything you want us to know (optional)", validators=[Optional(), Length(max=2000)]
     )
@@ -130,13 +143,21 @@ class RequestForm(FlaskForm):
     USED_BY_TYPE = {
         "access": ("reason",),
         "portability": ("reason",),
-        "rectification": ("records", "correction", "reason"),
+        "rectification": ("records", "correction", "statement", "pictures", "reason"),
         "erasure": ("reason",),
         "restriction": ("records", "grounds", "correction", "reason"),
         "objection": ("purpose", "reason"),
         "consent_withdrawal": ("consent_purpose", "reason"),
     }
-    TYPE_SPECIFIC = ("records", "correction", "grounds", "purpose", "consent_purpose")
+    TYPE_SPECIFIC = (
+        "records",
+        "correction",
+        "statement",
+        "pictures",
+        "grounds",
+        "purpose",
+        "consent_purpose",
+    )
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
@@ -150,7 +171,8 @@ class RequestForm(FlaskForm):
                 ok = False
         for name in self.TYPE_SPECIFIC:
             field = getattr(self, name)
-            if field.data and name not in self.USED_BY_TYPE[chosen]:
+            given = self.uploads() if name == "pictures" else field.data
+            if given and name not in self.USED_BY_TYPE[chosen]:
                 field.errors = [
                     *field.errors,
                     "Not used for the right you chose: empty it, or choose another right.",
@@ -158,12 +180,22 @@ class RequestForm(FlaskForm):
                 ok = False
         return ok
 
+    def uploads(self) -> list[tuple[str, bytes]]:
+        """The files actually chosen (a form sent with none has one empty part), read once."""
+        if not hasattr(self, "_uploads"):
+            self._uploads = [
+                (f.filename, f.read())
+                for f in (self.pictures.data or [])
+                if getattr(f, "filename", None)
+            ]
+        return self._uploads
+
     def details(self) -> dict:
         """The type-specific answers, in the API's field names."""
         out = {}
         for name in self.USED_BY_TYPE.get(self.type.data, ()):
             value = getattr(self, name).data
-            if not value:
+            if not value or name == "pictures":  # files are evidence, not details
                 continue
             if name == "records":
                 value = [v.strip() for v in value.split(",") if v.strip()]
