@@ -341,15 +341,45 @@ class RetentionRun(db.Model):
 
 
 class Incident(db.Model):
+    """A fault that touched many members' records ("how many others?"): the filter that finds
+    them, the root cause, the bulk correction and the apology, each resumable."""
+
     __tablename__ = "incidents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     opened_from_request_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"))
+    opened_by: Mapped[str] = mapped_column(String(120), default="lethe")
     record_filter: Mapped[dict] = mapped_column(JSON, default=dict)
     root_cause: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open|correcting|corrected
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The bulk correction, in award-id order: how far it got (resumable), and how many.
+    corrected_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    corrected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    corrected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The apology: written once, sent to each member touched, in the same order.
+    apology_subject: Mapped[str | None] = mapped_column(String(200))
+    apology_body: Mapped[str | None] = mapped_column(Text)
+    notified_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    notified: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IncidentRecord(db.Model):
+    """A record an incident corrected (the member is reached through it, not stored here)."""
+
+    __tablename__ = "incident_records"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "record_type", "record_id", name="uq_incident_records"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    record_type: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[int] = mapped_column(Integer)
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEvent(db.Model):

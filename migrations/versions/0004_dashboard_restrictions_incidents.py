@@ -1,8 +1,8 @@
-"""dashboard and restrictions: assignees, request messages, one-time codes, session epochs, restrictions, withdrawn promotions
+"""dashboard, restrictions and incidents
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-25 20:57:50.140688
+Create Date: 2026-11-25 21:18:19.391850
 
 """
 from alembic import op
@@ -44,6 +44,32 @@ def upgrade_():
     with op.batch_alter_table('restrictions', schema=None) as batch_op:
         batch_op.create_index('ix_restrictions_record', ['record_type', 'record_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_restrictions_request_id'), ['request_id'], unique=False)
+
+    op.create_table('incident_records',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('incident_id', sa.Integer(), nullable=False),
+    sa.Column('record_type', sa.String(length=40), nullable=False),
+    sa.Column('record_id', sa.Integer(), nullable=False),
+    sa.Column('corrected_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_incident_records_incident_id_incidents')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_records')),
+    sa.UniqueConstraint('incident_id', 'record_type', 'record_id', name='uq_incident_records')
+    )
+    with op.batch_alter_table('incident_records', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incident_records_incident_id'), ['incident_id'], unique=False)
+
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('reference', sa.String(length=20), nullable=False))
+        batch_op.add_column(sa.Column('opened_by', sa.String(length=120), nullable=False))
+        batch_op.add_column(sa.Column('corrected_through', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('corrected', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('corrected_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('apology_subject', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('apology_body', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('notified_through', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('notified', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('notified_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_incidents_reference'), ['reference'])
 
     with op.batch_alter_table('officers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('totp_last_step', sa.Integer(), nullable=True))
@@ -98,6 +124,23 @@ def downgrade_():
         batch_op.drop_column('session_epoch')
         batch_op.drop_column('totp_last_step')
 
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_incidents_reference'), type_='unique')
+        batch_op.drop_column('notified_at')
+        batch_op.drop_column('notified')
+        batch_op.drop_column('notified_through')
+        batch_op.drop_column('apology_body')
+        batch_op.drop_column('apology_subject')
+        batch_op.drop_column('corrected_at')
+        batch_op.drop_column('corrected')
+        batch_op.drop_column('corrected_through')
+        batch_op.drop_column('opened_by')
+        batch_op.drop_column('reference')
+
+    with op.batch_alter_table('incident_records', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incident_records_incident_id'))
+
+    op.drop_table('incident_records')
     with op.batch_alter_table('restrictions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_restrictions_request_id'))
         batch_op.drop_index('ix_restrictions_record')
