@@ -18,12 +18,13 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, insert, select, update
 
-from rights import audit, outbox
+from rights import audit, outbox, rectification
 from rights.errors import Invalid, NotFound
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
+    AuditEvent,
     Disclosure,
     Incident,
     IncidentRecord,
@@ -422,3 +423,34 @@ def notify_batch(incident: Incident, *, actor: str) -> int:
         details={"members": len(rows), "through": rows[-1].record_id},
     )
     return len(rows)
+
+
+def suggest_filter(request) -> dict:
+    """A starting filter from a request: the perk of the first award it contests, and the
+    process that last wrote that award (the subject's story usually points at the fault)."""
+    for record in rectification.contested(request):
+        if isinstance(record, PerkAward):
+            perk = db.session.get(Perk, record.perk_id)
+            source = db.session.execute(
+                select(RecordHistory.source)
+                .where(
+                    RecordHistory.record_type == "perk_awards",
+                    RecordHistory.record_id == record.id,
+                    RecordHistory.source != "lethe",
+                )
+                .order_by(RecordHistory.changed_at.desc(), RecordHistory.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            return {"perk": perk.external_id, "source": source, "status": "received"}
+    return {}
+
+
+def timeline(incident: Incident) -> list:
+    """The incident's audit entries, oldest first."""
+    return list(
+        db.session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.target == f"incident:{incident.id}")
+            .order_by(AuditEvent.id)
+        ).scalars()
+    )

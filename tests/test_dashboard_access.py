@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import apikeys, officers, requests
+from rights import apikeys, incidents, officers, requests
 from storage import vault
 from storage.db import db
 from storage.models import AuditEvent, EvidenceAttachment, Officer, RightsRequest
@@ -37,6 +37,14 @@ ROUTES = [
     ("GET", "/dashboard/requests/{rid}/extend", DECIDERS, 200),
     ("POST", "/dashboard/requests/{rid}/ask", DECIDERS, 422),  # no question given
     ("POST", "/dashboard/requests/{rid}/assign?officer={me}", DECIDERS, 303),
+    ("GET", "/dashboard/incidents", EVERYONE, 200),
+    ("GET", "/dashboard/incidents/new", DECIDERS, 200),
+    ("POST", "/dashboard/incidents/new", DECIDERS, 422),  # empty form
+    ("GET", "/dashboard/incidents/{inc}", EVERYONE, 200),
+    ("POST", "/dashboard/incidents/{inc}/correct", DECIDERS, 303),
+    ("POST", "/dashboard/incidents/{inc}/apology", DECIDERS, 422),  # empty form
+    ("POST", "/dashboard/incidents/{inc}/root-cause", DECIDERS, 422),  # empty form
+    ("POST", "/dashboard/incidents/{inc}/notify", DECIDERS, 303),
     ("GET", "/dashboard/audit", EVERYONE, 200),
     ("POST", "/dashboard/audit/verify", EVERYONE, 303),
     ("GET", "/dashboard/officers", SETTINGS, 200),
@@ -69,12 +77,22 @@ def world(app):
             ),
         )
         db.session.add(att)
+        factories.award(1, 1, status="received")
+        incident = incidents.open_incident(
+            title="t", root_cause="", record_filter={"perk": "p-phone"}, actor="t", request_id=None
+        )
         key, _ = apikeys.create("platform", ["requests:read"], actor="test")
         other, _ = officers.create(
             "other@perkly.example", name="Other", role="officer", password=OFFICER_PASSWORD, by="t"
         )
         db.session.commit()
-        return {"rid": req.id, "att": att.id, "key": key.id, "other": other.id}
+        return {
+            "rid": req.id,
+            "att": att.id,
+            "key": key.id,
+            "other": other.id,
+            "inc": incident.id,
+        }
 
 
 def _client(app, login_as, role):

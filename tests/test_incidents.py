@@ -273,3 +273,57 @@ def test_each_member_is_told_once_with_the_apology_written_once(app, mailbox):
             ).scalar_one()
             == 12
         )
+
+
+def test_the_dashboard_finds_corrects_and_tells_the_others(app, login_as, mailbox):
+    _story(app)
+    with app.app_context():
+        req = requests.file(
+            type="rectification",
+            member_id="m-1",
+            channel="api",
+            verified=True,
+            actor="t",
+            details={"records": ["aw-1"], "correction": "Never received."},
+        )
+        db.session.commit()
+        rid = req.id
+    officer = login_as("officer")
+    page = officer.get(f"/dashboard/requests/{rid}").get_data(as_text=True)
+    assert "How many others?" in page
+    form = officer.get(f"/dashboard/incidents/new?from={rid}").get_data(as_text=True)
+    assert 'value="p-phone"' in form and 'value="fulfilment-sync"' in form  # from the award
+    bad = officer.post(f"/dashboard/incidents/new?from={rid}", data={"title": "", "perk": "p-x"})
+    assert bad.status_code == 422
+    opened = officer.post(
+        f"/dashboard/incidents/new?from={rid}",
+        data={
+            "title": "Sync marked phones received",
+            "perk": "p-phone",
+            "source": "fulfilment-sync",
+            "status": "received",
+            "no_shipment": "y",
+        },
+    )
+    assert opened.status_code == 303
+    url = opened.headers["Location"]
+    page = officer.get(url).get_data(as_text=True)
+    assert "<strong>12</strong> award(s) still to correct" in page
+    assert "m-12" in page and "m-13" not in page
+    assert officer.post(url + "/correct", data={}).status_code == 303
+    page = officer.get(url).get_data(as_text=True)
+    assert "<strong>0</strong> award(s) still to correct" in page
+    assert "incident.batch_corrected" in page  # the timeline
+    assert officer.post(url + "/apology", data={"apology_subject": "Sorry"}).status_code == 422
+    saved = officer.post(
+        url + "/apology",
+        data={"apology_subject": "About your {perk}", "apology_body": "Dear {name}, sorry."},
+    )
+    assert saved.status_code == 303
+    assert officer.post(url + "/notify", data={}).status_code == 303
+    deliver(app)
+    assert mailbox.body(mailbox.last_to("person12@example.org")).startswith(
+        "Dear Person 12, sorry."
+    )
+    auditor = login_as("auditor")
+    assert auditor.post(url + "/correct", data={}).status_code == 403

@@ -156,4 +156,12 @@ def _template_globals():
     }
 
 
-from web.dashboard import admin, audit_views, auth, home, queue_views, request_views  # noqa: E402, F401
+from web.dashboard import (  # noqa: E402, F401
+    admin,
+    audit_views,
+    auth,
+    home,
+    incident_views,
+    queue_views,
+    request_views,
+)

@@ -3,6 +3,7 @@
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
     IntegerField,
     PasswordField,
@@ -189,3 +190,54 @@ class ConfirmForm(FlaskForm):
     """A button that changes something: CSRF only."""
 
     confirm = BooleanField("I understand", validators=[Optional()])
+
+
+class IncidentForm(FlaskForm):
+    title = StringField("Title", validators=[InputRequired(), Length(max=200)])
+    root_cause = TextAreaField(
+        "Root cause (as far as known)",
+        description="You can complete it later on the incident's page.",
+        validators=[Optional(), Length(max=MAX_TEXT)],
+    )
+    perk = StringField(
+        "Perk",
+        description="The perk's id, e.g. p-nova-x1 (shown on the award in the records page).",
+        validators=[InputRequired(), Length(max=80)],
+    )
+    source = StringField(
+        "Written by (source process)",
+        description="Only awards this process wrote, e.g. fulfilment-sync. Optional.",
+        validators=[Optional(), Length(max=80)],
+    )
+    status = SelectField(
+        "Marked as",
+        choices=choices(("received", "Received"), ("shipped", "Shipped"), ("claimed", "Claimed")),
+        default="received",
+    )
+    since = DateField("From (optional)", validators=[Optional()])
+    until = DateField("Until (optional)", validators=[Optional()])
+    no_shipment = BooleanField("Only where no shipment was recorded", default=True)
+
+    def record_filter(self) -> dict:
+        return {
+            "perk": self.perk.data,
+            "source": self.source.data,
+            "status": self.status.data,
+            "since": f"{self.since.data.isoformat()}T00:00:00+00:00" if self.since.data else None,
+            "until": f"{self.until.data.isoformat()}T00:00:00+00:00" if self.until.data else None,
+            "no_shipment": self.no_shipment.data,
+        }
+
+
+class RootCauseForm(FlaskForm):
+    root_cause = TextAreaField("Root cause", validators=[InputRequired(), Length(max=MAX_TEXT)])
+
+
+class ApologyForm(FlaskForm):
+    apology_subject = StringField("Email subject", validators=[InputRequired(), Length(max=200)])
+    apology_body = TextAreaField(
+        "The apology",
+        description="Written once, sent to each member touched. You may use {name}, {perk} "
+        "and {incident}.",
+        validators=[InputRequired(), Length(max=MAX_TEXT)],
+    )

@@ -1,0 +1,178 @@
+"""Incidents: open one from a request, see who the fault touched, correct them all, tell each
+of them. Long runs go in time-boxed slices: each press of "Correct" or "Send" does as many
+batches as fit in a few seconds and says how far it got; pressing again carries on."""
+
+import time
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from rights import incidents, queue, requests
+from rights.errors import NotFound, RightsError
+from storage.db import db
+from web.dashboard import actor, bp, requires
+from web.dashboard import forms as f
+
+SLICE_SECONDS = 5.0
+
+
+def _load(incident_id: int):
+    try:
+        return incidents.get(incident_id)
+    except NotFound:
+        abort(404)
+
+
+def _errors(form, exc: RightsError) -> None:
+    for name, messages in exc.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, *messages]
+
+
+@bp.get("/incidents")
+@requires("requests.read")
+def incidents_page():
+    return render_template("dashboard/incidents.html", incidents=incidents.all_incidents())
+
+
+@bp.route("/incidents/new", methods=["GET", "POST"])
+@requires("requests.decide")
+def incident_new():
+    from_request = request.args.get("from")
+    origin = None
+    if from_request:
+        try:
+            origin = requests.get(from_request)
+        except NotFound:
+            abort(404)
+    form = f.IncidentForm()
+    if not form.is_submitted() and origin is not None:
+        for key, value in incidents.suggest_filter(origin).items():
+            getattr(form, key).data = value
+    if form.validate_on_submit():
+        try:
+            incident = incidents.open_incident(
+                title=form.title.data,
+                root_cause=form.root_cause.data,
+                record_filter=form.record_filter(),
+                actor=actor(),
+                request_id=origin.id if origin else None,
+            )
+        except RightsError as exc:
+            db.session.rollback()
+            _errors(form, exc)
+        else:
+            db.session.commit()
+            return redirect(url_for("dashboard.incident_page", incident_id=incident.id), code=303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("dashboard/incident_new.html", form=form, origin=origin), status
+
+
+@bp.get("/incidents/<int(max=2147483647):incident_id>")
+@requires("requests.read")
+def incident_page(incident_id: int):
+    incident = _load(incident_id)
+    return _page(incident)
+
+
+def _page(incident, *, apology=None, cause=None, status=200):
+    record_filter = incidents.Filter.load(incident.record_filter)
+    if apology is None:
+        apology = f.ApologyForm(
+            apology_subject=incident.apology_subject, apology_body=incident.apology_body
+        )
+    return render_template(
+        "dashboard/incident.html",
+        incident=incident,
+        description=record_filter.describe(),
+        matches=incidents.matches(record_filter),
+        preview=incidents.preview(record_filter),
+        timeline=incidents.timeline(incident),
+        names=queue.officer_names(),
+        apology=apology,
+        cause=cause or f.RootCauseForm(root_cause=incident.root_cause),
+        form=f.ConfirmForm(),
+    ), status
+
+
+def _slices(incident_id: int, step) -> tuple[int, bool]:
+    """Run ``step`` batch after batch, one commit each, for at most SLICE_SECONDS."""
+    started, done = time.monotonic(), 0
+    while time.monotonic() - started < SLICE_SECONDS:
+        n = step(incidents.get(incident_id), actor=actor())
+        db.session.commit()
+        if not n:
+            return done, True
+        done += n
+    return done, False
+
+
+@bp.post("/incidents/<int(max=2147483647):incident_id>/correct")
+@requires("requests.decide")
+def incident_correct(incident_id: int):
+    _load(incident_id)
+    if not f.ConfirmForm().validate_on_submit():
+        abort(400)
+    done, finished = _slices(incident_id, incidents.correct_batch)
+    incident = incidents.get(incident_id)
+    if finished:
+        flash(f"Corrected: {incident.corrected} award(s) in all.")
+    else:
+        flash(f"{done} more corrected ({incident.corrected} so far). Press Correct to go on.")
+    return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
+
+
+@bp.post("/incidents/<int(max=2147483647):incident_id>/apology")
+@requires("requests.decide")
+def incident_apology(incident_id: int):
+    incident = _load(incident_id)
+    form = f.ApologyForm()
+    if form.validate_on_submit():
+        try:
+            incidents.set_apology(
+                incident,
+                subject=form.apology_subject.data,
+                body=form.apology_body.data,
+                actor=actor(),
+            )
+        except RightsError as exc:
+            db.session.rollback()
+            _errors(form, exc)
+        else:
+            db.session.commit()
+            flash("Apology saved.")
+            return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
+    return _page(incidents.get(incident_id), apology=form, status=422)
+
+
+@bp.post("/incidents/<int(max=2147483647):incident_id>/root-cause")
+@requires("requests.decide")
+def incident_root_cause(incident_id: int):
+    incident = _load(incident_id)
+    form = f.RootCauseForm()
+    if not form.validate_on_submit():
+        return _page(incident, cause=form, status=422)
+    incidents.update_root_cause(incident, form.root_cause.data, actor=actor())
+    db.session.commit()
+    flash("Root cause saved.")
+    return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
+
+
+@bp.post("/incidents/<int(max=2147483647):incident_id>/notify")
+@requires("requests.decide")
+def incident_notify(incident_id: int):
+    _load(incident_id)
+    if not f.ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        done, finished = _slices(incident_id, incidents.notify_batch)
+    except RightsError as exc:
+        db.session.rollback()
+        flash(exc.message)
+        return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
+    incident = incidents.get(incident_id)
+    if finished:
+        flash(f"Apology queued to {incident.notified} member(s) in all.")
+    else:
+        flash(f"{done} more queued ({incident.notified} so far). Press Send to go on.")
+    return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
