@@ -14,7 +14,15 @@ from sqlalchemy import select
 from rights import outbox, records, restrictions
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import Consent, Disclosure, PerkAward, Promotion, RightsRequest, Subject
+from storage.models import (
+    Consent,
+    Disclosure,
+    Perk,
+    PerkAward,
+    Promotion,
+    RightsRequest,
+    Subject,
+)
 
 CONTESTABLE = (PerkAward, Disclosure, Promotion, Consent)
 
@@ -153,3 +161,42 @@ def refuse(request: RightsRequest, *, actor: str):
     if ends is not None:
         _event(request, "subject.restriction_lifted", contested(request), "resume use")
     return ends
+
+
+def choices(request: RightsRequest) -> list[dict]:
+    """The subject's records they can point at as wrong (awards, list entries, promotions,
+    consents), each with whether this request already holds it back."""
+    held = {(r.record_type, r.record_id) for r in restrictions.of_request(request)}
+    out = []
+    awards = db.session.execute(
+        select(PerkAward, Perk.item)
+        .join(Perk, Perk.id == PerkAward.perk_id)
+        .where(PerkAward.subject_id == request.subject_id, PerkAward.restricted_at.is_(None))
+        .order_by(PerkAward.id)
+    ).all()
+    items = {}
+    for award, item in awards:
+        items[award.id] = item
+        out.append(
+            _choice(award, f"Award of {item}: marked {award.status.replace('_', ' ')}", held)
+        )
+    for model, label in (
+        (Disclosure, lambda r: f"Disclosure-list entry for {items.get(r.award_id, 'an award')}"),
+        (Promotion, lambda r: f"Promotion shown to {r.audience}"),
+        (Consent, lambda r: f"Consent to {r.purpose.replace('_', ' ')}: {r.status}"),
+    ):
+        rows = db.session.execute(
+            select(model).where(model.subject_id == request.subject_id).order_by(model.id)
+        ).scalars()
+        for row in rows:
+            if getattr(row, "restricted_at", None) is None:
+                out.append(_choice(row, label(row), held))
+    return out
+
+
+def _choice(row, label: str, held: set) -> dict:
+    return {
+        "id": row.external_id,
+        "label": label,
+        "held": (row.__tablename__, row.id) in held,
+    }

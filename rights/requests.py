@@ -385,6 +385,25 @@ def _maybe_fulfil(request: RightsRequest, actor: str) -> None:
             )
 
 
+def point_at(request: RightsRequest, names: list[str]) -> int:
+    """The subject points at more of their records from their request page (rectification or
+    restriction, while open): they join the request's details and are held back at once."""
+    if request.type not in (RequestType.RECTIFICATION, RequestType.RESTRICTION):
+        raise InvalidTransition("Only corrections and restrictions name records.")
+    if request.status not in (S.OPEN, S.IN_PROGRESS):
+        raise InvalidTransition(f"A request that is {request.status} cannot change.")
+    own = {c["id"] for c in rectification.choices(request)}
+    names = [n for n in dict.fromkeys(names) if n in own]
+    if not names:
+        raise Invalid("Choose at least one of your records.", {"record": ["choose one"]})
+    current = details(request)
+    current["records"] = list(dict.fromkeys([*(current.get("records") or []), *names]))
+    request.details_enc = vault.encrypt_json(
+        request.subject_id, "rights_requests.details_enc", current
+    )
+    return hold(request, names, actor="subject")
+
+
 def hold(request: RightsRequest, names: list[str], *, actor: str) -> int:
     """Restrict the records the subject names (and what is built on them) for this request;
     names that are not the subject's records are noted for the officer (flushes)."""

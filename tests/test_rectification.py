@@ -227,3 +227,38 @@ def test_the_officer_sees_what_is_held_back(app, login_as):
     assert "Records held back" in page
     for name in ("perk awards aw-1", "disclosures dl-1", "promotions pr-1"):
         assert name in page
+
+
+def test_the_subject_points_at_their_records_on_the_request_page(app, client, key_with, mailbox):
+    import re
+
+    _world(app)
+    resp = client.post(
+        "/requests/new",
+        data={
+            "type": "rectification",
+            "email": "person1@example.org",
+            "correction": "The phone never came.",
+        },
+    )
+    assert resp.status_code == 303
+    deliver(app)
+    link = re.search(r"http://lethe.test(/verify/\S+)", mailbox.body(mailbox.messages[-1])).group(1)
+    page = client.post(link, data={}, follow_redirects=True).get_data(as_text=True)
+    assert "Which of your records are wrong?" in page
+    assert "aw-1" in page and "dl-1" in page and "aw-2" not in page  # their own only
+    assert _listed(client, key_with) == ["dl-1", "dl-2"]
+    ref = re.search(r"Request (LR-[0-9A-Z]{4}-[0-9A-Z]{4})", page).group(1)
+    none = client.post(f"/requests/{ref}/records", data={"record": ["aw-2"]}, follow_redirects=True)
+    assert "Choose at least one of your records." in none.get_data(as_text=True)
+    done = client.post(f"/requests/{ref}/records", data={"record": ["aw-1"]}, follow_redirects=True)
+    assert "held back" in done.get_data(as_text=True)
+    assert _listed(client, key_with) == ["dl-2"]
+    with app.app_context():
+        req = requests.by_reference(ref)
+        assert requests.details(req)["records"] == ["aw-1"]
+    # Nobody else can point at records on this request.
+    assert (
+        app.test_client().post(f"/requests/{ref}/records", data={"record": ["aw-1"]}).status_code
+        == 404
+    )

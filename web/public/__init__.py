@@ -29,6 +29,7 @@ from rights import (
     evidence,
     notices,
     portability,
+    rectification,
     requests,
     signing,
     statements,
@@ -205,8 +206,36 @@ def request_status(reference: str, answer_form=None, status=200):
         form=EmptyForm(),
         now=utcnow(),
         attachments=evidence.for_request(req),
+        pickable=_pickable(req),
         **_question(req, answer_form),
     ), status
+
+
+def _pickable(req):
+    """The subject's records they may point at, while a correction or restriction is open."""
+    if req.type in ("rectification", "restriction") and req.status in ("open", "in_progress"):
+        return rectification.choices(req)
+    return None
+
+
+@bp.post("/requests/<reference>/records")
+@limiter.limit(_limit)
+def request_point_at(reference: str):
+    req = _own_request(reference)
+    if req is None or not EmptyForm().validate_on_submit():
+        abort(404)
+    try:
+        held = requests.point_at(req, http.form.getlist("record"))
+    except RightsError as exc:
+        db.session.rollback()
+        flash(exc.message)
+    else:
+        db.session.commit()
+        flash(
+            f"Thank you: {held} record(s) are now held back (not used or passed on) until "
+            "we decide."
+        )
+    return redirect(url_for("public.request_status", reference=reference), code=303)
 
 
 def _question(req, form) -> dict:
