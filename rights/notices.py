@@ -246,3 +246,16 @@ def redact(body: str) -> str:
 
 
 TITLES = {"notice.erased": "Your data has been erased"}
+
+
+def restriction_lifting(request: RightsRequest, reason: str, ends) -> None:
+    """Art. 18(3): told before the restriction is lifted, with the date it ends."""
+    _send(
+        request,
+        "notice.restriction_lifting",
+        "We will stop holding your records back",
+        f"The records you asked us to hold back (request for {RIGHT_NAMES[request.type]}) "
+        f"will be used again from {ends.strftime('%d %B %Y at %H:%M UTC')}.\n\n"
+        f"Why: {reason}\n\n"
+        "If you disagree, reply before then. " + remedies_text(),
+    )

@@ -19,6 +19,7 @@ from rights import (
     objections,
     outbox,
     rectification,
+    restrictions,
     subjects,
     verification,
 )
@@ -262,7 +263,8 @@ def allowed_actions(request: RightsRequest) -> set[str]:
     """What an officer may do with this request now; the services enforce the same rules."""
     status = RequestStatus(request.status)
     if status in TERMINAL:
-        return set()
+        # A granted restriction (or upheld objection) holds until lifted, with notice.
+        return {"lift"} if status == S.COMPLETED and restrictions.held_open(request) else set()
     actions = {"ask"}
     started = erasure_started(request)
     if status == S.AWAITING_VERIFICATION:
@@ -383,6 +385,17 @@ def _maybe_fulfil(request: RightsRequest, actor: str) -> None:
             complete(
                 request, actor="lethe", note="absolute objection: acted on at once (Art. 21(3))"
             )
+
+
+def lift(request: RightsRequest, *, reason: str, actor: str) -> None:
+    """End a granted restriction: the subject is told first, and the hold ends after the
+    notice period (Art. 18(3))."""
+    reason = _required(reason, "reason", "Say why the restriction can end.")
+    if request.status != S.COMPLETED or not restrictions.held_open(request):
+        raise InvalidTransition("This request holds nothing back that could be lifted.")
+    ends = rectification.refuse(request, actor=actor)
+    _event(request, "restriction_lifting", actor, note=f"ends {ends.isoformat()}", text=reason)
+    notices.restriction_lifting(request, reason, ends)
 
 
 def point_at(request: RightsRequest, names: list[str]) -> int:

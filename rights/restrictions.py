@@ -167,3 +167,15 @@ def describe(request: RightsRequest) -> list[dict]:
 
 def _name(row, fallback) -> str:
     return getattr(row, "external_id", None) or str(fallback)
+
+
+def held_open(request: RightsRequest) -> bool:
+    """Whether this request holds records back with no end set yet."""
+    return (
+        db.session.execute(
+            select(Restriction.id).where(
+                Restriction.request_id == request.id, Restriction.ends_at.is_(None)
+            )
+        ).first()
+        is not None
+    )

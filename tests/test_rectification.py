@@ -262,3 +262,37 @@ def test_the_subject_points_at_their_records_on_the_request_page(app, client, ke
         app.test_client().post(f"/requests/{ref}/records", data={"record": ["aw-1"]}).status_code
         == 404
     )
+
+
+def test_a_granted_restriction_is_lifted_only_after_telling_the_subject(
+    app, client, key_with, login_as, mailbox
+):
+    _world(app)
+    with app.app_context():
+        req = requests.file(
+            type="restriction",
+            member_id="m-1",
+            channel="api",
+            verified=True,
+            actor="t",
+            details={"records": ["dl-1"], "grounds": "legal_claims"},
+        )
+        db.session.commit()
+        rid = req.id
+    officer = login_as("officer")
+    assert officer.post(f"/dashboard/requests/{rid}/approve", data={}).status_code == 303
+    assert _listed(client, key_with) == ["dl-2"]  # granted: held until lifted
+    page = officer.get(f"/dashboard/requests/{rid}").get_data(as_text=True)
+    assert f"/dashboard/requests/{rid}/lift" in page
+    assert officer.post(f"/dashboard/requests/{rid}/lift", data={"reason": ""}).status_code == 422
+    resp = officer.post(f"/dashboard/requests/{rid}/lift", data={"reason": "Claim settled."})
+    assert resp.status_code == 303
+    assert _listed(client, key_with) == ["dl-2"]  # not yet: the subject is told first
+    deliver(app)
+    body = mailbox.body(mailbox.last_to("person1@example.org"))
+    assert "will be used again from" in body and "Claim settled." in body
+    hours = app.config["RESTRICTION_LIFT_NOTICE_HOURS"] + 1
+    with freeze_time(timedelta(hours=hours), tick=True):
+        assert _listed(client, key_with) == ["dl-1", "dl-2"]
+    page = officer.get(f"/dashboard/requests/{rid}").get_data(as_text=True)
+    assert f"/dashboard/requests/{rid}/lift" not in page  # nothing left to lift

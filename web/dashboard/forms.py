@@ -141,6 +141,13 @@ class AskForm(FlaskForm):
     )
 
 
+class LiftForm(FlaskForm):
+    reason = _reason(
+        "Why can the restriction end?",
+        "Sent to the subject with the date the hold ends.",
+    )
+
+
 class CancelForm(FlaskForm):
     reason = _reason(
         "How did the subject ask to cancel?",

@@ -94,6 +94,16 @@ ACTIONS = {
         "Once per request, within its first month: the deadline moves by one or two months "
         "(three in all at most) and the subject is sent your reason (Art. 12(3)).",
     ),
+    "lift": Action(
+        "Lift the restriction",
+        "Lift after notice",
+        f.LiftForm,
+        lambda r, form, who: requests.lift(r, reason=form.reason.data, actor=who),
+        "The subject is told; the records are used again after the notice period.",
+        "The subject is sent your reason and the date the hold ends, which is the notice "
+        "period from now (Art. 18(3)); until then the records stay held back.",
+        danger=True,
+    ),
     "ask": Action(
         "Ask the subject for information",
         "Send the question",
