@@ -21,7 +21,7 @@ help:
 	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker (demo data loaded)"
 	@echo "make test   the test suite (PYTEST_ARGS='-k access' to pass options to pytest)"
 	@echo "make lint   ruff + import-linter contracts"
-	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py (BENCH_ARGS='--records 1000')"
+	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py, bench_incident.py (BENCH_ARGS='--records 1000')"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +68,4 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_access.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_erasure.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_dashboard.py
+	$(BIN)/python scripts/bench_incident.py
