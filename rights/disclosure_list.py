@@ -86,6 +86,7 @@ def _query(scope: dict, now: datetime):
             Subject.erased_at.is_(None),
             ~restrictions.in_force(Disclosure, now),
             ~restrictions.in_force(PerkAward, now),
+            ~restrictions.in_force(Member, now),  # a contested name or handle
         )
         .order_by(Disclosure.id)
     )

@@ -12,11 +12,13 @@ on a contested award — its disclosure-list entries and promotions — is held 
 from sqlalchemy import select
 
 from rights import outbox, records, restrictions
+from storage import vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
     Consent,
     Disclosure,
+    Member,
     Perk,
     PerkAward,
     Promotion,
@@ -25,6 +27,27 @@ from storage.models import (
 )
 
 CONTESTABLE = (PerkAward, Disclosure, Promotion, Consent)
+
+
+# Profile fields a subject can have corrected, named "profile.<field>" (the data map's names).
+PROFILE_FIELDS = {
+    "name": "name_enc",
+    "handle": "handle_enc",
+    "address": "address_enc",
+    "email": "email_enc",
+}
+PROFILE_LABELS = {
+    "name": "Your name",
+    "handle": "Your social media handle",
+    "address": "Your postal address",
+    "email": "Your email address",
+}
+
+
+def _member(subject_id: str):
+    return db.session.execute(
+        select(Member).where(Member.subject_id == subject_id)
+    ).scalar_one_or_none()
 
 
 def _find(subject_id: str, external_id: str):
@@ -38,12 +61,24 @@ def _find(subject_id: str, external_id: str):
 
 
 def resolve(subject_id: str, names: list[str]) -> tuple[list, list[str]]:
-    """(the subject's own records among ``names``, the names that are not theirs or unknown)."""
+    """(the subject's own records among ``names``, the names that are not theirs or unknown).
+    A profile field ("profile.name") stands for the member's profile record."""
     found, unknown = [], []
     for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
-        row = _find(subject_id, name)
-        (found if row is not None else unknown).append(row if row is not None else name)
+        if name.startswith("profile."):
+            row = _member(subject_id) if name[8:] in PROFILE_FIELDS else None
+        else:
+            row = _find(subject_id, name)
+        if row is None:
+            unknown.append(name)
+        elif row not in found:
+            found.append(row)
     return found, unknown
+
+
+def profile_fields(names: list[str]) -> list[str]:
+    """The profile fields among a request's named records (for the officer to correct)."""
+    return [n[8:] for n in names or [] if n.startswith("profile.") and n[8:] in PROFILE_FIELDS]
 
 
 def dependants(record) -> list:
@@ -76,7 +111,7 @@ def contest(
 
 def contested(request: RightsRequest) -> list:
     """The records this request restricts, as rows (for the officer's review)."""
-    by_type = {m.__tablename__: m for m in CONTESTABLE}
+    by_type = {m.__tablename__: m for m in (*CONTESTABLE, Member)}
     rows = []
     for r in restrictions.of_request(request):
         model = by_type.get(r.record_type)
@@ -105,7 +140,7 @@ def _event(request: RightsRequest, topic: str, rows: list, action: str) -> None:
     )
 
 
-def accept(request: RightsRequest, *, actor: str) -> list:
+def accept(request: RightsRequest, *, actor: str, profile: dict | None = None) -> list:
     """Apply the correction the subject asked for (flushes): a contested award becomes "not
     received" (nothing arrived), its disclosure-list entries are withdrawn, promotions built on
     it are withdrawn; a contested disclosure is withdrawn; a contested promotion is withdrawn.
@@ -148,6 +183,23 @@ def accept(request: RightsRequest, *, actor: str) -> list:
                 request_id=request.id,
             )
             changed.append(record)
+    values = {
+        PROFILE_FIELDS[k]: v.strip()
+        for k, v in (profile or {}).items()
+        if k in PROFILE_FIELDS and isinstance(v, str) and v.strip()
+    }
+    if values:
+        member = _member(request.subject_id)
+        if member is not None and records.apply_changes(
+            member,
+            values,
+            subject_id=member.subject_id,
+            source="lethe",
+            actor=actor,
+            reason=why,
+            request_id=request.id,
+        ):
+            changed.append(member)
     # Corrected records are used again as they now stand: the hold has done its work.
     restrictions.end_now(request, actor=actor)
     if changed:
@@ -175,6 +227,19 @@ def choices(request: RightsRequest) -> list[dict]:
         .order_by(PerkAward.id)
     ).all()
     items = {}
+    member = _member(request.subject_id)
+    if member is not None:
+        member_held = (Member.__tablename__, member.id) in held
+        for key, column in PROFILE_FIELDS.items():
+            value = vault.decrypt(member.subject_id, f"members.{column}", getattr(member, column))
+            if value:
+                out.append(
+                    {
+                        "id": f"profile.{key}",
+                        "label": f"{PROFILE_LABELS[key]}: {value}",
+                        "held": member_held,
+                    }
+                )
     for award, item in awards:
         items[award.id] = item
         out.append(

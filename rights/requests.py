@@ -228,7 +228,9 @@ def verify_manually(request: RightsRequest, *, reason: str, actor: str) -> None:
     _maybe_fulfil(request, actor)
 
 
-def approve(request: RightsRequest, *, actor: str, note: str | None = None) -> None:
+def approve(
+    request: RightsRequest, *, actor: str, note: str | None = None, profile: dict | None = None
+) -> None:
     """Grant the request. Access and portability are answered from the data map; erasure is
     queued for the worker (it may be large) unless it already is; the other rights are
     recorded as granted and the subject told."""
@@ -247,7 +249,7 @@ def approve(request: RightsRequest, *, actor: str, note: str | None = None) -> N
     else:
         _event(request, "approved", actor, text=note)
         if request.type == RequestType.RECTIFICATION:
-            changed = rectification.accept(request, actor=actor)
+            changed = rectification.accept(request, actor=actor, profile=profile)
             _event(request, "corrected", actor, note=f"{len(changed)} record(s) corrected")
         complete(request, actor=actor)
 
@@ -396,6 +398,13 @@ def lift(request: RightsRequest, *, reason: str, actor: str) -> None:
     ends = rectification.refuse(request, actor=actor)
     _event(request, "restriction_lifting", actor, note=f"ends {ends.isoformat()}", text=reason)
     notices.restriction_lifting(request, reason, ends)
+
+
+def profile_fields(request: RightsRequest) -> list[str]:
+    """Profile fields a rectification names as wrong: the officer types the right values."""
+    if request.type != RequestType.RECTIFICATION:
+        return []
+    return rectification.profile_fields(details(request).get("records") or [])
 
 
 def point_at(request: RightsRequest, names: list[str]) -> int:

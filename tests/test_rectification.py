@@ -296,3 +296,34 @@ def test_a_granted_restriction_is_lifted_only_after_telling_the_subject(
         assert _listed(client, key_with) == ["dl-1", "dl-2"]
     page = officer.get(f"/dashboard/requests/{rid}").get_data(as_text=True)
     assert f"/dashboard/requests/{rid}/lift" not in page  # nothing left to lift
+
+
+def test_a_wrong_profile_field_is_held_back_then_corrected_by_the_officer(
+    app, client, key_with, login_as
+):
+    _world(app)
+    rid = _file(app, records=["profile.name"], correction="My name is Person One, not Person 1.")
+    assert _listed(client, key_with) == ["dl-2"]  # the list would show the contested name
+    officer = login_as("officer")
+    page = officer.get(f"/dashboard/requests/{rid}/approve").get_data(as_text=True)
+    assert 'name="profile.name"' in page and "Person One" in page
+    resp = officer.post(
+        f"/dashboard/requests/{rid}/approve", data={"profile.name": "Person One", "note": ""}
+    )
+    assert resp.status_code == 303
+    entries = client.get(API + "/disclosures/export", headers=key_with("disclosures:read"))
+    names = {e["disclosure_id"]: e["name"] for e in entries.get_json()["entries"]}
+    assert names == {"dl-1": "Person One", "dl-2": "Person 2"}
+    with app.app_context():
+        from storage.models import Member
+
+        member = db.session.execute(select(Member).where(Member.external_id == "m-1")).scalar_one()
+        history = db.session.execute(
+            select(RecordHistory).where(
+                RecordHistory.record_type == "members",
+                RecordHistory.request_id == rid,
+                RecordHistory.action == "updated",
+            )
+        ).scalar_one()
+        assert history.actor == f"officer:{officer.officer_id}"
+        assert member.subject_id == history.subject_id

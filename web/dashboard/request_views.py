@@ -13,6 +13,7 @@ from flask import (
     stream_template,
     url_for,
 )
+from flask import request as http
 
 from rights import (
     access,
@@ -67,7 +68,9 @@ ACTIONS = {
         "Approve and carry out",
         "Approve",
         f.ApproveForm,
-        lambda r, form, who: requests.approve(r, actor=who, note=form.note.data),
+        lambda r, form, who: requests.approve(
+            r, actor=who, note=form.note.data, profile=_profile_values(r)
+        ),
         "Approved.",
         "Access and portability are answered from the data map and the subject gets the "
         "download link; an erasure is queued for the worker; any other right is recorded as "
@@ -126,6 +129,11 @@ ACTIONS = {
         danger=True,
     ),
 }
+
+
+def _profile_values(req: RightsRequest) -> dict:
+    """The corrected profile values the officer typed (one input per contested field)."""
+    return {k: http.form.get(f"profile.{k}", "")[:500] for k in requests.profile_fields(req)}
 
 
 def _may_act(req: RightsRequest) -> str | None:
@@ -256,6 +264,8 @@ def _action_page(req, action, spec, form, error=None):
         error=error,
         now=utcnow(),
         remedies=notices.remedies_text(),
+        profile_fields=requests.profile_fields(req) if action == "approve" else [],
+        correction=requests.details(req).get("correction"),
     )
 
 
