@@ -81,8 +81,9 @@ class RequestForm(FlaskForm):
     )
     records = StringField(
         "Which records? (optional)",
-        description="Award, disclosure or promotion numbers from your access report, separated "
-        "by commas. Leave empty if you are not sure.",
+        description="Award, disclosure or promotion numbers from your access report (or "
+        "profile.name, profile.address…), separated by commas. Leave empty if you are not sure: "
+        "once you confirm your email you can tick them on your request's page.",
         validators=[Optional(), Length(max=2000)],
     )
     correction = TextAreaField(
