@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, insert, select, update
 
-from rights import audit, outbox, rectification
+from rights import audit, outbox, rectification, restrictions
 from rights.errors import Invalid, NotFound
 from storage import vault
 from storage.clock import utcnow
@@ -94,6 +94,8 @@ def _query(f: Filter):
             Perk.external_id == f.perk,
             PerkAward.status == f.status,
             PerkAward.restricted_at.is_(None),
+            # A record a request holds back (Art. 18) is decided on that request, not here.
+            ~restrictions.in_force(PerkAward),
         )
         .order_by(PerkAward.id)
     )
@@ -344,6 +346,11 @@ def correct_batch(incident: Incident, *, actor: str) -> int:
 
 def set_apology(incident: Incident, *, subject: str, body: str, actor: str) -> None:
     subject, body = (subject or "").strip(), (body or "").strip()
+    if incident.notified:
+        raise Invalid(
+            "The apology has been sent to members: it stays as they received it.",
+            {"apology_body": ["already sent"]},
+        )
     errors = {}
     if not subject:
         errors["apology_subject"] = ["required"]

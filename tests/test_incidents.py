@@ -308,8 +308,9 @@ def test_the_dashboard_finds_corrects_and_tells_the_others(app, login_as, mailbo
     assert opened.status_code == 303
     url = opened.headers["Location"]
     page = officer.get(url).get_data(as_text=True)
-    assert "<strong>12</strong> award(s) still to correct" in page
-    assert "m-12" in page and "m-13" not in page
+    # m-1's award is held back by their own request: decided there, not by the incident.
+    assert "<strong>11</strong> award(s) still to correct" in page
+    assert "m-12" in page and "m-13" not in page and "<td>m-1</td>" not in page
     assert officer.post(url + "/correct", data={}).status_code == 303
     page = officer.get(url).get_data(as_text=True)
     assert "<strong>0</strong> award(s) still to correct" in page
@@ -321,6 +322,13 @@ def test_the_dashboard_finds_corrects_and_tells_the_others(app, login_as, mailbo
     )
     assert saved.status_code == 303
     assert officer.post(url + "/notify", data={}).status_code == 303
+    # Sent: the apology stays as the members received it.
+    changed = officer.post(
+        url + "/apology", data={"apology_subject": "Other", "apology_body": "Other text"}
+    )
+    assert changed.status_code == 303
+    page = officer.get(url).get_data(as_text=True)
+    assert "it stays as the members received it" in page and "Other text" not in page
     deliver(app)
     assert mailbox.body(mailbox.last_to("person12@example.org")).startswith(
         "Dear Person 12, sorry."

@@ -174,6 +174,25 @@ def page(browser, live_server):
     context.close()
 
 
+@pytest.fixture
+def new_page(browser, live_server):
+    """Makes more pages on ``live_server``, each in its own browser context (own cookies: a
+    subject and an officer side by side); all are closed before the server stops."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1000, "height": 800}
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
 def require(reason: str) -> None:
     """Skip with ``reason``, or fail when ``LETHE_REQUIRE_BROWSER=1`` (CI must run it all)."""
     if os.environ.get("LETHE_REQUIRE_BROWSER") == "1":

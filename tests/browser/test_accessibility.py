@@ -7,15 +7,16 @@ listed with its rule, what it means and where. axe-core comes from the npm regis
 (package.json, installed by `make test`); without it the tests skip, or fail in CI.
 """
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from rights import demo
+from rights import demo, incidents
 from storage.db import db
-from storage.models import RightsRequest
+from storage.models import Perk, PerkAward, RightsRequest
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +34,27 @@ def story_request_id(module_live_server) -> str:
                 RightsRequest.type == "rectification", RightsRequest.status == "open"
             )
         ).one()
+
+
+@pytest.fixture(scope="module")
+def incident_id(module_live_server) -> int:
+    """An incident over the demo's sync fault (the story's perk, written by fulfilment-sync),
+    opened and left as it is: nothing corrected, no apology written."""
+    with module_live_server.app.app_context():
+        perk = db.session.scalars(
+            select(Perk.external_id)
+            .join(PerkAward, PerkAward.perk_id == Perk.id)
+            .where(PerkAward.external_id == "aw-0001-nova")
+        ).one()
+        incident = incidents.open_incident(
+            title="Fulfilment sync marked unshipped phones as received",
+            root_cause="",
+            record_filter={"perk": perk, "source": "fulfilment-sync"},
+            actor="t",
+            request_id=None,
+        )
+        db.session.commit()
+        return incident.id
 
 
 def _context(browser, live):
@@ -121,6 +143,11 @@ def refuse_form_with_errors(page, rid):
     )
 
 
+def incident_new_from_request(page, rid):
+    goto(page, f"/dashboard/incidents/new?from={rid}")
+    expect(page.get_by_label("Perk", exact=True)).not_to_have_value("")  # prefilled
+
+
 def audit_trail(page, rid):
     goto(page, "/dashboard/audit")
     expect(page.get_by_role("button", name="Verify the whole chain now")).to_be_visible()
@@ -164,9 +191,60 @@ def new_request_with_errors(page, rid):
     expect(page.get_by_role("alert")).to_contain_text("Enter your email address.")
 
 
+def new_request_with_bad_picture(page, rid):
+    new_request(page, rid)
+    page.get_by_label("Correct my data").check()
+    page.get_by_label("Your email address").fill("person1@example.org")
+    page.get_by_label("What is wrong, and what is right?").fill("I never received the phone.")
+    page.get_by_label("Pictures that show what is right (optional)").set_input_files(
+        {"name": "x.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture"}
+    )
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Send request").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_contain_text("x.jpg is not a JPEG, PNG or WebP picture")
+    expect(page.get_by_text("choose the pictures again")).to_be_visible()
+
+
 def public_records(page, rid):
     goto(page, "/records")
     expect(page.get_by_role("button", name="Show what is held")).to_be_visible()
+
+
+# --- the incident pages: each a function (page, incident id) ---
+
+
+def incidents_list(page, iid):
+    goto(page, "/dashboard/incidents")
+    expect(page.get_by_role("link", name=re.compile(r"^INC-")).first).to_be_visible()
+
+
+def incident_new(page, iid):
+    goto(page, "/dashboard/incidents/new")
+    expect(page.get_by_role("button", name="Open the incident")).to_be_visible()
+
+
+def incident_new_with_errors(page, iid):
+    incident_new(page, iid)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Open the incident").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_label("Title")).to_have_attribute("aria-invalid", "true")
+
+
+def incident_page(page, iid):
+    goto(page, f"/dashboard/incidents/{iid}")
+    expect(page.get_by_role("button", name=re.compile(r"^Correct all \d+$"))).to_be_visible()
+    expect(page.locator("table tbody tr").first).to_be_visible()
+
+
+def incident_page_with_errors(page, iid):
+    incident_page(page, iid)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Save the apology").click()
+    assert answer.value.status == 422
+    expect(page.get_by_label("The apology")).to_have_attribute("aria-invalid", "true")
 
 
 SIGNED_IN = [
@@ -178,13 +256,28 @@ SIGNED_IN = [
     records,
     refuse_form,
     refuse_form_with_errors,
+    incident_new_from_request,
     audit_trail,
     audit_verified,
     officers,
     api_keys,
     signing_keys,
 ]
-SIGNED_OUT = [login, home, new_request, new_request_with_errors, public_records]
+INCIDENTS = [
+    incidents_list,
+    incident_new,
+    incident_new_with_errors,
+    incident_page,
+    incident_page_with_errors,
+]
+SIGNED_OUT = [
+    login,
+    home,
+    new_request,
+    new_request_with_errors,
+    new_request_with_bad_picture,
+    public_records,
+]
 
 
 def axe_violations(page, axe_script) -> list[dict]:
@@ -222,6 +315,12 @@ def check(page, axe_script) -> None:
 @pytest.mark.parametrize("visit", SIGNED_IN, ids=lambda f: f.__name__.replace("_", "-"))
 def test_dashboard_page_has_no_serious_violations(visit, admin_page, story_request_id, axe_script):
     visit(admin_page, story_request_id)
+    check(admin_page, axe_script)
+
+
+@pytest.mark.parametrize("visit", INCIDENTS, ids=lambda f: f.__name__.replace("_", "-"))
+def test_incident_page_has_no_serious_violations(visit, admin_page, incident_id, axe_script):
+    visit(admin_page, incident_id)
     check(admin_page, axe_script)
 
 

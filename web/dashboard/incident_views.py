@@ -127,6 +127,9 @@ def incident_correct(incident_id: int):
 def incident_apology(incident_id: int):
     incident = _load(incident_id)
     form = f.ApologyForm()
+    if incident.notified:
+        flash("The apology has been sent: it stays as the members received it.")
+        return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
     if form.validate_on_submit():
         try:
             incidents.set_apology(
