@@ -13,7 +13,7 @@ done, with no officer in between, and it acts from then on (what was done before
 
 from sqlalchemy import select
 
-from rights import outbox, records, restrictions
+from rights import downstream, records, restrictions
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
@@ -22,7 +22,6 @@ from storage.models import (
     InfluenceTopic,
     Promotion,
     RightsRequest,
-    Subject,
 )
 
 # Absolute objections, and the consent each one takes away.
@@ -30,23 +29,6 @@ ABSOLUTE = {"direct_marketing": "email_marketing", "likeness": "name_and_likenes
 # Weighed objections, and what is restricted while they are.
 WEIGHED = {"profiling": (InfluenceScore, InfluenceTopic), "legitimate_interests": ()}
 LIKENESS = "name_and_likeness"
-
-
-def _event(request: RightsRequest, topic: str, rows: list, action: str) -> None:
-    subject = db.session.get(Subject, request.subject_id)
-    outbox.enqueue_event(
-        topic,
-        request_id=request.id,
-        body={
-            "type": topic,
-            "subject": subject.ref,
-            "request": request.reference,
-            "records": [
-                {"type": r.__tablename__, "id": getattr(r, "external_id", r.id)} for r in rows
-            ],
-            "action": action,
-        },
-    )
 
 
 def withdraw_consent(request: RightsRequest, purpose: str, *, actor: str) -> list:
@@ -76,7 +58,7 @@ def withdraw_consent(request: RightsRequest, purpose: str, *, actor: str) -> lis
     if purpose == LIKENESS:
         changed += _withdraw_promotions(request, actor=actor, reason=why)
     if changed:
-        _event(request, "consent.withdrawn", changed, f"stop: {purpose} from now on")
+        downstream.tell("consent.withdrawn", request, changed, f"stop: {purpose} from now on")
     return changed
 
 
@@ -109,7 +91,7 @@ def object_to(request: RightsRequest, purpose: str, *, actor: str) -> bool:
     meanwhile)."""
     if purpose in ABSOLUTE:
         changed = withdraw_consent(request, ABSOLUTE[purpose], actor=actor)
-        _event(request, "subject.objected", changed, f"stop: {purpose}, permanently")
+        downstream.tell("subject.objected", request, changed, f"stop: {purpose}, permanently")
         return True
     for model in WEIGHED.get(purpose, ()):
         rows = db.session.execute(
@@ -117,5 +99,7 @@ def object_to(request: RightsRequest, purpose: str, *, actor: str) -> bool:
         ).scalars()
         for row in rows:
             restrictions.restrict(row, request=request, reason="objection", actor=actor)
-    _event(request, "subject.objected", [], f"hold: {purpose} while the objection is weighed")
+    downstream.tell(
+        "subject.objected", request, [], f"hold: {purpose} while the objection is weighed"
+    )
     return False

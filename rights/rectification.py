@@ -11,7 +11,7 @@ on a contested award — its disclosure-list entries and promotions — is held 
 
 from sqlalchemy import select
 
-from rights import outbox, records, restrictions
+from rights import downstream, records, restrictions
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
@@ -23,7 +23,6 @@ from storage.models import (
     PerkAward,
     Promotion,
     RightsRequest,
-    Subject,
 )
 
 CONTESTABLE = (PerkAward, Disclosure, Promotion, Consent)
@@ -105,7 +104,7 @@ def contest(
         for row in [record, *dependants(record)]:
             count += restrictions.restrict(row, request=request, reason=reason, actor=actor)
     if count:
-        _event(request, "subject.restricted", [*found], f"hold: {reason}")
+        downstream.tell("subject.restricted", request, [*found], f"hold: {reason}")
     return count, unknown
 
 
@@ -119,25 +118,6 @@ def contested(request: RightsRequest) -> list:
         if row is not None:
             rows.append(row)
     return rows
-
-
-def _ref(record) -> dict:
-    return {"type": record.__tablename__, "id": record.external_id}
-
-
-def _event(request: RightsRequest, topic: str, rows: list, action: str) -> None:
-    subject = db.session.get(Subject, request.subject_id)
-    outbox.enqueue_event(
-        topic,
-        request_id=request.id,
-        body={
-            "type": topic,
-            "subject": subject.ref,
-            "request": request.reference,
-            "records": [_ref(r) for r in rows],
-            "action": action,
-        },
-    )
 
 
 def accept(request: RightsRequest, *, actor: str, profile: dict | None = None) -> list:
@@ -203,7 +183,7 @@ def accept(request: RightsRequest, *, actor: str, profile: dict | None = None) -
     # Corrected records are used again as they now stand: the hold has done its work.
     restrictions.end_now(request, actor=actor)
     if changed:
-        _event(request, "subject.rectified", changed, "correct: apply the new values")
+        downstream.tell("subject.rectified", request, changed, "correct: apply the new values")
     return changed
 
 
@@ -211,7 +191,7 @@ def refuse(request: RightsRequest, *, actor: str):
     """The records stand as they are: their restriction ends after the subject is told."""
     ends = restrictions.lift(request, actor=actor)
     if ends is not None:
-        _event(request, "subject.restriction_lifted", contested(request), "resume use")
+        downstream.tell("subject.restriction_lifted", request, contested(request), "resume use")
     return ends
 
 
