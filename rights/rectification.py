@@ -18,6 +18,7 @@ from storage.db import db
 from storage.models import (
     Consent,
     Disclosure,
+    Feedback,
     Member,
     Perk,
     PerkAward,
@@ -88,6 +89,11 @@ def dependants(record) -> list:
         )
         out += list(
             db.session.execute(select(Promotion).where(Promotion.award_id == record.id)).scalars()
+        )
+        # A feedback request about the award is a solicitation: no "rate the phone you never
+        # got" while its receipt is contested.
+        out += list(
+            db.session.execute(select(Feedback).where(Feedback.award_id == record.id)).scalars()
         )
         return out
     return []

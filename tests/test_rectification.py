@@ -222,10 +222,27 @@ def test_events_wait_for_their_recipients_and_do_not_block_the_worker(app):
 
 def test_the_officer_sees_what_is_held_back(app, login_as):
     _world(app)
+    with app.app_context():
+        from storage.models import Feedback
+
+        award = db.session.execute(
+            select(PerkAward).where(PerkAward.external_id == "aw-1")
+        ).scalar_one()
+        feedback = Feedback(subject_id=award.subject_id, award_id=award.id)
+        records.apply_changes(
+            feedback, {"rating": None}, subject_id=award.subject_id, source="t", actor="bot"
+        )
+        db.session.commit()
+        feedback_id = feedback.id
     rid = _file(app)
+    with app.app_context():
+        from rights import restrictions
+        from storage.models import Feedback
+
+        assert restrictions.is_restricted(db.session.get(Feedback, feedback_id))
     page = login_as("auditor").get(f"/dashboard/requests/{rid}").get_data(as_text=True)
     assert "Records held back" in page
-    for name in ("perk awards aw-1", "disclosures dl-1", "promotions pr-1"):
+    for name in ("perk awards aw-1", "disclosures dl-1", "promotions pr-1", "feedback"):
         assert name in page
 
 

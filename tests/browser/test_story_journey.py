@@ -176,9 +176,11 @@ def test_story_from_the_subjects_form_to_the_incidents_apology(
     expect(subject).to_contain_text(CORRECTION)
     expect(subject).to_contain_text(STATEMENT)
 
-    # What his request holds back (Art. 18): the award and what is built on it.
+    # What his request holds back (Art. 18): the award and what is built on it — the list
+    # entry, the promotion, and the "rate your phone" feedback request (a solicitation).
     held = officer.get_by_role("region", name="Records held back (Art. 18)")
-    expect(held.locator("li")).to_have_count(3)
+    expect(held.locator("li")).to_have_count(4)
+    expect(held.locator("li").filter(has_text="feedback")).to_contain_text("contested")
     for record in ("aw-0001-nova", STORY_DISCLOSURE, "pr-0001-nova"):
         expect(held.locator("li").filter(has_text=record)).to_contain_text("contested")
 
