@@ -67,6 +67,10 @@ def defaults(instance: Path) -> dict:
         "OUTBOX_BATCH": 50,
         # Art. 18(3): a restriction ends this long after the subject is told it will.
         "RESTRICTION_LIFT_NOTICE_HOURS": 72,
+        # Webhooks: per-attempt timeout, and whether targets may resolve to private, loopback
+        # or link-local addresses (never in production: that is how SSRF reaches inside).
+        "WEBHOOK_TIMEOUT_SECONDS": 10,
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": False,
         # Room for a request form with its pictures (at most three of 4 MB each, checked one
         # by one in rights/evidence.py); anything larger is refused before it is read.
         "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,

@@ -14,6 +14,7 @@ from cli import audit as audit_cli
 from cli import erasure as erasure_cli
 from cli import keys
 from cli import officers as officers_cli
+from cli import subscribers as subscribers_cli
 from rights import apikeys, demo, jobs, requests
 from rights.errors import RightsError
 from storage.db import db
@@ -143,3 +144,4 @@ def init_app(app: Flask) -> None:
     erasure_cli.init_app(app)
     audit_cli.init_app(app)
     officers_cli.init_app(app)
+    subscribers_cli.init_app(app)

@@ -23,6 +23,7 @@ SCOPES = {
     "requests:read": "read requests and their results",
     "records:write": "ingest members, perk awards, disclosures, promotions and consents",
     "disclosures:read": "export the disclosure list",
+    "deliveries:confirm": "confirm that a webhook delivery was acted on (subscribers)",
 }
 
 

@@ -1,7 +1,7 @@
 """Background jobs the worker runs from the outbox, by topic. Jobs take a request id and
 commit as they go; they are written to resume if a worker dies mid-way."""
 
-from rights import audit_checkpoints, erasure, outbox
+from rights import audit_checkpoints, erasure, outbox, webhooks
 from storage.db import db
 
 HANDLERS = {
@@ -13,6 +13,9 @@ def run_due(limit: int | None = None) -> dict[str, int]:
     """Send due messages, run due jobs, and sign an audit checkpoint when enough entries have
     been added (what ``flask worker`` does each round)."""
     counts = outbox.deliver_due(limit=limit, handlers=HANDLERS)
+    webhooks.fan_out()
+    for key, n in webhooks.deliver_due().items():
+        counts[f"webhooks_{key}"] = n
     if audit_checkpoints.maybe_write():
         db.session.commit()
     return counts

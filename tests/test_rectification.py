@@ -203,18 +203,21 @@ def test_refusing_brings_the_records_back_only_after_telling_the_subject(
     assert _events(app, "subject.restriction_lifted")
 
 
-def test_events_wait_for_their_recipients_and_do_not_block_the_worker(app):
+def test_events_go_to_no_one_when_nobody_subscribed_and_do_not_block_the_worker(app):
     _world(app)
     _file(app)
     counts = deliver(app)
     assert counts["dead"] == 0
     with app.app_context():
-        pending = (
+        from storage.models import Delivery
+
+        statuses = (
             db.session.execute(select(OutboxMessage.status).where(OutboxMessage.kind == "event"))
             .scalars()
             .all()
         )
-        assert pending and set(pending) == {"pending"}
+        assert statuses and set(statuses) == {"sent"}  # fanned out…
+        assert db.session.execute(select(Delivery)).first() is None  # …to no subscriber
         assert db.session.execute(
             select(RequestEvent).where(RequestEvent.kind == "records_held")
         ).first()

@@ -154,15 +154,48 @@ class DeliveryAttempt(db.Model):
 
 
 class Subscriber(db.Model):
+    """A downstream recipient (brand, ad system, list consumer) told of changes (Art. 19)."""
+
     __tablename__ = "subscribers"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     url: Mapped[str] = mapped_column(String(500))
     events: Mapped[list] = mapped_column(JSON, default=list)
+    # The whsec_ signing secret, sealed with the service key; after a rotation the previous
+    # one keeps signing alongside until previous_secret_until.
     secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The key it confirms deliveries with (scope deliveries:confirm).
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(db.Model):
+    """One event for one subscriber. Its id is the ``webhook-id``: the same on every retry."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        UniqueConstraint("outbox_id", "subscriber_id", name="uq_deliveries_event_subscriber"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    outbox_id: Mapped[str] = mapped_column(ForeignKey("outbox.id"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"), index=True)
+    # pending | delivered | confirmed | dead | disabled
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(db.Model):

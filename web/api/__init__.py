@@ -27,6 +27,7 @@ from rights import (
     records,
     requests,
     statements,
+    webhooks,
 )
 from rights.errors import Forbidden, NotFound, RightsError
 from storage.db import db
@@ -361,6 +362,20 @@ def disclosures_export():
         body = disclosure_list.stream_json(rows, brand=brand, campaign=campaign)
         mimetype = "application/json"
     return _no_store(Response(stream_with_context(body), mimetype=mimetype))
+
+
+@bp.post("/deliveries/<delivery_id>/confirm")
+@require("deliveries:confirm")
+@idempotent
+def delivery_confirm(delivery_id: str):
+    """A subscriber confirms it has acted on a delivery (Art. 19)."""
+    delivery = webhooks.confirm(delivery_id, g.api_key)
+    db.session.commit()
+    return {
+        "id": delivery.id,
+        "status": delivery.status,
+        "confirmed_at": delivery.confirmed_at.isoformat(),
+    }, 200
 
 
 @bp.post("/statements")

@@ -185,6 +185,42 @@ def openapi_document() -> dict:
         "schema": {"type": "string"},
     }
     spec.path(
+        path="/deliveries/{delivery_id}/confirm",
+        operations={
+            "post": {
+                "summary": "A subscriber confirms it has acted on a webhook delivery (scope "
+                "deliveries:confirm; only its own deliveries).",
+                "security": secured,
+                "parameters": [
+                    IDEMPOTENCY,
+                    {
+                        "name": "delivery_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Confirmed",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["id", "status", "confirmed_at"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "status": {"type": "string"},
+                                    "confirmed_at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(401, 403, 404, 422),
+                },
+            }
+        },
+    )
+    spec.path(
         path="/disclosures/export",
         operations={
             "get": {

@@ -1,0 +1,35 @@
+"""``flask subscribers add URL --events … --name …``: downstream recipients of signed webhooks."""
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from rights import webhooks
+from rights.errors import RightsError
+from storage.db import db
+
+group = AppGroup("subscribers", help="Webhook subscribers (Art. 19 recipients).")
+
+
+@group.command("add")
+@click.argument("url")
+@click.option("--events", required=True, help=f"Comma-separated: {', '.join(webhooks.EVENTS)}.")
+@click.option("--name", required=True, help="Who receives them (a brand, the ad system…).")
+def add(url: str, events: str, name: str) -> None:
+    """Register a subscriber; prints its whsec_ secret and its confirmation API key once."""
+    try:
+        sub, secret, key = webhooks.add(
+            name, url, [e.strip() for e in events.split(",") if e.strip()], actor="cli"
+        )
+    except RightsError as exc:
+        fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
+        raise click.UsageError(f"{exc.message} {fields}".strip()) from None
+    db.session.commit()
+    click.echo(f"Subscriber {sub.id} ({sub.name}) for {', '.join(sub.events)}.")
+    click.echo("Shown once; store both now:")
+    click.echo(f"signing secret: {secret}")
+    click.echo(f"confirmation API key: {key}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(group)

@@ -1,0 +1,299 @@
+"""Signed webhooks to downstream recipients (Art. 19), with guaranteed delivery.
+
+Events are written to the outbox with the change that causes them (:mod:`rights.downstream`).
+The worker fans each event out into one :class:`Delivery` per subscriber that wants it, then
+delivers due deliveries: Standard Webhooks 1.0 headers and signature (the ``standardwebhooks``
+library), the delivery's id as ``webhook-id`` on every retry, a timeout, no redirects followed.
+Failures back off exponentially with jitter over about three days, then go to the dead-letter
+list; a 410 disables the subscription. Targets that resolve to private, loopback or link-local
+addresses are refused unless ``WEBHOOK_ALLOW_PRIVATE_TARGETS`` (tests, local receivers).
+Deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and committed one by one,
+so any number of workers can run and a worker killed mid-delivery loses nothing.
+"""
+
+import base64
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from rights import apikeys, audit
+from rights.errors import Forbidden, Invalid, NotFound
+from storage import vault
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import ApiKey, Delivery, OutboxMessage, Subscriber
+
+log = logging.getLogger(__name__)
+EVENTS = (
+    "subject.erased",
+    "subject.rectified",
+    "subject.restricted",
+    "subject.restriction_lifted",
+    "subject.objected",
+    "consent.withdrawn",
+)
+FIRST_RETRY_SECONDS = 30
+MAX_BACKOFF_SECONDS = 12 * 3600
+MAX_ATTEMPTS = 15  # 30 s doubling, capped at 12 h: about three days in all
+BATCH = 50
+
+
+def _seal_label(subscriber_id: int) -> str:
+    return f"webhook-secret:{subscriber_id}"
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_target(url: str) -> None:
+    """Refuse URLs Lethe must not call: not http(s), or resolving to an internal address."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("The URL must be http(s)://host/…", {"url": ["an http or https URL"]})
+    if current_app.config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]:
+        return
+    if current_app.config["ENV_NAME"] == "production" and parts.scheme != "https":
+        raise Invalid("Webhook URLs must use https.", {"url": ["https only"]})
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise Invalid("The host does not resolve.", {"url": ["unknown host"]}) from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise Invalid(
+                "The URL points inside the network.", {"url": ["private address refused"]}
+            )
+
+
+def add(name: str, url: str, events: list[str], *, actor: str) -> tuple[Subscriber, str, str]:
+    """Register a subscriber (flushes): returns it, its whsec_ secret and its API key (for
+    confirmations), both shown once."""
+    errors = {}
+    if not (name or "").strip():
+        errors["name"] = ["required"]
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown or not events:
+        errors["events"] = [f"known events: {', '.join(EVENTS)}"]
+    if errors:
+        raise Invalid("The subscriber cannot be added.", errors)
+    check_target(url)
+    key_row, key = apikeys.create(f"subscriber {name.strip()}", ["deliveries:confirm"], actor=actor)
+    subscriber = Subscriber(
+        name=name.strip(), url=url, events=sorted(set(events)), api_key_id=key_row.id
+    )
+    db.session.add(subscriber)
+    db.session.flush()
+    secret = new_secret()
+    subscriber.secret_enc = vault.seal(_seal_label(subscriber.id), secret.encode())
+    audit.record(
+        actor,
+        "subscriber.added",
+        target=f"subscriber:{subscriber.id}",
+        details={"events": subscriber.events},
+    )
+    return subscriber, secret, key
+
+
+def rotate_secret(subscriber: Subscriber, *, actor: str, overlap_hours: int = 24) -> str:
+    """A new secret; the old one keeps signing alongside for ``overlap_hours``."""
+    subscriber.previous_secret_enc = subscriber.secret_enc
+    subscriber.previous_secret_until = utcnow() + timedelta(hours=overlap_hours)
+    secret = new_secret()
+    subscriber.secret_enc = vault.seal(_seal_label(subscriber.id), secret.encode())
+    audit.record(actor, "subscriber.secret_rotated", target=f"subscriber:{subscriber.id}")
+    return secret
+
+
+def _secrets(subscriber: Subscriber) -> list[str]:
+    out = [vault.unseal(_seal_label(subscriber.id), subscriber.secret_enc).decode()]
+    if (
+        subscriber.previous_secret_enc
+        and subscriber.previous_secret_until
+        and (utcnow() < subscriber.previous_secret_until)
+    ):
+        out.append(
+            vault.unseal(_seal_label(subscriber.id), subscriber.previous_secret_enc).decode()
+        )
+    return out
+
+
+def fan_out(limit: int = 500) -> int:
+    """Turn pending events into one delivery per interested, active subscriber (commits)."""
+    events = (
+        db.session.execute(
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == "event", OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not events:
+        return 0
+    subscribers = (
+        db.session.execute(select(Subscriber).where(Subscriber.active.is_(True))).scalars().all()
+    )
+    made = 0
+    for event in events:
+        for sub in subscribers:
+            if event.topic in (sub.events or []):
+                db.session.add(
+                    Delivery(
+                        id="msg_" + secrets.token_hex(12),
+                        outbox_id=event.id,
+                        subscriber_id=sub.id,
+                        request_id=event.request_id,
+                        next_attempt_at=utcnow(),
+                    )
+                )
+                made += 1
+        event.status, event.sent_at = "sent", utcnow()
+    db.session.commit()
+    return made
+
+
+def _claim() -> Delivery | None:
+    query = (
+        select(Delivery)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow())
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(1)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return db.session.execute(query).scalar_one_or_none()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is an answer (a failure), never followed
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _post(url: str, body: str, headers: dict, timeout: float) -> int:
+    # Only http(s) URLs that check_target passed reach here.
+    req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")  # noqa: S310
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:  # noqa: S310 - checked by check_target
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def signed(delivery: Delivery, subscriber: Subscriber, body: str) -> dict:
+    """Standard Webhooks headers for this attempt (one signature per live secret)."""
+    now = utcnow()
+    signatures = [Webhook(s).sign(delivery.id, now, body) for s in _secrets(subscriber)]
+    return {
+        "webhook-id": delivery.id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": " ".join(signatures),
+        "content-type": "application/json",
+        "user-agent": "Lethe-Webhooks/1.0",
+    }
+
+
+def body_of(delivery: Delivery) -> str:
+    event = db.session.get(OutboxMessage, delivery.outbox_id)
+    payload = json.loads(event.payload_enc)
+    return json.dumps({**payload, "delivery": delivery.id}, sort_keys=True)
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = min(FIRST_RETRY_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def deliver_due(limit: int = BATCH) -> dict[str, int]:
+    """Deliver due deliveries, one commit each (commits). Returns counts."""
+    counts = {"delivered": 0, "retry": 0, "dead": 0, "disabled": 0}
+    timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
+    for _ in range(limit):
+        delivery = _claim()
+        if delivery is None:
+            break
+        subscriber = db.session.get(Subscriber, delivery.subscriber_id)
+        delivery.attempts += 1
+        if not subscriber.active:
+            delivery.status, delivery.last_error = "disabled", "subscription disabled"
+            db.session.commit()
+            counts["disabled"] += 1
+            continue
+        try:
+            check_target(subscriber.url)
+            body = body_of(delivery)
+            code = _post(subscriber.url, body, signed(delivery, subscriber, body), timeout)
+            error = None
+        except Invalid as exc:
+            code, error = None, exc.message[:200]
+        except (OSError, ValueError) as exc:  # refused, reset, timed out, bad URL
+            code, error = None, type(exc).__name__
+        delivery.last_status_code, delivery.last_error = code, error
+        if code is not None and 200 <= code < 300:
+            delivery.status, delivery.delivered_at = "delivered", utcnow()
+            counts["delivered"] += 1
+        elif code == 410:
+            delivery.status = "disabled"
+            subscriber.active = False
+            subscriber.disabled_reason = "the receiver answered 410 Gone"
+            audit.record(
+                "lethe",
+                "subscriber.disabled",
+                target=f"subscriber:{subscriber.id}",
+                details={"reason": "410"},
+            )
+            counts["disabled"] += 1
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = "dead"
+            counts["dead"] += 1
+        else:
+            delivery.next_attempt_at = utcnow() + _backoff(delivery.attempts)
+            counts["retry"] += 1
+        db.session.commit()
+    return counts
+
+
+def redeliver(delivery_id: str, *, actor: str) -> Delivery:
+    """Put a dead delivery back in line (same id) (flushes)."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.")
+    if delivery.status != "dead":
+        raise Invalid("Only dead deliveries are redelivered.", {"status": [delivery.status]})
+    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+    audit.record(actor, "delivery.redelivered", target=f"delivery:{delivery.id}")
+    return delivery
+
+
+def confirm(delivery_id: str, key: ApiKey) -> Delivery:
+    """The subscriber says it has acted (flushes). Only its own deliveries."""
+    delivery = db.session.get(Delivery, str(delivery_id)[:40])
+    subscriber = db.session.get(Subscriber, delivery.subscriber_id) if delivery else None
+    if delivery is None or subscriber is None:
+        raise NotFound("No such delivery.")
+    if subscriber.api_key_id != key.id:
+        raise Forbidden("This delivery went to another subscriber.")
+    if delivery.status not in ("delivered", "confirmed"):
+        raise Invalid("Not delivered yet.", {"status": [delivery.status]})
+    if delivery.confirmed_at is None:
+        delivery.status, delivery.confirmed_at = "confirmed", utcnow()
+        audit.record(
+            f"subscriber:{subscriber.id}", "delivery.confirmed", target=f"delivery:{delivery.id}"
+        )
+    return delivery

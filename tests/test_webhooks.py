@@ -1,0 +1,220 @@
+"""Signed webhooks (Standard Webhooks 1.0) with guaranteed delivery: a receiver verifying with
+the standardwebhooks library accepts every delivery; retries keep the webhook-id and back off
+(time moved with a frozen clock); 410 disables; exhausted deliveries are dead-lettered;
+subscribers confirm through the API; internal targets are refused."""
+
+import socket
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from rights import requests, webhooks
+from rights.errors import Invalid
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import Delivery, Subscriber
+from tests import factories
+from tests.helpers import API, deliver
+
+
+class Receiver:
+    """A local HTTP receiver answering with the codes it is given, recording what came."""
+
+    def __init__(self):
+        self.received = []
+        self.codes = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                receiver.received.append((dict(self.headers.items()), body))
+                code = receiver.codes.pop(0) if receiver.codes else 200
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def hooks_app(app_factory):
+    return app_factory(WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+
+
+def _subscribe(app, url, events=("subject.restricted", "subject.rectified")):
+    with app.app_context():
+        sub, secret, key = webhooks.add("Nova brand", url, list(events), actor="t")
+        db.session.commit()
+        return sub.id, secret, {"Authorization": f"Bearer {key}"}
+
+
+def _event(app, n=1):
+    """A rectification that holds an award back: one subject.restricted event."""
+    with app.app_context():
+        factories.member(n)
+        factories.award(n, n, status="received")
+        requests.file(
+            type="rectification",
+            member_id=f"m-{n}",
+            channel="api",
+            verified=True,
+            actor="t",
+            details={"records": [f"aw-{n}"], "correction": "never came"},
+        )
+        db.session.commit()
+
+
+def _headers(raw: dict) -> dict:
+    return {k.lower(): v for k, v in raw.items()}
+
+
+def test_a_standard_webhooks_receiver_accepts_every_delivery(hooks_app, receiver):
+    _, secret, _ = _subscribe(hooks_app, receiver.url)
+    _event(hooks_app, 1)
+    _event(hooks_app, 2)
+    deliver(hooks_app)
+    assert len(receiver.received) == 2
+    for raw, body in receiver.received:
+        headers = _headers(raw)
+        payload = Webhook(secret).verify(body, headers)
+        assert payload["type"] == "subject.restricted"
+        assert payload["subject"].startswith("sub_") and "@" not in body
+        assert headers["webhook-id"] == payload["delivery"]
+        # A tampered body, or an old timestamp, is refused by the same library.
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(body.replace("restricted", "rectified"), headers)
+        stale = {**headers, "webhook-timestamp": str(int(utcnow().timestamp()) - 3600)}
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(body, stale)
+
+
+def test_only_subscribed_events_are_sent(hooks_app, receiver):
+    _subscribe(hooks_app, receiver.url, events=("consent.withdrawn",))
+    _event(hooks_app)
+    deliver(hooks_app)
+    assert receiver.received == []
+
+
+def test_retries_keep_the_id_and_back_off(hooks_app, receiver):
+    _subscribe(hooks_app, receiver.url)
+    receiver.codes = [500, 503]
+    _event(hooks_app)
+    with freeze_time(utcnow()) as frozen:
+        deliver(hooks_app)
+        assert len(receiver.received) == 1
+        deliver(hooks_app)  # not due yet: nothing sent
+        assert len(receiver.received) == 1
+        frozen.tick(timedelta(seconds=40))
+        deliver(hooks_app)
+        frozen.tick(timedelta(seconds=80))
+        deliver(hooks_app)
+    ids = {_headers(h)["webhook-id"] for h, _ in receiver.received}
+    assert len(receiver.received) == 3 and len(ids) == 1
+    with hooks_app.app_context():
+        delivery = db.session.execute(select(Delivery)).scalar_one()
+        assert delivery.status == "delivered" and delivery.attempts == 3
+
+
+def test_a_receiver_that_is_down_ends_in_the_dead_letter_list(hooks_app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    _subscribe(hooks_app, f"http://127.0.0.1:{port}/hooks")
+    _event(hooks_app)
+    start = utcnow()
+    with freeze_time(start) as frozen:
+        for _ in range(webhooks.MAX_ATTEMPTS + 2):
+            deliver(hooks_app)
+            frozen.tick(timedelta(hours=13))
+    with hooks_app.app_context():
+        delivery = db.session.execute(select(Delivery)).scalar_one()
+        assert delivery.status == "dead" and delivery.attempts == webhooks.MAX_ATTEMPTS
+        assert delivery.last_error
+        # An admin puts it back in line, with the same id.
+        again = webhooks.redeliver(delivery.id, actor="officer:1")
+        db.session.commit()
+        assert again.status == "pending" and again.id == delivery.id
+
+
+def test_410_disables_the_subscription(hooks_app, receiver):
+    sub_id, _, _ = _subscribe(hooks_app, receiver.url)
+    receiver.codes = [410]
+    _event(hooks_app, 1)
+    deliver(hooks_app)
+    _event(hooks_app, 2)
+    deliver(hooks_app)
+    assert len(receiver.received) == 1
+    with hooks_app.app_context():
+        sub = db.session.get(Subscriber, sub_id)
+        assert sub.active is False and "410" in sub.disabled_reason
+
+
+def test_subscribers_confirm_their_own_deliveries(hooks_app, receiver):
+    _, _, key = _subscribe(hooks_app, receiver.url)
+    _, _, other_key = _subscribe(hooks_app, receiver.url)
+    _event(hooks_app)
+    client = hooks_app.test_client()
+    with hooks_app.app_context():
+        webhooks.fan_out()  # the deliveries exist, none is sent yet
+        first = (
+            db.session.execute(select(Delivery).order_by(Delivery.subscriber_id)).scalars().first()
+        )
+        delivery_id = first.id
+    early = client.post(f"{API}/deliveries/{delivery_id}/confirm", headers=key)
+    assert early.status_code == 422  # not delivered yet
+    deliver(hooks_app)
+    assert (
+        client.post(f"{API}/deliveries/{delivery_id}/confirm", headers=other_key).status_code == 403
+    )
+    assert client.post(f"{API}/deliveries/msg_nope/confirm", headers=key).status_code == 404
+    resp = client.post(f"{API}/deliveries/{delivery_id}/confirm", headers=key)
+    assert resp.status_code == 200 and resp.get_json()["status"] == "confirmed"
+
+
+def test_internal_targets_are_refused(app):
+    with app.app_context():
+        for url in (
+            "http://127.0.0.1:8080/hooks",
+            "http://10.0.0.5/hooks",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/x",
+            "ftp://example.com/x",
+        ):
+            with pytest.raises(Invalid):
+                webhooks.add("x", url, ["subject.erased"], actor="t")
+
+
+def test_the_cli_adds_a_subscriber_and_shows_the_secret_once(hooks_app, receiver):
+    result = hooks_app.test_cli_runner().invoke(
+        args=["subscribers", "add", receiver.url, "--events", "subject.erased", "--name", "Ads"]
+    )
+    assert result.exit_code == 0, result.output
+    secret = next(line for line in result.output.splitlines() if "whsec_" in line).split()[-1]
+    with hooks_app.app_context():
+        sub = db.session.execute(select(Subscriber)).scalar_one()
+        assert secret.encode() not in sub.secret_enc
+    bad = hooks_app.test_cli_runner().invoke(
+        args=["subscribers", "add", receiver.url, "--events", "nope", "--name", "Ads"]
+    )
+    assert bad.exit_code != 0 and "known events" in bad.output
