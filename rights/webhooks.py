@@ -132,16 +132,16 @@ def _secrets(subscriber: Subscriber) -> list[str]:
 
 def fan_out(limit: int = 500) -> int:
     """Turn pending events into one delivery per interested, active subscriber (commits)."""
-    events = (
-        db.session.execute(
-            select(OutboxMessage)
-            .where(OutboxMessage.kind == "event", OutboxMessage.status == "pending")
-            .order_by(OutboxMessage.created_at, OutboxMessage.id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.kind == "event", OutboxMessage.status == "pending")
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(limit)
     )
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Two workers never fan out the same event: each takes rows the other has not locked.
+        query = query.with_for_update(skip_locked=True)
+    events = db.session.execute(query).scalars().all()
     if not events:
         return 0
     subscribers = (
