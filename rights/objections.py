@@ -45,14 +45,12 @@ def withdraw_consent(request: RightsRequest, purpose: str, *, actor: str) -> lis
         )
     ).scalars()
     for consent in consents:
-        records.apply_changes(
+        records.correct(
             consent,
             {"status": "withdrawn", "withdrawn_at": now},
-            subject_id=consent.subject_id,
-            source="lethe",
+            request=request,
             actor=actor,
             reason=why,
-            request_id=request.id,
         )
         changed.append(consent)
     if purpose == LIKENESS:
@@ -72,14 +70,8 @@ def _withdraw_promotions(request: RightsRequest, *, actor: str, reason: str) -> 
     ).scalars()
     out = []
     for promo in live:
-        records.apply_changes(
-            promo,
-            {"withdrawn_at": utcnow()},
-            subject_id=promo.subject_id,
-            source="lethe",
-            actor=actor,
-            reason=reason,
-            request_id=request.id,
+        records.correct(
+            promo, {"withdrawn_at": utcnow()}, request=request, actor=actor, reason=reason
         )
         out.append(promo)
     return out

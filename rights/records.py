@@ -99,6 +99,20 @@ def apply_changes(
     return changes
 
 
+def correct(record, values: dict, *, request, actor: str, reason: str) -> dict:
+    """A change Lethe makes to a platform record on a request's behalf (a rectification
+    accepted, a consent withdrawn): one history row naming the request and who decided."""
+    return apply_changes(
+        record,
+        values,
+        subject_id=record.subject_id,
+        source="lethe",
+        actor=actor,
+        reason=reason,
+        request_id=request.id,
+    )
+
+
 def by_external(model, external_id: str):
     return db.session.execute(
         select(model).where(model.external_id == external_id)

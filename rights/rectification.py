@@ -136,38 +136,22 @@ def accept(request: RightsRequest, *, actor: str, profile: dict | None = None) -
     now = utcnow()
     for record in [r for r in contested(request) if isinstance(r, (PerkAward,))]:
         if record.status != "not_received":
-            records.apply_changes(
+            records.correct(
                 record,
                 {"status": "not_received", "status_at": now, "received_at": None},
-                subject_id=record.subject_id,
-                source="lethe",
+                request=request,
                 actor=actor,
                 reason=why,
-                request_id=request.id,
             )
             changed.append(record)
     for record in contested(request):
         if isinstance(record, Disclosure) and record.status != "withdrawn":
-            records.apply_changes(
-                record,
-                {"status": "withdrawn"},
-                subject_id=record.subject_id,
-                source="lethe",
-                actor=actor,
-                reason=why,
-                request_id=request.id,
+            records.correct(
+                record, {"status": "withdrawn"}, request=request, actor=actor, reason=why
             )
             changed.append(record)
         elif isinstance(record, Promotion) and record.withdrawn_at is None:
-            records.apply_changes(
-                record,
-                {"withdrawn_at": now},
-                subject_id=record.subject_id,
-                source="lethe",
-                actor=actor,
-                reason=why,
-                request_id=request.id,
-            )
+            records.correct(record, {"withdrawn_at": now}, request=request, actor=actor, reason=why)
             changed.append(record)
     values = {
         PROFILE_FIELDS[k]: v.strip()
@@ -176,14 +160,8 @@ def accept(request: RightsRequest, *, actor: str, profile: dict | None = None) -
     }
     if values:
         member = _member(request.subject_id)
-        if member is not None and records.apply_changes(
-            member,
-            values,
-            subject_id=member.subject_id,
-            source="lethe",
-            actor=actor,
-            reason=why,
-            request_id=request.id,
+        if member is not None and records.correct(
+            member, values, request=request, actor=actor, reason=why
         ):
             changed.append(member)
     # Corrected records are used again as they now stand: the hold has done its work.

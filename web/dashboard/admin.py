@@ -10,14 +10,7 @@ from rights import apikeys, officers, signing
 from rights.errors import RightsError
 from storage.db import db
 from web.dashboard import actor, bp, me, requires
-from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm
-
-
-def _field_errors(form, exc: RightsError) -> None:
-    for name, messages in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = list(field.errors) + list(messages)
+from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm, field_errors
 
 
 def _qr_svg(uri: str) -> str:
@@ -66,7 +59,7 @@ def officer_create():
             )
         except RightsError as exc:
             db.session.rollback()
-            _field_errors(form, exc)
+            field_errors(form, exc)
         else:
             db.session.commit()
             return render_template(
@@ -115,7 +108,7 @@ def apikey_create():
             row, key = apikeys.create(form.name.data, sorted(form.scopes.data), actor=actor())
         except RightsError as exc:
             db.session.rollback()
-            _field_errors(form, exc)
+            field_errors(form, exc)
         else:
             db.session.commit()
             return render_template("dashboard/apikey_created.html", row=row, key=key)

@@ -22,13 +22,6 @@ def _load(incident_id: int):
         abort(404)
 
 
-def _errors(form, exc: RightsError) -> None:
-    for name, messages in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = [*field.errors, *messages]
-
-
 @bp.get("/incidents")
 @requires("requests.read")
 def incidents_page():
@@ -60,7 +53,7 @@ def incident_new():
             )
         except RightsError as exc:
             db.session.rollback()
-            _errors(form, exc)
+            f.field_errors(form, exc)
         else:
             db.session.commit()
             return redirect(url_for("dashboard.incident_page", incident_id=incident.id), code=303)
@@ -140,7 +133,7 @@ def incident_apology(incident_id: int):
             )
         except RightsError as exc:
             db.session.rollback()
-            _errors(form, exc)
+            f.field_errors(form, exc)
         else:
             db.session.commit()
             flash("Apology saved.")

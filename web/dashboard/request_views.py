@@ -243,10 +243,7 @@ def request_action(request_id: str, action: str):
         except RightsError as exc:
             db.session.rollback()
             req = _load(request_id)
-            for name, messages in exc.fields.items():
-                field = getattr(form, name, None)
-                if field is not None:
-                    field.errors = list(field.errors) + list(messages)
+            f.field_errors(form, exc)
             return _action_page(req, action, spec, form, error=exc.message), 422
         db.session.commit()
         flash(spec.done)
