@@ -31,7 +31,16 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from retention_policies import policies
-from rights import audit, notices, requests, signing, subjects, suppression
+from rights import (
+    audit,
+    downstream,
+    notices,
+    requests,
+    signing,
+    subjects,
+    suppression,
+    webhooks,
+)
 from storage import vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category
@@ -148,6 +157,8 @@ def _plan(request: RightsRequest) -> ErasureRun:
     # From now on ingestion refuses this subject (records.py checks erased_at).
     subject.erased_at = now
     requests.close_superseded(subject.id, request.id, actor="lethe")
+    # Recipients are told with the plan, while the records they hold can still be named.
+    downstream.erased(request)
     audit.record(
         "lethe", "erasure.planned", subject_ref=subject.ref, target=f"request:{request.id}"
     )
@@ -314,8 +325,9 @@ def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str)
         "erased_at": erasure.erased_at.isoformat(),
         "subject_key_destroyed": True,
         "categories": categories,
-        # Who received the data and must be told (Art. 19): filled by the webhooks issue.
-        "recipients": [],
+        # Who received the data and is told (Art. 19), as things stood when this was signed;
+        # holdings statements show each one's state now.
+        "recipients": webhooks.recipients_of(request.id),
         "statement_url": f"{base}/records",
         "jwks_url": f"{base}/.well-known/jwks.json",
     }

@@ -13,7 +13,6 @@ def run_due(limit: int | None = None) -> dict[str, int]:
     """Send due messages, run due jobs, and sign an audit checkpoint when enough entries have
     been added (what ``flask worker`` does each round)."""
     counts = outbox.deliver_due(limit=limit, handlers=HANDLERS)
-    webhooks.fan_out()
     for key, n in webhooks.deliver_due().items():
         counts[f"webhooks_{key}"] = n
     if audit_checkpoints.maybe_write():

@@ -130,7 +130,8 @@ def _same_owner(record, subject_id: str, field: str) -> None:
     _not_retained(record, field)
 
 
-def _member(member_id: str) -> Member:
+def member_for(member_id: str) -> Member:
+    """The member with this platform id, or the API's 422 (unknown) or 409 (erased)."""
     member = subjects.member_by_external_id(member_id)
     if member is None:
         if suppression.is_suppressed("member_id", member_id):
@@ -244,7 +245,7 @@ def upsert_award(
     data: dict, *, source: str, actor: str, at: datetime | None = None
 ) -> tuple[PerkAward, bool]:
     award = by_external(PerkAward, data["award_id"])
-    member = _member(data["member_id"])
+    member = member_for(data["member_id"])
     created = award is None
     if created:
         award = PerkAward(external_id=data["award_id"], subject_id=member.subject_id)
@@ -290,7 +291,7 @@ def upsert_disclosure(
 def upsert_consent(
     data: dict, *, source: str, actor: str, at: datetime | None = None
 ) -> tuple[Consent, bool]:
-    member = _member(data["member_id"])
+    member = member_for(data["member_id"])
     consent = by_external(Consent, data["consent_id"])
     created = consent is None
     if created:
@@ -328,7 +329,7 @@ def _consent_in_force(subject_id: str, purpose: str) -> bool:
 def upsert_promotion(
     data: dict, *, source: str, actor: str, at: datetime | None = None
 ) -> tuple[Promotion, bool]:
-    member = _member(data["member_id"])
+    member = member_for(data["member_id"])
     award_id = consent_id = None
     if data.get("award_id"):
         award = by_external(PerkAward, data["award_id"])

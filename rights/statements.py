@@ -10,7 +10,7 @@ import uuid
 
 from flask import current_app
 
-from rights import access, audit, erasure, signing
+from rights import access, audit, erasure, signing, webhooks
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES
 from storage.db import db
@@ -67,9 +67,8 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
         "as_of": now.isoformat(),
         "holds_nothing": not held,
         "held": held,
-        # Who received the data and whether each confirmed acting (Art. 19): filled by the
-        # webhooks issue, from delivery confirmations.
-        "recipients": [],
+        # Who received the data, and whether each has confirmed acting on the erasure (Art. 19).
+        "recipients": webhooks.recipients_of(receipt.request_id),
         "jwks_url": f"{base}/.well-known/jwks.json",
     }
     token = signing.sign(claims, signing.STATEMENT_TYP)

@@ -1,7 +1,7 @@
 """Signed webhooks to downstream recipients (Art. 19), with guaranteed delivery.
 
-Events are written to the outbox with the change that causes them (:mod:`rights.downstream`).
-The worker fans each event out into one :class:`Delivery` per subscriber that wants it, then
+Events are written to the outbox with the change that causes them (:mod:`rights.downstream`),
+with one :class:`Delivery` per subscriber that wants it, in the same transaction. The worker
 delivers due deliveries: Standard Webhooks 1.0 headers and signature (the ``standardwebhooks``
 library), the delivery's id as ``webhook-id`` on every retry, a timeout, no redirects followed.
 Failures back off exponentially with jitter over about three days, then go to the dead-letter
@@ -32,7 +32,7 @@ from rights.errors import Forbidden, Invalid, NotFound
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import ApiKey, Delivery, OutboxMessage, Subscriber
+from storage.models import ApiKey, Delivery, OutboxMessage, RecipientIdentifier, Subscriber
 
 log = logging.getLogger(__name__)
 EVENTS = (
@@ -130,40 +130,80 @@ def _secrets(subscriber: Subscriber) -> list[str]:
     return out
 
 
-def fan_out(limit: int = 500) -> int:
-    """Turn pending events into one delivery per interested, active subscriber (commits)."""
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.kind == "event", OutboxMessage.status == "pending")
-        .order_by(OutboxMessage.created_at, OutboxMessage.id)
-        .limit(limit)
-    )
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Two workers never fan out the same event: each takes rows the other has not locked.
-        query = query.with_for_update(skip_locked=True)
-    events = db.session.execute(query).scalars().all()
-    if not events:
-        return 0
-    subscribers = (
-        db.session.execute(select(Subscriber).where(Subscriber.active.is_(True))).scalars().all()
-    )
-    made = 0
-    for event in events:
-        for sub in subscribers:
-            if event.topic in (sub.events or []):
-                db.session.add(
-                    Delivery(
-                        id="msg_" + secrets.token_hex(12),
-                        outbox_id=event.id,
-                        subscriber_id=sub.id,
-                        request_id=event.request_id,
-                        next_attempt_at=utcnow(),
-                    )
-                )
-                made += 1
-        event.status, event.sent_at = "sent", utcnow()
-    db.session.commit()
+def fan_out(event: OutboxMessage, subject_id: str | None) -> list[Delivery]:
+    """One delivery per active subscriber that wants ``event``, written in the transaction of
+    the change (flushes), each carrying the subscriber's own identifier for the subject when it
+    gave one. Subscribers added later are not told: they never received the data."""
+    subscribers = [
+        s
+        for s in db.session.execute(select(Subscriber).where(Subscriber.active.is_(True)))
+        .scalars()
+        .all()
+        if event.topic in (s.events or [])
+    ]
+    refs = _identifiers(subject_id, [s.id for s in subscribers]) if subject_id else {}
+    made = []
+    for sub in subscribers:
+        delivery = Delivery(
+            id="msg_" + secrets.token_hex(12),
+            outbox_id=event.id,
+            subscriber_id=sub.id,
+            request_id=event.request_id,
+            next_attempt_at=utcnow(),
+        )
+        if sub.id in refs:
+            delivery.recipient_ref_enc = vault.seal(_ref_label(delivery.id), refs[sub.id].encode())
+        db.session.add(delivery)
+        made.append(delivery)
+    event.status, event.sent_at = "sent", utcnow()
+    db.session.flush()
     return made
+
+
+def _ref_label(delivery_id: str) -> str:
+    return f"recipient-ref:{delivery_id}"
+
+
+def _identifiers(subject_id: str, subscriber_ids: list[int]) -> dict[int, str]:
+    if not subscriber_ids:
+        return {}
+    rows = db.session.execute(
+        select(RecipientIdentifier).where(
+            RecipientIdentifier.subject_id == subject_id,
+            RecipientIdentifier.subscriber_id.in_(subscriber_ids),
+        )
+    ).scalars()
+    return {
+        r.subscriber_id: vault.decrypt(
+            subject_id, "recipient_identifiers.identifier_enc", r.identifier_enc
+        )
+        for r in rows
+    }
+
+
+def set_identifier(subscriber_id: int, subject_id: str, identifier: str | None) -> bool:
+    """Record (or, with None, forget) what a subscriber calls the subject (flushes). Returns
+    whether one is recorded now."""
+    if db.session.get(Subscriber, subscriber_id) is None:
+        raise Invalid("Unknown subscriber.", {"subscriber_id": ["no such subscriber"]})
+    row = db.session.execute(
+        select(RecipientIdentifier).where(
+            RecipientIdentifier.subject_id == subject_id,
+            RecipientIdentifier.subscriber_id == subscriber_id,
+        )
+    ).scalar_one_or_none()
+    if identifier is None:
+        if row is not None:
+            db.session.delete(row)
+            db.session.flush()
+        return False
+    sealed = vault.encrypt(subject_id, "recipient_identifiers.identifier_enc", identifier)
+    if row is None:
+        row = RecipientIdentifier(subscriber_id=subscriber_id, subject_id=subject_id)
+        db.session.add(row)
+    row.identifier_enc, row.created_at = sealed, utcnow()
+    db.session.flush()
+    return True
 
 
 def _claim() -> Delivery | None:
@@ -210,9 +250,15 @@ def signed(delivery: Delivery, subscriber: Subscriber, body: str) -> dict:
 
 
 def body_of(delivery: Delivery) -> str:
+    """The event as this subscriber gets it: with the delivery's id and, when the subscriber
+    gave one, its own identifier for the subject — nothing it does not already hold."""
     event = db.session.get(OutboxMessage, delivery.outbox_id)
-    payload = json.loads(event.payload_enc)
-    return json.dumps({**payload, "delivery": delivery.id}, sort_keys=True)
+    payload = {**json.loads(event.payload_enc), "delivery": delivery.id}
+    if delivery.recipient_ref_enc is not None:
+        payload["recipient_subject_id"] = vault.unseal(
+            _ref_label(delivery.id), delivery.recipient_ref_enc
+        ).decode()
+    return json.dumps(payload, sort_keys=True)
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -267,6 +313,38 @@ def deliver_due(limit: int = BATCH) -> dict[str, int]:
             counts["retry"] += 1
         db.session.commit()
     return counts
+
+
+# What a delivery's status means to a person reading it.
+STATES = {
+    "pending": "pending",
+    "delivered": "delivered",
+    "confirmed": "confirmed",
+    "dead": "failed",
+    "disabled": "failed",
+}
+
+
+def recipients_of(request_id: str) -> list[dict]:
+    """Who was told about a request's changes (Art. 19), with each delivery's state, in one
+    query: the recipient's name, the event, the delivery id and when it was confirmed."""
+    rows = db.session.execute(
+        select(Delivery, Subscriber.name, OutboxMessage.topic)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+        .where(Delivery.request_id == request_id)
+        .order_by(Delivery.created_at, Subscriber.name, Delivery.id)
+    ).all()
+    return [
+        {
+            "recipient": name,
+            "event": topic,
+            "delivery": d.id,
+            "state": STATES[d.status],
+            "confirmed_at": d.confirmed_at.isoformat() if d.confirmed_at else None,
+        }
+        for d, name, topic in rows
+    ]
 
 
 def redeliver(delivery_id: str, *, actor: str) -> Delivery:

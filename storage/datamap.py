@@ -21,6 +21,7 @@ from storage.models import (
     OutboxMessage,
     PerkAward,
     Promotion,
+    RecipientIdentifier,
     RequestEvent,
     RightsRequest,
 )
@@ -372,6 +373,26 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("Email delivery provider (processor)",),
         source="Lethe",
         retention_policy="notices",
+        erasure=Erasure("delete"),
+        has_provenance=False,
+    ),
+    Category(
+        key="recipient_ids",
+        title="What our recipients call you",
+        description="The identifier a recipient of your data (a brand, the ad system) uses for "
+        "you, so that when you correct, restrict or erase data we can tell them which person "
+        "it is about.",
+        model=RecipientIdentifier,
+        fields=(
+            Field("recipient", "subscriber_id", "Recipient (number)"),
+            Field("identifier", "identifier_enc", "Their identifier for you", "encrypted"),
+            Field("recorded_at", "created_at", "Recorded", "datetime"),
+        ),
+        purposes=("Telling recipients of your data about your corrections and erasure (Art. 19)",),
+        legal_basis="Art. 6(1)(c) GDPR: legal obligation (Art. 19)",
+        recipients=("None: each recipient gave us its own identifier",),
+        source="The platform, from what each recipient uses",
+        retention_policy="recipient_ids",
         erasure=Erasure("delete"),
         has_provenance=False,
     ),

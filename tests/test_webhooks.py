@@ -13,11 +13,11 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rights import requests, webhooks
+from rights import apikeys, erasure, requests, signing, statements, webhooks
 from rights.errors import Invalid
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import Delivery, Subscriber
+from storage.models import Delivery, RecipientIdentifier, Subscriber
 from tests import factories
 from tests.helpers import API, deliver
 
@@ -175,8 +175,7 @@ def test_subscribers_confirm_their_own_deliveries(hooks_app, receiver):
     _, _, other_key = _subscribe(hooks_app, receiver.url)
     _event(hooks_app)
     client = hooks_app.test_client()
-    with hooks_app.app_context():
-        webhooks.fan_out()  # the deliveries exist, none is sent yet
+    with hooks_app.app_context():  # the deliveries exist with the event, none is sent yet
         first = (
             db.session.execute(select(Delivery).order_by(Delivery.subscriber_id)).scalars().first()
         )
@@ -218,3 +217,85 @@ def test_the_cli_adds_a_subscriber_and_shows_the_secret_once(hooks_app, receiver
         args=["subscribers", "add", receiver.url, "--events", "nope", "--name", "Ads"]
     )
     assert bad.exit_code != 0 and "known events" in bad.output
+
+
+def _platform_key(app) -> dict:
+    with app.app_context():
+        _, key = apikeys.create("platform", ["records:write"], actor="t")
+        db.session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_subscribers_identifiers_are_recorded_forgotten_and_checked(hooks_app, receiver):
+    sub_id, _, _ = _subscribe(hooks_app, receiver.url)
+    with hooks_app.app_context():
+        factories.member(1)
+        db.session.commit()
+    client, key = hooks_app.test_client(), _platform_key(hooks_app)
+    body = {"member_id": "m-1", "subscriber_id": sub_id, "identifier": "NOVA-77"}
+    resp = client.post(f"{API}/recipient-identifiers", json=body, headers=key)
+    assert resp.status_code == 200 and resp.get_json()["recorded"] is True
+    with hooks_app.app_context():
+        row = db.session.execute(select(RecipientIdentifier)).scalar_one()
+        assert b"NOVA-77" not in row.identifier_enc  # under the subject's key
+    for bad, field in (
+        ({**body, "subscriber_id": 999}, "subscriber_id"),
+        ({**body, "member_id": "m-404"}, "member_id"),
+        ({**body, "subscriber_id": "1"}, "subscriber_id"),
+        ({**body, "identifier": ""}, "identifier"),
+    ):
+        resp = client.post(f"{API}/recipient-identifiers", json=bad, headers=key)
+        assert resp.status_code == 422 and field in resp.get_json()["error"]["fields"]
+    forget = client.post(
+        f"{API}/recipient-identifiers", json={**body, "identifier": None}, headers=key
+    )
+    assert forget.status_code == 200 and forget.get_json()["recorded"] is False
+    with hooks_app.app_context():
+        assert db.session.execute(select(RecipientIdentifier)).first() is None
+
+
+def test_an_erasure_tells_each_recipient_in_its_own_terms_and_statements_follow_it(
+    hooks_app, receiver
+):
+    """subject.erased carries the subscriber's own identifier and the records it may hold; the
+    receipt names the recipients, the former member's statement shows each one's state."""
+    sub_id, secret, confirm_key = _subscribe(hooks_app, receiver.url, events=("subject.erased",))
+    other_id, _, _ = _subscribe(hooks_app, receiver.url, events=("subject.rectified",))
+    with hooks_app.app_context():
+        member = factories.member(1)
+        factories.award(1, 1, status="received")
+        webhooks.set_identifier(sub_id, member.subject_id, "NOVA-77")
+        webhooks.set_identifier(other_id, member.subject_id, "ADS-1")
+        req = requests.file(
+            type="erasure", member_id="m-1", channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+        rid = req.id
+    deliver(hooks_app)  # runs the erasure, then delivers its event
+    assert len(receiver.received) == 1
+    raw, body = receiver.received[0]
+    payload = Webhook(secret).verify(body, _headers(raw))
+    assert payload["type"] == "subject.erased"
+    assert payload["recipient_subject_id"] == "NOVA-77" and "ADS-1" not in body
+    assert {"type": "perk_awards", "id": "aw-1"} in payload["records"]
+    assert "@" not in body and "Person 1" not in body
+    with hooks_app.app_context():
+        # Lethe's copy of the identifier went with the rest of the person's data.
+        assert db.session.execute(select(RecipientIdentifier)).first() is None
+        receipt = erasure.receipt_for(requests.get(rid))
+        claims = signing.verify(receipt.jws, signing.RECEIPT_TYP)
+        assert [(r["recipient"], r["event"], r["state"]) for r in claims["recipients"]] == [
+            ("Nova brand", "subject.erased", "pending")
+        ]
+        record_key = erasure.reveal_record_key(receipt)
+        db.session.commit()
+    client = hooks_app.test_client()
+    resp = client.post(f"{API}/deliveries/{payload['delivery']}/confirm", headers=confirm_key)
+    assert resp.status_code == 200
+    with hooks_app.app_context():
+        _, statement = statements.for_record_key(record_key)
+        (told,) = statement["recipients"]
+        assert told["recipient"] == "Nova brand" and told["state"] == "confirmed"
+        assert told["confirmed_at"]
+    page = client.post("/records", data={"record_key": record_key}).get_data(as_text=True)
+    assert "Who we told" in page and "Nova brand" in page and "confirmed they acted" in page

@@ -196,6 +196,25 @@ class Delivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The subscriber's own identifier for the subject, when it gave one (RecipientIdentifier),
+    # sealed with the service key: it must outlive the subject's key to tell of an erasure.
+    recipient_ref_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class RecipientIdentifier(db.Model):
+    """What a subscriber calls the subject (its own customer id), so its events can say so.
+    Given by the platform's services; kept under the subject's key, erased with them."""
+
+    __tablename__ = "recipient_identifiers"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "subject_id", name="uq_recipient_identifiers_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    identifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiKey(db.Model):

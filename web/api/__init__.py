@@ -364,6 +364,18 @@ def disclosures_export():
     return _no_store(Response(stream_with_context(body), mimetype=mimetype))
 
 
+@bp.post("/recipient-identifiers")
+@require("records:write")
+@idempotent
+def recipient_identifier():
+    """What a subscriber (brand, ad system) calls a member, so its webhooks can say so."""
+    data = schemas.RecipientIdentifierIn().load(json_body())
+    member = records.member_for(data["member_id"])
+    held = webhooks.set_identifier(data["subscriber_id"], member.subject_id, data["identifier"])
+    db.session.commit()
+    return {"subscriber_id": data["subscriber_id"], "recorded": held}, 200
+
+
 @bp.post("/deliveries/<delivery_id>/confirm")
 @require("deliveries:confirm")
 @idempotent

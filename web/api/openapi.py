@@ -158,6 +158,7 @@ def openapi_document() -> dict:
         "RequestIn",
         "RequestOut",
         "StatementIn",
+        "RecipientIdentifierIn",
     ):
         spec.components.schema(name, schema=getattr(schemas, name))
     secured = [{"apiKey": []}]
@@ -184,6 +185,35 @@ def openapi_document() -> dict:
         "required": True,
         "schema": {"type": "string"},
     }
+    spec.path(
+        path="/recipient-identifiers",
+        operations={
+            "post": {
+                "summary": "Record what a webhook subscriber calls a member (its own customer "
+                "id), sent in that subscriber's events; identifier null forgets it. Needs scope "
+                "records:write.",
+                "security": secured,
+                "parameters": [IDEMPOTENCY],
+                "requestBody": {"required": True, **_json("RecipientIdentifierIn")},
+                "responses": {
+                    "200": {
+                        "description": "Recorded, or forgotten",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["subscriber_id", "recorded"],
+                                "properties": {
+                                    "subscriber_id": {"type": "integer"},
+                                    "recorded": {"type": "boolean"},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(401, 403, 409, 422),
+                },
+            }
+        },
+    )
     spec.path(
         path="/deliveries/{delivery_id}/confirm",
         operations={

@@ -120,6 +120,14 @@ class ConsentIn(ProvenanceIn):
             raise ValidationError("required when status is withdrawn", "withdrawn_at")
 
 
+class RecipientIdentifierIn(Schema):
+    """What a subscriber calls a member; ``identifier: null`` forgets it."""
+
+    member_id = fields.String(required=True, **ID)
+    subscriber_id = fields.Integer(required=True, strict=True)
+    identifier = fields.String(required=True, allow_none=True, **ID)
+
+
 class RecordOut(Schema):
     id = fields.Integer()
     external_id = fields.String(data_key="external_id")

@@ -34,6 +34,7 @@ from rights import (
     signing,
     statements,
     verification,
+    webhooks,
 )
 from rights.errors import InvalidTransition, RightsError, TokenInvalid
 from storage.clock import utcnow
@@ -181,6 +182,9 @@ def resume_confirm(token: str):
     return redirect(url_for("public.request_status", reference=req.reference), code=303)
 
 
+TOLD_ABOUT = ("rectification", "erasure", "restriction", "objection", "consent_withdrawal")
+
+
 @bp.get("/requests/<reference>")
 def request_status(reference: str, answer_form=None, status=200):
     answer_form = answer_form or AnswerForm()
@@ -207,6 +211,8 @@ def request_status(reference: str, answer_form=None, status=200):
         now=utcnow(),
         attachments=evidence.for_request(req),
         pickable=_pickable(req),
+        # Art. 19, last sentence: the recipients told of this request's changes.
+        told=webhooks.recipients_of(req.id) if req.type in TOLD_ABOUT else None,
         **_question(req, answer_form),
     ), status
 
