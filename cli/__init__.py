@@ -74,7 +74,8 @@ def demo_load(members: int) -> None:
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
 @with_appcontext
 def worker(once: bool, interval: float) -> None:
-    """Deliver the outbox (emails now; webhooks later)."""
+    """Deliver the outbox: emails, jobs (erasures) and webhooks. Run as many as you like on
+    PostgreSQL (they claim work with SKIP LOCKED); one on SQLite."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     app = current_app._get_current_object()
     while True:
@@ -82,9 +83,14 @@ def worker(once: bool, interval: float) -> None:
         with app.app_context():
             counts = jobs.run_due()
         if once:
-            click.echo(f"sent {counts['sent']}, retry {counts['retry']}, dead {counts['dead']}")
+            click.echo(
+                f"sent {counts['sent']}, retry {counts['retry']}, dead {counts['dead']}; "
+                f"webhooks delivered {counts['webhooks_delivered']}, "
+                f"retry {counts['webhooks_retry']}, dead {counts['webhooks_dead']}"
+            )
             return
-        if not counts["sent"]:
+        # Sleep only when the round found nothing to do: a backlog is worked through at once.
+        if not any(counts.values()):
             time.sleep(interval)
 
 

@@ -154,6 +154,7 @@ PERMISSIONS = {
     "officers.manage": {"admin"},
     "apikeys.manage": {"admin"},
     "signing_keys.manage": {"admin"},
+    "subscribers.manage": {"admin"},
 }
 
 

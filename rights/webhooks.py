@@ -24,7 +24,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
 from rights import apikeys, audit
@@ -348,15 +348,97 @@ def recipients_of(request_id: str) -> list[dict]:
 
 
 def redeliver(delivery_id: str, *, actor: str) -> Delivery:
-    """Put a dead delivery back in line (same id) (flushes)."""
-    delivery = db.session.get(Delivery, delivery_id)
+    """Put a failed delivery back in line with the same id (flushes): a dead one, or one
+    stopped by a disabled subscription once the subscription is active again."""
+    delivery = db.session.get(Delivery, str(delivery_id)[:40])
     if delivery is None:
         raise NotFound("No such delivery.")
-    if delivery.status != "dead":
-        raise Invalid("Only dead deliveries are redelivered.", {"status": [delivery.status]})
+    if delivery.status not in ("dead", "disabled"):
+        raise Invalid("Only failed deliveries are redelivered.", {"status": [delivery.status]})
+    if not db.session.get(Subscriber, delivery.subscriber_id).active:
+        raise Invalid(
+            "The subscription is disabled: enable it first.", {"subscriber": ["disabled"]}
+        )
     delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+    delivery.last_error = None
     audit.record(actor, "delivery.redelivered", target=f"delivery:{delivery.id}")
     return delivery
+
+
+def get(subscriber_id) -> Subscriber | None:
+    try:
+        return db.session.get(Subscriber, int(subscriber_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def set_active(subscriber: Subscriber, active: bool, *, actor: str) -> int:
+    """Disable or enable a subscription (flushes). Enabling puts the deliveries its disabling
+    stopped back in line: the recipients still have to be told. Returns how many."""
+    subscriber.active = active
+    resumed = 0
+    if active:
+        subscriber.disabled_reason = None
+        resumed = db.session.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id == subscriber.id, Delivery.status == "disabled")
+            .values(status="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
+        ).rowcount
+    else:
+        subscriber.disabled_reason = "disabled by an admin"
+    audit.record(
+        actor,
+        "subscriber.enabled" if active else "subscriber.disabled",
+        target=f"subscriber:{subscriber.id}",
+        details={"resumed": resumed} if active else {"reason": "admin"},
+    )
+    db.session.flush()
+    return resumed
+
+
+def overview() -> list[tuple[Subscriber, dict[str, int]]]:
+    """Every subscriber with its deliveries counted by state (one grouped query)."""
+    subscribers = db.session.execute(select(Subscriber).order_by(Subscriber.name)).scalars().all()
+    counts = {
+        s.id: dict.fromkeys(("pending", "delivered", "confirmed", "failed"), 0) for s in subscribers
+    }
+    for sub_id, status, n in db.session.execute(
+        select(Delivery.subscriber_id, Delivery.status, func.count()).group_by(
+            Delivery.subscriber_id, Delivery.status
+        )
+    ):
+        counts[sub_id][STATES[status]] += n
+    return [(s, counts[s.id]) for s in subscribers]
+
+
+def deliveries(
+    *,
+    subscriber_id: int | None = None,
+    request_id: str | None = None,
+    state: str | None = None,
+    page: int = 1,
+):
+    """Deliveries newest first, 50 a page, by subscriber, request and state (pending, delivered,
+    confirmed, failed). Returns the page and, per delivery on it, (subscriber name, event) —
+    looked up for the whole page in one query."""
+    query = select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc())
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
+    if request_id is not None:
+        query = query.where(Delivery.request_id == request_id)
+    if state:
+        query = query.where(Delivery.status.in_([k for k, v in STATES.items() if v == state]))
+    result = db.paginate(query, page=page, per_page=50, error_out=False)
+    labels = {
+        d_id: (name, topic)
+        for d_id, name, topic in db.session.execute(
+            select(Delivery.id, Subscriber.name, OutboxMessage.topic)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+            .where(Delivery.id.in_([d.id for d in result.items]))
+        )
+    }
+    return result, labels
 
 
 def confirm(delivery_id: str, key: ApiKey) -> Delivery:

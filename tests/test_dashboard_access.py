@@ -11,10 +11,10 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import apikeys, incidents, officers, requests
+from rights import apikeys, incidents, officers, outbox, requests, webhooks
 from storage import vault
 from storage.db import db
-from storage.models import AuditEvent, EvidenceAttachment, Officer, RightsRequest
+from storage.models import AuditEvent, EvidenceAttachment, Officer, RightsRequest, Subscriber
 from tests import factories
 from tests.conftest import OFFICER_PASSWORD
 
@@ -55,6 +55,13 @@ ROUTES = [
     ("POST", "/dashboard/api-keys/{key}/revoke", ADMIN, 303),
     ("GET", "/dashboard/signing-keys", SETTINGS, 200),
     ("POST", "/dashboard/signing-keys/rotate", ADMIN, 303),
+    ("GET", "/dashboard/subscribers", SETTINGS, 200),
+    ("POST", "/dashboard/subscribers", ADMIN, 422),  # empty form
+    ("GET", "/dashboard/subscribers/{sub}", SETTINGS, 200),
+    ("GET", "/dashboard/deliveries/failed", SETTINGS, 200),
+    ("POST", "/dashboard/deliveries/{dlv}/redeliver", ADMIN, 303),
+    ("POST", "/dashboard/subscribers/{sub}/rotate", ADMIN, 200),  # the new secret, once
+    ("POST", "/dashboard/subscribers/{sub}/active", ADMIN, 303),
 ]
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.logout"}
 
@@ -81,6 +88,13 @@ def world(app):
         incident = incidents.open_incident(
             title="t", root_cause="", record_filter={"perk": "p-phone"}, actor="t", request_id=None
         )
+        subscriber = Subscriber(name="Nova", url="https://hooks.example/x", events=["x"])
+        db.session.add(subscriber)
+        db.session.flush()
+        subscriber.secret_enc = vault.seal(f"webhook-secret:{subscriber.id}", b"whsec_x")
+        event = outbox.enqueue_event("x", request_id=req.id, body={"type": "x"})
+        (delivery,) = webhooks.fan_out(event, None)
+        delivery.status = "dead"
         key, _ = apikeys.create("platform", ["requests:read"], actor="test")
         other, _ = officers.create(
             "other@perkly.example", name="Other", role="officer", password=OFFICER_PASSWORD, by="t"
@@ -92,6 +106,8 @@ def world(app):
             "key": key.id,
             "other": other.id,
             "inc": incident.id,
+            "sub": subscriber.id,
+            "dlv": delivery.id,
         }
 
 

@@ -164,4 +164,5 @@ from web.dashboard import (  # noqa: E402, F401
     incident_views,
     queue_views,
     request_views,
+    subscriber_views,
 )

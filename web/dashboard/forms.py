@@ -16,7 +16,7 @@ from wtforms import (
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from rights import apikeys, officers, queue
+from rights import apikeys, officers, queue, webhooks
 from rights.requests import MAX_TEXT
 from storage.models import RequestStatus, RequestType
 from web.public.forms import options
@@ -199,6 +199,44 @@ class ApiKeyForm(FlaskForm):
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
     )
+
+
+class SubscriberForm(FlaskForm):
+    name = StringField(
+        "Name",
+        description="Who receives the events.",
+        validators=[InputRequired(), Length(max=120)],
+    )
+    url = StringField(
+        "Webhook URL",
+        description="https://… on the recipient's side. Internal addresses are refused.",
+        validators=[InputRequired(), Length(max=500)],
+    )
+    events = SelectMultipleField(
+        "Events",
+        choices=choices(*((e, e) for e in webhooks.EVENTS)),
+        validators=[InputRequired(message="Choose at least one event.")],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+    )
+
+
+class DeliveryFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    state = SelectField(
+        "State",
+        choices=choices(
+            ("", "All"),
+            ("pending", "Pending"),
+            ("delivered", "Delivered, not confirmed"),
+            ("confirmed", "Confirmed"),
+            ("failed", "Failed"),
+        ),
+        validators=[Optional()],
+    )
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=10**6)])
 
 
 class ConfirmForm(FlaskForm):

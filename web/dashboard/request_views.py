@@ -25,6 +25,7 @@ from rights import (
     requests,
     restrictions,
     subjects,
+    webhooks,
 )
 from rights.errors import InvalidTransition, NotFound, RightsError
 from storage.clock import utcnow
@@ -165,6 +166,9 @@ def request_page(request_id: str):
     )
     db.session.commit()
     events = requests.events(req)
+    deliveries, labels = webhooks.deliveries(
+        request_id=req.id, page=min(max(http.args.get("page", 1, type=int), 1), 10**6)
+    )
     assign = f.AssignForm()
     assign.officer.choices = _assignable()
     assign.officer.data = str(req.assignee_id or "")
@@ -191,6 +195,13 @@ def request_page(request_id: str):
         urgency=queue.urgency(req, now),
         days_left=queue.days_left(req, now),
         form=f.ConfirmForm(),
+        confirm=f.ConfirmForm(),
+        # Art. 19: the recipients told of this request's changes, and where each delivery is.
+        deliveries=deliveries,
+        labels=labels,
+        states=webhooks.STATES,
+        subscriber=None,
+        page_url=lambda n: url_for("dashboard.request_page", request_id=req.id, page=n),
     )
 
 

@@ -1,0 +1,138 @@
+"""Webhook subscribers (admins): adding one (its signing secret and confirmation key shown once),
+rotating the secret, disabling and enabling; each subscriber's deliveries by state; the
+dead-letter list, redelivered with the same id."""
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from rights import webhooks
+from rights.errors import RightsError
+from storage.db import db
+from web.dashboard import actor, bp, requires
+from web.dashboard.forms import ConfirmForm, DeliveryFilterForm, SubscriberForm, field_errors
+
+
+def _subscriber(subscriber_id: int):
+    subscriber = webhooks.get(subscriber_id)
+    if subscriber is None:
+        abort(404)
+    return subscriber
+
+
+@bp.get("/subscribers")
+@requires("settings.read")
+def subscribers_page():
+    return _subscribers(SubscriberForm())
+
+
+def _subscribers(form, status=200):
+    return render_template(
+        "dashboard/subscribers.html",
+        form=form,
+        rows=webhooks.overview(),
+        confirm=ConfirmForm(),
+    ), status
+
+
+@bp.post("/subscribers")
+@requires("subscribers.manage")
+def subscriber_create():
+    form = SubscriberForm()
+    if form.validate_on_submit():
+        try:
+            subscriber, secret, key = webhooks.add(
+                form.name.data, form.url.data.strip(), sorted(form.events.data), actor=actor()
+            )
+        except RightsError as exc:
+            db.session.rollback()
+            field_errors(form, exc)
+        else:
+            db.session.commit()
+            return render_template(
+                "dashboard/subscriber_secret.html", subscriber=subscriber, secret=secret, key=key
+            )
+    return _subscribers(form, 422)
+
+
+@bp.post("/subscribers/<int(max=2147483647):subscriber_id>/rotate")
+@requires("subscribers.manage")
+def subscriber_rotate(subscriber_id: int):
+    subscriber = _subscriber(subscriber_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    secret = webhooks.rotate_secret(subscriber, actor=actor())
+    db.session.commit()
+    return render_template(
+        "dashboard/subscriber_secret.html", subscriber=subscriber, secret=secret, key=None
+    )
+
+
+@bp.post("/subscribers/<int(max=2147483647):subscriber_id>/active")
+@requires("subscribers.manage")
+def subscriber_toggle(subscriber_id: int):
+    subscriber = _subscriber(subscriber_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    resumed = webhooks.set_active(subscriber, not subscriber.active, actor=actor())
+    db.session.commit()
+    if subscriber.active:
+        flash(f"{subscriber.name} is enabled; {resumed} stopped deliveries are back in line.")
+    else:
+        flash(f"{subscriber.name} is disabled: nothing more is sent to it until it is enabled.")
+    return redirect(url_for("dashboard.subscriber_page", subscriber_id=subscriber.id), code=303)
+
+
+@bp.get("/subscribers/<int(max=2147483647):subscriber_id>")
+@requires("settings.read")
+def subscriber_page(subscriber_id: int):
+    subscriber = _subscriber(subscriber_id)
+    return _deliveries("dashboard/subscriber.html", subscriber=subscriber)
+
+
+@bp.get("/deliveries/failed")
+@requires("settings.read")
+def dead_letters_page():
+    return _deliveries("dashboard/dead_letters.html", state="failed")
+
+
+def _deliveries(template: str, *, subscriber=None, state=None):
+    form = DeliveryFilterForm(formdata=request.args)
+    if not form.validate():
+        abort(422)
+    state = state or form.state.data or None
+    page, labels = webhooks.deliveries(
+        subscriber_id=subscriber.id if subscriber else None, state=state, page=form.page.data or 1
+    )
+    return render_template(
+        template,
+        subscriber=subscriber,
+        form=form,
+        page=page,
+        labels=labels,
+        states=webhooks.STATES,
+        confirm=ConfirmForm(),
+        page_url=lambda n: url_for(
+            request.endpoint, page=n, **(request.view_args or {}), **_state_arg(subscriber, state)
+        ),
+    )
+
+
+def _state_arg(subscriber, state) -> dict:
+    return {"state": state} if subscriber is not None and state else {}
+
+
+@bp.post("/deliveries/<delivery_id>/redeliver")
+@requires("subscribers.manage")
+def delivery_redeliver(delivery_id: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        delivery = webhooks.redeliver(delivery_id, actor=actor())
+    except RightsError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message)
+    else:
+        db.session.commit()
+        flash(f"Delivery {delivery.id} is back in line, with the same id.")
+    return redirect(url_for("dashboard.dead_letters_page"), code=303)
