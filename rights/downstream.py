@@ -19,18 +19,27 @@ def record_ref(record) -> dict:
 def tell(topic: str, request: RightsRequest, records: list, action: str) -> None:
     """Queue ``topic`` about ``records`` changed by ``request`` (flushes)."""
     subject = db.session.get(Subject, request.subject_id)
-    event = outbox.enqueue_event(
+    announce(
         topic,
-        request_id=request.id,
-        body={
+        {
             "type": topic,
             "subject": subject.ref,
             "request": request.reference,
             "records": [record_ref(r) for r in records],
             "action": action,
         },
+        request_id=request.id,
+        subject_id=subject.id,
     )
-    webhooks.fan_out(event, subject.id)
+
+
+def announce(
+    topic: str, body: dict, *, request_id: str | None = None, subject_id: str | None = None
+) -> None:
+    """Write the event and its deliveries (flushes). ``subject_id`` lets each subscriber's own
+    identifier for the person travel with its delivery; events about many people (an
+    incident's batch) name records only."""
+    webhooks.fan_out(outbox.enqueue_event(topic, request_id=request_id, body=body), subject_id)
 
 
 # What recipients received about a member, by the platform ids they know it by.

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, insert, select, update
 
-from rights import audit, outbox, rectification, restrictions
+from rights import audit, downstream, outbox, rectification, restrictions
 from rights.errors import Invalid, NotFound
 from storage import vault
 from storage.clock import utcnow
@@ -331,10 +331,9 @@ def correct_batch(incident: Incident, *, actor: str) -> int:
             "through": award_ids[-1],
         },
     )
-    outbox.enqueue_event(
+    downstream.announce(
         "subject.rectified",
-        request_id=None,
-        body={
+        {
             "type": "subject.rectified",
             "incident": incident.reference,
             "records": [{"type": "perk_awards", "id": e} for _, _, e in batch],

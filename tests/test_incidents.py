@@ -7,13 +7,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from rights import access, incidents, requests
+from rights import access, incidents, requests, webhooks
 from rights.errors import Invalid
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
     AuditEvent,
+    Delivery,
     Disclosure,
     IncidentRecord,
     Member,
@@ -22,6 +23,7 @@ from storage.models import (
     PerkAward,
     RecordHistory,
     Subject,
+    Subscriber,
 )
 from tests import factories
 from tests.helpers import deliver
@@ -335,3 +337,18 @@ def test_the_dashboard_finds_corrects_and_tells_the_others(app, login_as, mailbo
     )
     auditor = login_as("auditor")
     assert auditor.post(url + "/correct", data={}).status_code == 403
+
+
+def test_each_corrected_batch_reaches_the_subscribed_recipients(app):
+    """The batch's subject.rectified event gets its deliveries with it, naming records only."""
+    _story(app)
+    with app.app_context():
+        sub = Subscriber(name="Nova", url="https://93.184.216.34/h", events=["subject.rectified"])
+        db.session.add(sub)
+        db.session.commit()
+    _run(app, _open(app), incidents.correct_batch)
+    with app.app_context():
+        (delivery,) = db.session.execute(select(Delivery)).scalars().all()
+        body = json.loads(webhooks.body_of(delivery))
+        assert body["type"] == "subject.rectified" and body["incident"].startswith("INC-")
+        assert len(body["records"]) == 12 and "subject" not in body

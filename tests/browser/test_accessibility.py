@@ -14,9 +14,10 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from rights import demo, incidents
+from rights import demo, incidents, outbox, webhooks
+from storage import vault
 from storage.db import db
-from storage.models import Perk, PerkAward, RightsRequest
+from storage.models import Perk, PerkAward, RightsRequest, Subscriber
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +56,21 @@ def incident_id(module_live_server) -> int:
         )
         db.session.commit()
         return incident.id
+
+
+@pytest.fixture(scope="module")
+def subscriber_id(module_live_server, story_request_id) -> int:
+    """A brand's webhook subscription with one delivery that failed, about the story request."""
+    with module_live_server.app.app_context():
+        sub = Subscriber(name="Nova Mobile", url="https://93.184.216.34/hooks", events=["x"])
+        db.session.add(sub)
+        db.session.flush()
+        sub.secret_enc = vault.seal(f"webhook-secret:{sub.id}", b"whsec_x")
+        event = outbox.enqueue_event("x", request_id=story_request_id, body={"type": "x"})
+        for delivery in webhooks.fan_out(event, None):
+            delivery.status, delivery.attempts, delivery.last_status_code = "dead", 15, 503
+        db.session.commit()
+        return sub.id
 
 
 def _context(browser, live):
@@ -247,6 +263,31 @@ def incident_page_with_errors(page, iid):
     expect(page.get_by_label("The apology")).to_have_attribute("aria-invalid", "true")
 
 
+def subscribers(page, sid):
+    goto(page, "/dashboard/subscribers")
+    expect(page.get_by_role("link", name="Nova Mobile")).to_be_visible()
+
+
+def subscribers_with_errors(page, sid):
+    subscribers(page, sid)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Add subscriber").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_label("Webhook URL")).to_have_attribute("aria-invalid", "true")
+
+
+def subscriber_page(page, sid):
+    goto(page, f"/dashboard/subscribers/{sid}")
+    expect(page.get_by_role("button", name="Redeliver")).to_be_visible()
+
+
+def failed_deliveries(page, sid):
+    goto(page, "/dashboard/deliveries/failed")
+    expect(page.get_by_role("button", name="Redeliver")).to_be_visible()
+
+
+WEBHOOKS = [subscribers, subscribers_with_errors, subscriber_page, failed_deliveries]
 SIGNED_IN = [
     dashboard_home,
     dashboard_home_tables,
@@ -321,6 +362,12 @@ def test_dashboard_page_has_no_serious_violations(visit, admin_page, story_reque
 @pytest.mark.parametrize("visit", INCIDENTS, ids=lambda f: f.__name__.replace("_", "-"))
 def test_incident_page_has_no_serious_violations(visit, admin_page, incident_id, axe_script):
     visit(admin_page, incident_id)
+    check(admin_page, axe_script)
+
+
+@pytest.mark.parametrize("visit", WEBHOOKS, ids=lambda f: f.__name__.replace("_", "-"))
+def test_webhook_page_has_no_serious_violations(visit, admin_page, subscriber_id, axe_script):
+    visit(admin_page, subscriber_id)
     check(admin_page, axe_script)
 
 
