@@ -80,8 +80,14 @@ def worker(once: bool, interval: float) -> None:
     app = current_app._get_current_object()
     while True:
         # A fresh app context per round: no session state or cached subject key outlives it.
-        with app.app_context():
-            counts = jobs.run_due()
+        try:
+            with app.app_context():
+                counts = jobs.run_due()
+        except Exception:  # a bad round is logged; the worker goes on (work is retried)
+            if once:
+                raise
+            logging.getLogger("lethe.worker").exception("worker round failed")
+            counts = {}
         if once:
             click.echo(
                 f"sent {counts['sent']}, retry {counts['retry']}, dead {counts['dead']}; "

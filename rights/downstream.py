@@ -13,6 +13,8 @@ from storage.models import Disclosure, PerkAward, Promotion, RightsRequest, Subj
 
 
 def record_ref(record) -> dict:
+    if isinstance(record, dict):
+        return record
     return {"type": record.__tablename__, "id": getattr(record, "external_id", None) or record.id}
 
 
@@ -48,17 +50,22 @@ SHARED = (PerkAward, Disclosure, Promotion)
 
 def erased(request: RightsRequest) -> None:
     """``subject.erased`` for the request's subject, naming every record recipients may hold
-    (flushes). Written when the erasure is planned, while the records can still be listed."""
+    (flushes). Written when the erasure is planned, while the records can still be listed;
+    ids only are read."""
     records = []
     for model in SHARED:
         records.extend(
-            db.session.execute(select(model).where(model.subject_id == request.subject_id))
-            .scalars()
-            .all()
+            {"type": model.__tablename__, "id": external_id}
+            for external_id in db.session.execute(
+                select(model.external_id)
+                .where(model.subject_id == request.subject_id)
+                .order_by(model.id)
+            ).scalars()
         )
     tell(
         "subject.erased",
         request,
         records,
-        "erase everything you hold about this person that came from the platform, and confirm",
+        "erase what you hold about this person from the platform (keeping only what a law "
+        "obliges you to keep), then confirm",
     )

@@ -157,8 +157,10 @@ def _plan(request: RightsRequest) -> ErasureRun:
     # From now on ingestion refuses this subject (records.py checks erased_at).
     subject.erased_at = now
     requests.close_superseded(subject.id, request.id, actor="lethe")
-    # Recipients are told with the plan, while the records they hold can still be named.
+    # Recipients are told with the plan, while the records they hold can still be named; other
+    # deliveries not yet sent let go of the identifiers recipients use for the person.
     downstream.erased(request)
+    webhooks.forget_identifiers(subject.id, keep=request.id)
     audit.record(
         "lethe", "erasure.planned", subject_ref=subject.ref, target=f"request:{request.id}"
     )

@@ -13,6 +13,7 @@ def run_due(limit: int | None = None) -> dict[str, int]:
     """Send due messages, run due jobs, and sign an audit checkpoint when enough entries have
     been added (what ``flask worker`` does each round)."""
     counts = outbox.deliver_due(limit=limit, handlers=HANDLERS)
+    counts["webhooks_events_fanned_out"] = webhooks.fan_out_left_over()
     for key, n in webhooks.deliver_due().items():
         counts[f"webhooks_{key}"] = n
     if audit_checkpoints.maybe_write():

@@ -1,38 +1,45 @@
 """Signed webhooks to downstream recipients (Art. 19), with guaranteed delivery.
 
 Events are written to the outbox with the change that causes them (:mod:`rights.downstream`),
-with one :class:`Delivery` per subscriber that wants it, in the same transaction. The worker
-delivers due deliveries: Standard Webhooks 1.0 headers and signature (the ``standardwebhooks``
-library), the delivery's id as ``webhook-id`` on every retry, a timeout, no redirects followed.
-Failures back off exponentially with jitter over about three days, then go to the dead-letter
-list; a 410 disables the subscription. Targets that resolve to private, loopback or link-local
-addresses are refused unless ``WEBHOOK_ALLOW_PRIVATE_TARGETS`` (tests, local receivers).
-Deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and committed one by one,
-so any number of workers can run and a worker killed mid-delivery loses nothing.
+with one :class:`Delivery` per subscriber that wants it, in the same transaction
+(rectification, erasure and restriction go to every subscriber). The worker delivers due
+deliveries: Standard Webhooks 1.0 headers and signature (the ``standardwebhooks`` library),
+the delivery's id as ``webhook-id`` on every retry, through :mod:`rights.outbound_http` (the
+checked address pinned, no redirects followed, one deadline per attempt). Failures back off
+exponentially with jitter over about three days, then go to the dead-letter list; a 410
+disables the subscription. Each delivery is claimed — its attempt counted and leased — in a
+commit of its own before it is sent, so no database lock is held while a receiver answers, any
+number of workers can run, and a worker killed mid-delivery loses nothing: the delivery is sent
+again, same id, when the lease is over.
 """
 
 import base64
-import ipaddress
+import http.client
 import json
 import logging
 import random
+import re
 import secrets
-import socket
-import urllib.error
-import urllib.request
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
-from rights import apikeys, audit
+from rights import apikeys, audit, outbound_http
 from rights.errors import Forbidden, Invalid, NotFound
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import ApiKey, Delivery, OutboxMessage, RecipientIdentifier, Subscriber
+from storage.models import (
+    ApiKey,
+    Delivery,
+    OutboxMessage,
+    RecipientIdentifier,
+    RightsRequest,
+    Subject,
+    Subscriber,
+)
 
 log = logging.getLogger(__name__)
 EVENTS = (
@@ -43,10 +50,15 @@ EVENTS = (
     "subject.objected",
     "consent.withdrawn",
 )
+# Art. 19: rectification, erasure and restriction are told to every recipient, whatever else
+# it chose to hear.
+ALWAYS = ("subject.erased", "subject.rectified", "subject.restricted")
 FIRST_RETRY_SECONDS = 30
 MAX_BACKOFF_SECONDS = 12 * 3600
 MAX_ATTEMPTS = 15  # 30 s doubling, capped at 12 h: about three days in all
 BATCH = 50
+LEASE_SLACK_SECONDS = 5
+_DELIVERY_ID = re.compile(r"msg_[0-9a-f]{24}")
 
 
 def _seal_label(subscriber_id: int) -> str:
@@ -57,25 +69,14 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def check_target(url: str) -> None:
-    """Refuse URLs Lethe must not call: not http(s), or resolving to an internal address."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid("The URL must be http(s)://host/…", {"url": ["an http or https URL"]})
-    if current_app.config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]:
-        return
-    if current_app.config["ENV_NAME"] == "production" and parts.scheme != "https":
-        raise Invalid("Webhook URLs must use https.", {"url": ["https only"]})
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        raise Invalid("The host does not resolve.", {"url": ["unknown host"]}) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise Invalid(
-                "The URL points inside the network.", {"url": ["private address refused"]}
-            )
+def check_target(url: str) -> outbound_http.Target:
+    """Refuse URLs Lethe must not call (see :mod:`rights.outbound_http`); the checked target."""
+    cfg = current_app.config
+    return outbound_http.resolve(
+        url,
+        allow_private=cfg["WEBHOOK_ALLOW_PRIVATE_TARGETS"],
+        https_only=cfg["ENV_NAME"] == "production" and not cfg["WEBHOOK_ALLOW_PRIVATE_TARGETS"],
+    )
 
 
 def add(name: str, url: str, events: list[str], *, actor: str) -> tuple[Subscriber, str, str]:
@@ -85,14 +86,15 @@ def add(name: str, url: str, events: list[str], *, actor: str) -> tuple[Subscrib
     if not (name or "").strip():
         errors["name"] = ["required"]
     unknown = [e for e in events if e not in EVENTS]
-    if unknown or not events:
+    if unknown:
         errors["events"] = [f"known events: {', '.join(EVENTS)}"]
     if errors:
         raise Invalid("The subscriber cannot be added.", errors)
+    url = outbound_http.normalise(url)
     check_target(url)
     key_row, key = apikeys.create(f"subscriber {name.strip()}", ["deliveries:confirm"], actor=actor)
     subscriber = Subscriber(
-        name=name.strip(), url=url, events=sorted(set(events)), api_key_id=key_row.id
+        name=name.strip(), url=url, events=sorted(set(events) | set(ALWAYS)), api_key_id=key_row.id
     )
     db.session.add(subscriber)
     db.session.flush()
@@ -130,16 +132,20 @@ def _secrets(subscriber: Subscriber) -> list[str]:
     return out
 
 
+def wants(subscriber: Subscriber, topic: str) -> bool:
+    return topic in ALWAYS or topic in (subscriber.events or [])
+
+
 def fan_out(event: OutboxMessage, subject_id: str | None) -> list[Delivery]:
-    """One delivery per active subscriber that wants ``event``, written in the transaction of
-    the change (flushes), each carrying the subscriber's own identifier for the subject when it
-    gave one. Subscribers added later are not told: they never received the data."""
+    """One delivery per subscriber that wants ``event``, written in the transaction of the
+    change (flushes), each carrying the subscriber's own identifier for the subject when it
+    gave one. A disabled subscription's delivery waits, stopped, until it is enabled again:
+    the recipient still has to be told. Subscribers added later are not told: they never
+    received the data."""
     subscribers = [
         s
-        for s in db.session.execute(select(Subscriber).where(Subscriber.active.is_(True)))
-        .scalars()
-        .all()
-        if event.topic in (s.events or [])
+        for s in db.session.execute(select(Subscriber).order_by(Subscriber.id)).scalars()
+        if wants(s, event.topic)
     ]
     refs = _identifiers(subject_id, [s.id for s in subscribers]) if subject_id else {}
     made = []
@@ -151,6 +157,8 @@ def fan_out(event: OutboxMessage, subject_id: str | None) -> list[Delivery]:
             request_id=event.request_id,
             next_attempt_at=utcnow(),
         )
+        if not sub.active:
+            delivery.status, delivery.last_error = "disabled", "subscription disabled"
         if sub.id in refs:
             delivery.recipient_ref_enc = vault.seal(_ref_label(delivery.id), refs[sub.id].encode())
         db.session.add(delivery)
@@ -158,6 +166,24 @@ def fan_out(event: OutboxMessage, subject_id: str | None) -> list[Delivery]:
     event.status, event.sent_at = "sent", utcnow()
     db.session.flush()
     return made
+
+
+def fan_out_left_over(limit: int = 200) -> int:
+    """Events written before deliveries were made with them (an older release left them
+    pending): give them their deliveries now (commits). Returns how many events."""
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.kind == "event", OutboxMessage.status == "pending")
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    events = db.session.execute(query).scalars().all()
+    for event in events:
+        fan_out(event, None)
+    db.session.commit()
+    return len(events)
 
 
 def _ref_label(delivery_id: str) -> str:
@@ -181,9 +207,26 @@ def _identifiers(subject_id: str, subscriber_ids: list[int]) -> dict[int, str]:
     }
 
 
-def set_identifier(subscriber_id: int, subject_id: str, identifier: str | None) -> bool:
-    """Record (or, with None, forget) what a subscriber calls the subject (flushes). Returns
-    whether one is recorded now."""
+def forget_identifiers(subject_id: str, *, subscriber_id: int | None = None, keep=None) -> int:
+    """Drop the copies of a subscriber's identifier for the subject that deliveries not yet
+    sent carry (flushes): when it is forgotten, or the person is erased (``keep``: the
+    erasure's own request, whose deliveries still have to tell it). Returns how many."""
+    requests_of = select(RightsRequest.id).where(RightsRequest.subject_id == subject_id)
+    query = update(Delivery).where(
+        Delivery.request_id.in_(requests_of), Delivery.recipient_ref_enc.is_not(None)
+    )
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
+    if keep is not None:
+        query = query.where(Delivery.request_id != keep)
+    return db.session.execute(query.values(recipient_ref_enc=None)).rowcount
+
+
+def set_identifier(
+    subscriber_id: int, subject_id: str, identifier: str | None, *, actor: str
+) -> bool:
+    """Record (or, with None, forget) what a subscriber calls the subject (flushes; audited
+    without the identifier). Returns whether one is recorded now."""
     if db.session.get(Subscriber, subscriber_id) is None:
         raise Invalid("Unknown subscriber.", {"subscriber_id": ["no such subscriber"]})
     row = db.session.execute(
@@ -192,10 +235,18 @@ def set_identifier(subscriber_id: int, subject_id: str, identifier: str | None) 
             RecipientIdentifier.subscriber_id == subscriber_id,
         )
     ).scalar_one_or_none()
+    subject_ref = db.session.get(Subject, subject_id).ref
+    audit.record(
+        actor,
+        "recipient_identifier.forgotten" if identifier is None else "recipient_identifier.set",
+        subject_ref=subject_ref,
+        target=f"subscriber:{subscriber_id}",
+    )
     if identifier is None:
         if row is not None:
             db.session.delete(row)
-            db.session.flush()
+        forget_identifiers(subject_id, subscriber_id=subscriber_id)
+        db.session.flush()
         return False
     sealed = vault.encrypt(subject_id, "recipient_identifiers.identifier_enc", identifier)
     if row is None:
@@ -206,34 +257,43 @@ def set_identifier(subscriber_id: int, subject_id: str, identifier: str | None) 
     return True
 
 
-def _claim() -> Delivery | None:
+def lease(timeout: float) -> timedelta:
+    """How long a claimed delivery is another worker's to leave alone: longer than any
+    attempt can take (connect, then the exchange's deadline)."""
+    return timedelta(seconds=2 * timeout + LEASE_SLACK_SECONDS)
+
+
+def _claim(timeout: float) -> Delivery | None | bool:
+    """Take the next due delivery: count the attempt and lease it, committed before anything
+    is sent, so no database lock is held while a receiver answers, and a worker killed
+    mid-attempt leaves it to be retried (same id) once the lease is over. On PostgreSQL
+    workers skip rows another is claiming (SKIP LOCKED); everywhere the claim is a
+    compare-and-set on ``attempts``, so two workers cannot both win one. Returns the
+    delivery, None when nothing is due, False when another worker won it."""
+    now = utcnow()
     query = (
-        select(Delivery)
-        .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow())
+        select(Delivery.id, Delivery.attempts)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(1)
     )
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return db.session.execute(query).scalar_one_or_none()
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a 3xx is an answer (a failure), never followed
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _post(url: str, body: str, headers: dict, timeout: float) -> int:
-    # Only http(s) URLs that check_target passed reach here.
-    req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")  # noqa: S310
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:  # noqa: S310 - checked by check_target
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    row = db.session.execute(query).first()
+    if row is None:
+        db.session.rollback()
+        return None
+    won = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == row.id,
+            Delivery.status == "pending",
+            Delivery.attempts == row.attempts,
+        )
+        .values(attempts=row.attempts + 1, next_attempt_at=now + lease(timeout))
+    ).rowcount
+    db.session.commit()
+    return db.session.get(Delivery, row.id) if won else False
 
 
 def signed(delivery: Delivery, subscriber: Subscriber, body: str) -> dict:
@@ -267,52 +327,69 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def deliver_due(limit: int = BATCH) -> dict[str, int]:
-    """Deliver due deliveries, one commit each (commits). Returns counts."""
+    """Deliver due deliveries, each claimed and then settled in its own commit (commits).
+    Returns counts."""
     counts = {"delivered": 0, "retry": 0, "dead": 0, "disabled": 0}
     timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
     for _ in range(limit):
-        delivery = _claim()
+        delivery = _claim(timeout)
         if delivery is None:
             break
+        if delivery is False:
+            continue  # another worker took it
         subscriber = db.session.get(Subscriber, delivery.subscriber_id)
-        delivery.attempts += 1
         if not subscriber.active:
             delivery.status, delivery.last_error = "disabled", "subscription disabled"
             db.session.commit()
             counts["disabled"] += 1
             continue
-        try:
-            check_target(subscriber.url)
-            body = body_of(delivery)
-            code = _post(subscriber.url, body, signed(delivery, subscriber, body), timeout)
-            error = None
-        except Invalid as exc:
-            code, error = None, exc.message[:200]
-        except (OSError, ValueError) as exc:  # refused, reset, timed out, bad URL
-            code, error = None, type(exc).__name__
-        delivery.last_status_code, delivery.last_error = code, error
-        if code is not None and 200 <= code < 300:
-            delivery.status, delivery.delivered_at = "delivered", utcnow()
-            counts["delivered"] += 1
-        elif code == 410:
-            delivery.status = "disabled"
-            subscriber.active = False
-            subscriber.disabled_reason = "the receiver answered 410 Gone"
-            audit.record(
-                "lethe",
-                "subscriber.disabled",
-                target=f"subscriber:{subscriber.id}",
-                details={"reason": "410"},
-            )
-            counts["disabled"] += 1
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = "dead"
-            counts["dead"] += 1
-        else:
-            delivery.next_attempt_at = utcnow() + _backoff(delivery.attempts)
-            counts["retry"] += 1
+        code, error = _attempt(delivery, subscriber, timeout)
+        counts[_settle(delivery, subscriber, code, error)] += 1
         db.session.commit()
     return counts
+
+
+def _attempt(delivery: Delivery, subscriber: Subscriber, timeout: float):
+    """One POST: (status code, None) or (None, what went wrong — no personal data)."""
+    try:
+        target = check_target(subscriber.url)
+        body = body_of(delivery)
+        headers = signed(delivery, subscriber, body)
+        return outbound_http.post(target, body.encode(), headers, timeout), None
+    except Invalid as exc:
+        return None, exc.message[:200]
+    except TimeoutError:
+        return None, "TimeoutError: no answer within the deadline"
+    except (OSError, http.client.HTTPException) as exc:  # refused, reset, TLS, bad answer
+        return None, type(exc).__name__
+    except Exception as exc:  # never let one delivery stop the worker
+        log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+        return None, f"internal error ({type(exc).__name__})"
+
+
+def _settle(delivery: Delivery, subscriber: Subscriber, code: int | None, error: str | None):
+    delivery.last_status_code, delivery.last_error = code, error
+    if code is not None and 200 <= code < 300:
+        delivery.status, delivery.delivered_at = "delivered", utcnow()
+        # Told: the recipient holds its identifier; Lethe's copy is not needed any more.
+        delivery.recipient_ref_enc = None
+        return "delivered"
+    if code == 410:
+        delivery.status = "disabled"
+        subscriber.active = False
+        subscriber.disabled_reason = "the receiver answered 410 Gone"
+        audit.record(
+            "lethe",
+            "subscriber.disabled",
+            target=f"subscriber:{subscriber.id}",
+            details={"reason": "410"},
+        )
+        return "disabled"
+    if delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = "dead"
+        return "dead"
+    delivery.next_attempt_at = utcnow() + _backoff(delivery.attempts)
+    return "retry"
 
 
 # What a delivery's status means to a person reading it.
@@ -347,10 +424,17 @@ def recipients_of(request_id: str) -> list[dict]:
     ]
 
 
+def find_delivery(delivery_id: object) -> Delivery | None:
+    """The delivery with this id, or None — for anything that is not one of our ids too."""
+    if not isinstance(delivery_id, str) or not _DELIVERY_ID.fullmatch(delivery_id):
+        return None
+    return db.session.get(Delivery, delivery_id)
+
+
 def redeliver(delivery_id: str, *, actor: str) -> Delivery:
     """Put a failed delivery back in line with the same id (flushes): a dead one, or one
     stopped by a disabled subscription once the subscription is active again."""
-    delivery = db.session.get(Delivery, str(delivery_id)[:40])
+    delivery = find_delivery(delivery_id)
     if delivery is None:
         raise NotFound("No such delivery.")
     if delivery.status not in ("dead", "disabled"):
@@ -443,7 +527,7 @@ def deliveries(
 
 def confirm(delivery_id: str, key: ApiKey) -> Delivery:
     """The subscriber says it has acted (flushes). Only its own deliveries."""
-    delivery = db.session.get(Delivery, str(delivery_id)[:40])
+    delivery = find_delivery(delivery_id)
     subscriber = db.session.get(Subscriber, delivery.subscriber_id) if delivery else None
     if delivery is None or subscriber is None:
         raise NotFound("No such delivery.")

@@ -61,7 +61,7 @@ ROUTES = [
     ("GET", "/dashboard/deliveries/failed", SETTINGS, 200),
     ("POST", "/dashboard/deliveries/{dlv}/redeliver", ADMIN, 303),
     ("POST", "/dashboard/subscribers/{sub}/rotate", ADMIN, 200),  # the new secret, once
-    ("POST", "/dashboard/subscribers/{sub}/active", ADMIN, 303),
+    ("POST", "/dashboard/subscribers/{sub}/active?active=0", ADMIN, 303),
 ]
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.logout"}
 

@@ -3,6 +3,7 @@ the standardwebhooks library accepts every delivery; retries keep the webhook-id
 (time moved with a frozen clock); 410 disables; exhausted deliveries are dead-lettered;
 subscribers confirm through the API; internal targets are refused."""
 
+import json
 import socket
 import threading
 from datetime import timedelta
@@ -13,11 +14,11 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rights import apikeys, erasure, requests, signing, statements, webhooks
+from rights import apikeys, downstream, erasure, requests, signing, statements, webhooks
 from rights.errors import Invalid
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import Delivery, RecipientIdentifier, Subscriber
+from storage.models import AuditEvent, Delivery, RecipientIdentifier, Subscriber
 from tests import factories
 from tests.helpers import API, deliver
 
@@ -62,9 +63,9 @@ def hooks_app(app_factory):
     return app_factory(WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
 
 
-def _subscribe(app, url, events=("subject.restricted", "subject.rectified")):
+def _subscribe(app, url, events=("subject.restricted", "subject.rectified"), name="Nova brand"):
     with app.app_context():
-        sub, secret, key = webhooks.add("Nova brand", url, list(events), actor="t")
+        sub, secret, key = webhooks.add(name, url, list(events), actor="t")
         db.session.commit()
         return sub.id, secret, {"Authorization": f"Bearer {key}"}
 
@@ -109,11 +110,20 @@ def test_a_standard_webhooks_receiver_accepts_every_delivery(hooks_app, receiver
             Webhook(secret).verify(body, stale)
 
 
-def test_only_subscribed_events_are_sent(hooks_app, receiver):
-    _subscribe(hooks_app, receiver.url, events=("consent.withdrawn",))
-    _event(hooks_app)
+def test_art19_events_go_to_every_recipient_the_others_to_who_asked(hooks_app, receiver):
+    """Rectification, erasure and restriction are told to every recipient (Art. 19); an
+    objection only to those that subscribed to it."""
+    sub_id, _, _ = _subscribe(hooks_app, receiver.url, events=("consent.withdrawn",))
+    _event(hooks_app)  # subject.restricted
+    with hooks_app.app_context():
+        downstream.announce("subject.objected", {"type": "subject.objected"})
+        db.session.commit()
+        assert set(db.session.get(Subscriber, sub_id).events) == {
+            "consent.withdrawn",
+            *webhooks.ALWAYS,
+        }
     deliver(hooks_app)
-    assert receiver.received == []
+    assert [json.loads(body)["type"] for _, body in receiver.received] == ["subject.restricted"]
 
 
 def test_retries_keep_the_id_and_back_off(hooks_app, receiver):
@@ -146,7 +156,7 @@ def test_a_receiver_that_is_down_ends_in_the_dead_letter_list(hooks_app):
     with freeze_time(start) as frozen:
         for _ in range(webhooks.MAX_ATTEMPTS + 2):
             deliver(hooks_app)
-            frozen.tick(timedelta(hours=13))
+            frozen.tick(timedelta(hours=15))  # past the longest backoff (12 h + 20% jitter)
     with hooks_app.app_context():
         delivery = db.session.execute(select(Delivery)).scalar_one()
         assert delivery.status == "dead" and delivery.attempts == webhooks.MAX_ATTEMPTS
@@ -242,16 +252,33 @@ def test_subscribers_identifiers_are_recorded_forgotten_and_checked(hooks_app, r
         ({**body, "subscriber_id": 999}, "subscriber_id"),
         ({**body, "member_id": "m-404"}, "member_id"),
         ({**body, "subscriber_id": "1"}, "subscriber_id"),
+        ({**body, "subscriber_id": 2**31}, "subscriber_id"),
         ({**body, "identifier": ""}, "identifier"),
     ):
         resp = client.post(f"{API}/recipient-identifiers", json=bad, headers=key)
         assert resp.status_code == 422 and field in resp.get_json()["error"]["fields"]
+    with hooks_app.app_context():  # an event not yet sent carries a copy for this recipient
+        req = requests.file(
+            type="restriction", member_id="m-1", channel="api", verified=True, actor="t"
+        )
+        downstream.tell("subject.restricted", req, [], "hold")
+        db.session.commit()
+        (delivery,) = db.session.execute(select(Delivery)).scalars().all()
+        assert json.loads(webhooks.body_of(delivery))["recipient_subject_id"] == "NOVA-77"
     forget = client.post(
         f"{API}/recipient-identifiers", json={**body, "identifier": None}, headers=key
     )
     assert forget.status_code == 200 and forget.get_json()["recorded"] is False
     with hooks_app.app_context():
         assert db.session.execute(select(RecipientIdentifier)).first() is None
+        # Forgotten everywhere: the copy the unsent delivery carried went too.
+        (delivery,) = db.session.execute(select(Delivery)).scalars().all()
+        assert "recipient_subject_id" not in json.loads(webhooks.body_of(delivery))
+        actions = db.session.execute(select(AuditEvent.action)).scalars().all()
+        assert {"recipient_identifier.set", "recipient_identifier.forgotten"} <= set(actions)
+        assert "NOVA-77" not in json.dumps(
+            [e.details for e in db.session.execute(select(AuditEvent)).scalars()]
+        )
 
 
 def test_an_erasure_tells_each_recipient_in_its_own_terms_and_statements_follow_it(
@@ -259,33 +286,47 @@ def test_an_erasure_tells_each_recipient_in_its_own_terms_and_statements_follow_
 ):
     """subject.erased carries the subscriber's own identifier and the records it may hold; the
     receipt names the recipients, the former member's statement shows each one's state."""
-    sub_id, secret, confirm_key = _subscribe(hooks_app, receiver.url, events=("subject.erased",))
-    other_id, _, _ = _subscribe(hooks_app, receiver.url, events=("subject.rectified",))
+    sub_id, secret, confirm_key = _subscribe(hooks_app, receiver.url, events=())
+    other_id, other_secret, _ = _subscribe(hooks_app, receiver.url, events=(), name="Ads system")
     with hooks_app.app_context():
         member = factories.member(1)
         factories.award(1, 1, status="received")
-        webhooks.set_identifier(sub_id, member.subject_id, "NOVA-77")
-        webhooks.set_identifier(other_id, member.subject_id, "ADS-1")
+        webhooks.set_identifier(sub_id, member.subject_id, "NOVA-77", actor="t")
+        webhooks.set_identifier(other_id, member.subject_id, "ADS-1", actor="t")
         req = requests.file(
             type="erasure", member_id="m-1", channel="api", verified=True, actor="t"
         )
         db.session.commit()
         rid = req.id
-    deliver(hooks_app)  # runs the erasure, then delivers its event
-    assert len(receiver.received) == 1
-    raw, body = receiver.received[0]
-    payload = Webhook(secret).verify(body, _headers(raw))
-    assert payload["type"] == "subject.erased"
+    deliver(hooks_app)  # runs the erasure, then delivers its event to both recipients
+    assert len(receiver.received) == 2
+    payloads = {}
+    for raw, body in receiver.received:
+        for key in (secret, other_secret):
+            try:
+                payload = Webhook(key).verify(body, _headers(raw))
+            except WebhookVerificationError:
+                continue
+            payloads[key] = (payload, body)
+    (payload, body), (other, other_body) = payloads[secret], payloads[other_secret]
+    assert payload["type"] == other["type"] == "subject.erased"
+    # Each recipient is told in its own terms, and learns nobody else's.
     assert payload["recipient_subject_id"] == "NOVA-77" and "ADS-1" not in body
+    assert other["recipient_subject_id"] == "ADS-1" and "NOVA-77" not in other_body
     assert {"type": "perk_awards", "id": "aw-1"} in payload["records"]
     assert "@" not in body and "Person 1" not in body
     with hooks_app.app_context():
-        # Lethe's copy of the identifier went with the rest of the person's data.
+        # Lethe's copy of the identifier went with the rest of the person's data, and each
+        # delivery's own copy once it was delivered.
         assert db.session.execute(select(RecipientIdentifier)).first() is None
+        assert all(
+            d.recipient_ref_enc is None for d in db.session.execute(select(Delivery)).scalars()
+        )
         receipt = erasure.receipt_for(requests.get(rid))
         claims = signing.verify(receipt.jws, signing.RECEIPT_TYP)
-        assert [(r["recipient"], r["event"], r["state"]) for r in claims["recipients"]] == [
-            ("Nova brand", "subject.erased", "pending")
+        assert sorted((r["recipient"], r["event"], r["state"]) for r in claims["recipients"]) == [
+            ("Ads system", "subject.erased", "pending"),
+            ("Nova brand", "subject.erased", "pending"),
         ]
         record_key = erasure.reveal_record_key(receipt)
         db.session.commit()
@@ -294,8 +335,8 @@ def test_an_erasure_tells_each_recipient_in_its_own_terms_and_statements_follow_
     assert resp.status_code == 200
     with hooks_app.app_context():
         _, statement = statements.for_record_key(record_key)
-        (told,) = statement["recipients"]
-        assert told["recipient"] == "Nova brand" and told["state"] == "confirmed"
-        assert told["confirmed_at"]
+        states = {r["recipient"]: r for r in statement["recipients"]}
+        assert states["Nova brand"]["state"] == "confirmed" and states["Nova brand"]["confirmed_at"]
+        assert states["Ads system"]["state"] == "delivered"
     page = client.post("/records", data={"record_key": record_key}).get_data(as_text=True)
     assert "Who we told" in page and "Nova brand" in page and "confirmed they acted" in page

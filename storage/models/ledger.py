@@ -180,13 +180,17 @@ class Delivery(db.Model):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # The dashboard's lists: by subscriber, by request and by state, newest first.
+        Index("ix_deliveries_subscriber_created", "subscriber_id", "created_at"),
+        Index("ix_deliveries_request_created", "request_id", "created_at"),
+        Index("ix_deliveries_status_created", "status", "created_at"),
         UniqueConstraint("outbox_id", "subscriber_id", name="uq_deliveries_event_subscriber"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     outbox_id: Mapped[str] = mapped_column(ForeignKey("outbox.id"), index=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
-    request_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+    request_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"))
     # pending | delivered | confirmed | dead | disabled
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -371,8 +371,9 @@ def recipient_identifier():
     """What a subscriber (brand, ad system) calls a member, so its webhooks can say so."""
     data = schemas.RecipientIdentifierIn().load(json_body())
     member = records.member_for(data["member_id"])
-    held = webhooks.set_identifier(data["subscriber_id"], member.subject_id, data["identifier"])
-    db.session.commit()
+    held = webhooks.set_identifier(
+        data["subscriber_id"], member.subject_id, data["identifier"], actor=_actor()
+    )
     return {"subscriber_id": data["subscriber_id"], "recorded": held}, 200
 
 
@@ -382,7 +383,6 @@ def recipient_identifier():
 def delivery_confirm(delivery_id: str):
     """A subscriber confirms it has acted on a delivery (Art. 19)."""
     delivery = webhooks.confirm(delivery_id, g.api_key)
-    db.session.commit()
     return {
         "id": delivery.id,
         "status": delivery.status,

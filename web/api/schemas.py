@@ -124,7 +124,9 @@ class RecipientIdentifierIn(Schema):
     """What a subscriber calls a member; ``identifier: null`` forgets it."""
 
     member_id = fields.String(required=True, **ID)
-    subscriber_id = fields.Integer(required=True, strict=True)
+    subscriber_id = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=2**31 - 1)
+    )
     identifier = fields.String(required=True, allow_none=True, **ID)
 
 

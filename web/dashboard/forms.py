@@ -213,9 +213,9 @@ class SubscriberForm(FlaskForm):
         validators=[InputRequired(), Length(max=500)],
     )
     events = SelectMultipleField(
-        "Events",
-        choices=choices(*((e, e) for e in webhooks.EVENTS)),
-        validators=[InputRequired(message="Choose at least one event.")],
+        "Also tell it of",
+        choices=choices(*((e, e) for e in webhooks.EVENTS if e not in webhooks.ALWAYS)),
+        validators=[Optional()],
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
     )

@@ -2,6 +2,8 @@
 rotating the secret, disabling and enabling; each subscriber's deliveries by state; the
 dead-letter list, redelivered with the same id."""
 
+from urllib.parse import urlsplit, urlunsplit
+
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from rights import webhooks
@@ -9,6 +11,14 @@ from rights.errors import RightsError
 from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import ConfirmForm, DeliveryFilterForm, SubscriberForm, field_errors
+
+
+@bp.app_template_filter("masked_url")
+def masked_url(url: str) -> str:
+    """A receiver's URL without its query (receivers put tokens there): for those who may
+    read the webhook pages but not manage them."""
+    parts = urlsplit(url or "")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "…" if parts.query else "", ""))
 
 
 def _subscriber(subscriber_id: int):
@@ -29,6 +39,7 @@ def _subscribers(form, status=200):
         "dashboard/subscribers.html",
         form=form,
         rows=webhooks.overview(),
+        always=webhooks.ALWAYS,
         confirm=ConfirmForm(),
     ), status
 
@@ -70,9 +81,13 @@ def subscriber_rotate(subscriber_id: int):
 @requires("subscribers.manage")
 def subscriber_toggle(subscriber_id: int):
     subscriber = _subscriber(subscriber_id)
-    if not ConfirmForm().validate_on_submit():
+    # The state asked for, not a toggle: a second click or a stale page changes nothing.
+    wanted = request.form.get("active")
+    if not ConfirmForm().validate_on_submit() or wanted not in ("0", "1"):
         abort(400)
-    resumed = webhooks.set_active(subscriber, not subscriber.active, actor=actor())
+    if (wanted == "1") == subscriber.active:
+        return redirect(url_for("dashboard.subscriber_page", subscriber_id=subscriber.id), code=303)
+    resumed = webhooks.set_active(subscriber, wanted == "1", actor=actor())
     db.session.commit()
     if subscriber.active:
         flash(f"{subscriber.name} is enabled; {resumed} stopped deliveries are back in line.")
