@@ -69,3 +69,5 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_erasure.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_dashboard.py
 	$(BIN)/python scripts/bench_incident.py
+	$(BIN)/python scripts/bench_webhooks.py
+	$(BIN)/python scripts/bench_webhooks.py --events 400 --latency 20

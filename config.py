@@ -71,6 +71,9 @@ def defaults(instance: Path) -> dict:
         # or link-local addresses (never in production: that is how SSRF reaches inside).
         "WEBHOOK_TIMEOUT_SECONDS": 10,
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": False,
+        # How many POSTs one worker has in flight at once (receivers answer slowly, and one
+        # slow receiver should not hold up the others).
+        "WEBHOOK_PARALLEL": 8,
         # Room for a request form with its pictures (at most three of 4 MB each, checked one
         # by one in rights/evidence.py); anything larger is refused before it is read.
         "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,

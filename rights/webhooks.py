@@ -20,6 +20,7 @@ import logging
 import random
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 
 from flask import current_app
@@ -56,7 +57,9 @@ ALWAYS = ("subject.erased", "subject.rectified", "subject.restricted")
 FIRST_RETRY_SECONDS = 30
 MAX_BACKOFF_SECONDS = 12 * 3600
 MAX_ATTEMPTS = 15  # 30 s doubling, capped at 12 h: about three days in all
-BATCH = 50
+BATCH = 200  # deliveries per deliver_due() call (one worker round)
+CLAIM = 32  # claimed, sent and settled together
+STOPPED = "subscription disabled"  # why a delivery waits
 LEASE_SLACK_SECONDS = 5
 _DELIVERY_ID = re.compile(r"msg_[0-9a-f]{24}")
 
@@ -158,7 +161,7 @@ def fan_out(event: OutboxMessage, subject_id: str | None) -> list[Delivery]:
             next_attempt_at=utcnow(),
         )
         if not sub.active:
-            delivery.status, delivery.last_error = "disabled", "subscription disabled"
+            delivery.status, delivery.last_error = "disabled", STOPPED
         if sub.id in refs:
             delivery.recipient_ref_enc = vault.seal(_ref_label(delivery.id), refs[sub.id].encode())
         db.session.add(delivery)
@@ -257,43 +260,52 @@ def set_identifier(
     return True
 
 
-def lease(timeout: float) -> timedelta:
-    """How long a claimed delivery is another worker's to leave alone: longer than any
-    attempt can take (connect, then the exchange's deadline)."""
-    return timedelta(seconds=2 * timeout + LEASE_SLACK_SECONDS)
+def lease(timeout: float, size: int) -> timedelta:
+    """How long a claimed batch of ``size`` is another worker's to leave alone: longer than its
+    POSTs can take (each connects, then has its deadline; ``WEBHOOK_PARALLEL`` at once)."""
+    waves = -(-size // max(1, current_app.config["WEBHOOK_PARALLEL"]))
+    return timedelta(seconds=waves * 2 * timeout + LEASE_SLACK_SECONDS)
 
 
-def _claim(timeout: float) -> Delivery | None | bool:
-    """Take the next due delivery: count the attempt and lease it, committed before anything
-    is sent, so no database lock is held while a receiver answers, and a worker killed
-    mid-attempt leaves it to be retried (same id) once the lease is over. On PostgreSQL
-    workers skip rows another is claiming (SKIP LOCKED); everywhere the claim is a
-    compare-and-set on ``attempts``, so two workers cannot both win one. Returns the
-    delivery, None when nothing is due, False when another worker won it."""
+def _claim(limit: int, timeout: float) -> list[Delivery]:
+    """Take up to ``limit`` due deliveries: count their attempt and lease them, committed
+    before anything is sent, so no database lock is held while receivers answer and a worker
+    killed mid-batch leaves them to be sent again (same ids) once the lease is over. On
+    PostgreSQL workers skip rows another is claiming (SKIP LOCKED); everywhere the UPDATE
+    only takes rows still due, so two workers never both win one."""
     now = utcnow()
     query = (
-        select(Delivery.id, Delivery.attempts)
+        select(Delivery.id)
         .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(1)
+        .limit(limit)
     )
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    row = db.session.execute(query).first()
-    if row is None:
-        db.session.rollback()
-        return None
-    won = db.session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == row.id,
-            Delivery.status == "pending",
-            Delivery.attempts == row.attempts,
+    ids = db.session.execute(query).scalars().all()
+    won = []
+    if ids:
+        won = (
+            db.session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(ids),
+                    Delivery.status == "pending",
+                    Delivery.next_attempt_at <= now,
+                )
+                .values(
+                    attempts=Delivery.attempts + 1, next_attempt_at=now + lease(timeout, len(ids))
+                )
+                .returning(Delivery.id)
+            )
+            .scalars()
+            .all()
         )
-        .values(attempts=row.attempts + 1, next_attempt_at=now + lease(timeout))
-    ).rowcount
     db.session.commit()
-    return db.session.get(Delivery, row.id) if won else False
+    if not won:
+        return []
+    rows = db.session.execute(select(Delivery).where(Delivery.id.in_(won))).scalars().all()
+    return sorted(rows, key=lambda d: (d.next_attempt_at, d.id))
 
 
 def signed(delivery: Delivery, subscriber: Subscriber, body: str) -> dict:
@@ -327,48 +339,82 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def deliver_due(limit: int = BATCH) -> dict[str, int]:
-    """Deliver due deliveries, each claimed and then settled in its own commit (commits).
-    Returns counts."""
+    """Deliver due deliveries (commits): claimed ``CLAIM`` at a time, their POSTs
+    ``WEBHOOK_PARALLEL`` at once (one slow receiver does not hold up the others), each batch
+    settled in one commit. Returns counts."""
     counts = {"delivered": 0, "retry": 0, "dead": 0, "disabled": 0}
     timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
-    for _ in range(limit):
-        delivery = _claim(timeout)
-        if delivery is None:
+    remaining = limit
+    while remaining > 0:
+        batch = _claim(min(CLAIM, remaining), timeout)
+        if not batch:
             break
-        if delivery is False:
-            continue  # another worker took it
-        subscriber = db.session.get(Subscriber, delivery.subscriber_id)
-        if not subscriber.active:
-            delivery.status, delivery.last_error = "disabled", "subscription disabled"
-            db.session.commit()
-            counts["disabled"] += 1
-            continue
-        code, error = _attempt(delivery, subscriber, timeout)
-        counts[_settle(delivery, subscriber, code, error)] += 1
+        remaining -= len(batch)
+        for delivery, subscriber, code, error in _attempt_all(batch, timeout):
+            counts[_settle(delivery, subscriber, code, error)] += 1
         db.session.commit()
     return counts
 
 
-def _attempt(delivery: Delivery, subscriber: Subscriber, timeout: float):
+def _attempt_all(batch: list[Delivery], timeout: float):
+    """Prepare each delivery here (database, vault, signing: this thread only), then POST them
+    on a pool of threads that touch nothing but the network. Yields (delivery, subscriber,
+    status code or None, error or None)."""
+    subscribers = {
+        s.id: s
+        for s in db.session.execute(
+            select(Subscriber).where(Subscriber.id.in_({d.subscriber_id for d in batch}))
+        ).scalars()
+    }
+    ready = []
+    for delivery in batch:
+        subscriber = subscribers[delivery.subscriber_id]
+        if not subscriber.active:
+            yield delivery, subscriber, None, STOPPED
+            continue
+        try:
+            target = check_target(subscriber.url)
+            body = body_of(delivery)
+            ready.append((delivery, subscriber, target, body, signed(delivery, subscriber, body)))
+        except Invalid as exc:
+            yield delivery, subscriber, None, exc.message[:200]
+        except Exception as exc:  # never let one delivery stop the others
+            log.exception("webhook delivery %s could not be prepared", delivery.id)
+            yield delivery, subscriber, None, f"internal error ({type(exc).__name__})"
+    if not ready:
+        return
+    parallel = min(current_app.config["WEBHOOK_PARALLEL"], len(ready))
+    if parallel <= 1:
+        for delivery, subscriber, target, body, headers in ready:
+            yield delivery, subscriber, *_post(target, body, headers, timeout)
+        return
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {
+            pool.submit(_post, target, body, headers, timeout): (delivery, subscriber)
+            for delivery, subscriber, target, body, headers in ready
+        }
+        for future in as_completed(futures):
+            delivery, subscriber = futures[future]
+            yield delivery, subscriber, *future.result()
+
+
+def _post(target, body: str, headers: dict, timeout: float):
     """One POST: (status code, None) or (None, what went wrong — no personal data)."""
     try:
-        target = check_target(subscriber.url)
-        body = body_of(delivery)
-        headers = signed(delivery, subscriber, body)
         return outbound_http.post(target, body.encode(), headers, timeout), None
-    except Invalid as exc:
-        return None, exc.message[:200]
     except TimeoutError:
         return None, "TimeoutError: no answer within the deadline"
     except (OSError, http.client.HTTPException) as exc:  # refused, reset, TLS, bad answer
         return None, type(exc).__name__
-    except Exception as exc:  # never let one delivery stop the worker
-        log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+    except Exception as exc:  # noqa: BLE001 - reported on the delivery, never raised
         return None, f"internal error ({type(exc).__name__})"
 
 
 def _settle(delivery: Delivery, subscriber: Subscriber, code: int | None, error: str | None):
     delivery.last_status_code, delivery.last_error = code, error
+    if error == STOPPED:
+        delivery.status = "disabled"
+        return "disabled"
     if code is not None and 200 <= code < 300:
         delivery.status, delivery.delivered_at = "delivered", utcnow()
         # Told: the recipient holds its identifier; Lethe's copy is not needed any more.

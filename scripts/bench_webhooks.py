@@ -14,7 +14,8 @@ plain loop sent, and every signature must verify with the standardwebhooks libra
 with the SQL statements and commits per delivery), one under cProfile (the top functions by
 own time).
 
-    python scripts/bench_webhooks.py [--events 2000] [--rounds 3] [--batch 50] [--profile]
+    python scripts/bench_webhooks.py [--events 2000] [--rounds 3] [--batch 200] [--profile]
+                                     [--latency MS] [--parallel N]
 """
 
 import argparse
@@ -54,14 +55,16 @@ class Receiver:
     """A local receiver answering 204, keeping the worker's requests (headers, body) to check
     after the clock stops, and counting the plain ones."""
 
-    def __init__(self):
+    def __init__(self, latency: float = 0.0):
         self.hooks = []
         self.plain = []
-        receiver = self
+        receiver, latency = self, latency
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if latency:
+                    time.sleep(latency)  # a receiver across a network, doing some work
                 if "webhook-id" in self.headers:
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     receiver.hooks.append((headers, body.decode()))
@@ -73,6 +76,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
+        ThreadingHTTPServer.request_queue_size = 128  # a real server's backlog, not 5
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -315,10 +319,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=webhooks.BATCH, help="deliver_due limit")
     parser.add_argument("--profile", action="store_true", help="where the worker's time goes")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="ms the receiver takes to answer each POST"
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=None, help="WEBHOOK_PARALLEL (default: the config's)"
+    )
     args = parser.parse_args()
     app = make_app()
     app.config.update(WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
-    receiver = Receiver()
+    if args.parallel is not None:
+        app.config.update(WEBHOOK_PARALLEL=args.parallel)
+    print(
+        f"receiver answers in {args.latency:g} ms; worker sends "
+        f"{app.config['WEBHOOK_PARALLEL']} POSTs at once"
+    )
+    receiver = Receiver(latency=args.latency / 1000)
     with app.app_context():
         db.create_all()
         if db.session.execute(select(func.count()).select_from(Delivery)).scalar():

@@ -296,8 +296,10 @@ def test_kill_minus_nine_of_a_worker_mid_batch_loses_no_event(app_factory, recei
 
     first = workers(hooks_app, "lethe-worker-1", "--interval", "0.1")
     wait_for(lambda: first.check_alive() or len(receiver.seen()) > in_flight_at, timeout=30)
-    # Mid-batch: two delivered and committed, one in hand (its POST hanging), five waiting.
-    assert _not_delivered(hooks_app) == n_events - in_flight_at
+    # Mid-batch: the batch is claimed (each attempt counted, leased) and being sent, one POST
+    # hanging; nothing is settled yet.
+    assert _not_delivered(hooks_app) == n_events
+    assert {d.attempts for d in _deliveries(hooks_app).values()} == {1}
     os.kill(first.pid, signal.SIGKILL)
     assert first.proc.wait(timeout=10) == -signal.SIGKILL
     receiver.gate.set()  # the hung request ends; its answer goes nowhere
@@ -312,14 +314,15 @@ def test_kill_minus_nine_of_a_worker_mid_batch_loses_no_event(app_factory, recei
     rows = _deliveries(hooks_app)
     seen = Counter(arrivals)
     assert set(seen) == set(rows)  # no event lost
-    # At least once: only the delivery in hand is sent again, under the same webhook-id.
-    assert seen[in_flight] == 2
-    assert {seen[i] for i in rows if i != in_flight} == {1}
     assert all(d.status == "delivered" for d in rows.values())
-    # The killed attempt counts (it was claimed, committed, before it was sent), so a delivery
-    # that kills its worker every time still ends in the dead-letter list.
-    assert rows[in_flight].attempts == 2
-    assert {d.attempts for i, d in rows.items() if i != in_flight} == {1}
+    # At least once, never under a new id: the killed worker's batch is sent again, by the
+    # second worker once the lease is over, with the same webhook-ids (receivers de-duplicate
+    # on them); the hanging one certainly, the others at most twice.
+    assert seen[in_flight] == 2
+    assert set(seen.values()) <= {1, 2}
+    # The killed attempts count (they were claimed, committed, before they were sent), so a
+    # delivery that kills its worker every time still ends in the dead-letter list.
+    assert {d.attempts for d in rows.values()} == {2}
 
 
 def test_a_slow_receiver_times_out_and_is_retried(app_factory, receivers):
