@@ -74,6 +74,9 @@ def defaults(instance: Path) -> dict:
         # How many POSTs one worker has in flight at once (receivers answer slowly, and one
         # slow receiver should not hold up the others).
         "WEBHOOK_PARALLEL": 8,
+        # The worker sweeps every retention policy this often (0: never; run
+        # `flask retention sweep` from a scheduler instead).
+        "RETENTION_SWEEP_HOURS": 24,
         # Room for a request form with its pictures (at most three of 4 MB each, checked one
         # by one in rights/evidence.py); anything larger is refused before it is read.
         "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,

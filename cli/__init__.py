@@ -14,6 +14,7 @@ from cli import audit as audit_cli
 from cli import erasure as erasure_cli
 from cli import keys
 from cli import officers as officers_cli
+from cli import retention as retention_cli
 from cli import subscribers as subscribers_cli
 from rights import apikeys, demo, jobs, requests
 from rights.errors import RightsError
@@ -157,3 +158,4 @@ def init_app(app: Flask) -> None:
     audit_cli.init_app(app)
     officers_cli.init_app(app)
     subscribers_cli.init_app(app)
+    retention_cli.init_app(app)

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from storage.clock import add_months
-from storage.datamap import CATEGORIES
+from storage.datamap import CATEGORIES, LEDGER_RECORDS
 
 POLICY_DIR = Path(__file__).parent
 ACTIONS = ("delete", "anonymise")
@@ -23,6 +23,10 @@ TRIGGERS = {
     "consent_ended": "the consent was withdrawn or the account closed",
     "request_closed": "the request was closed",
     "notice_written": "the message was written",
+    "receipt_issued": "the receipt was issued",
+    "erased": "the person was erased",
+    "delivery_settled": "the delivery was confirmed, delivered or given up",
+    "sweep_run": "the sweep ran",
 }
 REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
 OPTIONAL = ("retain_after_erasure",)
@@ -41,6 +45,14 @@ class Period:
     def __str__(self) -> str:
         unit = self.unit if self.amount != 1 else self.unit.rstrip("s")
         return f"{self.amount} {unit}"
+
+    def before(self, end: datetime) -> datetime:
+        """``end`` minus this period: what started at or before it has run its course by
+        ``end`` (never a day early: a clamped month end only makes it later)."""
+        if self.unit == "days":
+            return end - timedelta(days=self.amount)
+        months = self.amount * (12 if self.unit == "years" else 1)
+        return add_months(end, -months)
 
     def after(self, start: datetime) -> datetime:
         """``start`` plus this period; months and years clamp to the end of a shorter month."""
@@ -124,9 +136,12 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
     for path in sorted(directory.glob("*.toml")):
         policy = _load_file(path)
         loaded[policy.category] = policy
-    known = {c.retention_policy for c in CATEGORIES}
+    known = {c.retention_policy for c in CATEGORIES} | {r.retention_policy for r in LEDGER_RECORDS}
     for key in sorted(set(loaded) - known):
         raise PolicyError(f"{loaded[key].file}: field 'category': no data-map category '{key}'")
+    for record in LEDGER_RECORDS:
+        if record.retention_policy not in loaded:
+            raise PolicyError(f"{record.retention_policy}.toml: missing (Lethe's {record.key})")
     for cat in CATEGORIES:
         policy = loaded.get(cat.retention_policy)
         if policy is None:
@@ -142,4 +157,4 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
 @cache
 def policies() -> dict[str, Policy]:
     """The policies shipped in this folder (validated once per process)."""
-    return load_policies()
+    return load_policies(POLICY_DIR)

@@ -1,7 +1,7 @@
 """Background jobs the worker runs from the outbox, by topic. Jobs take a request id and
 commit as they go; they are written to resume if a worker dies mid-way."""
 
-from rights import audit_checkpoints, erasure, outbox, webhooks
+from rights import audit_checkpoints, erasure, outbox, retention, webhooks
 from storage.db import db
 
 HANDLERS = {
@@ -16,6 +16,7 @@ def run_due(limit: int | None = None) -> dict[str, int]:
     counts["webhooks_events_fanned_out"] = webhooks.fan_out_left_over()
     for key, n in webhooks.deliver_due().items():
         counts[f"webhooks_{key}"] = n
+    counts["retention_swept"] = int(retention.run_if_due())
     if audit_checkpoints.maybe_write():
         db.session.commit()
     return counts

@@ -139,6 +139,8 @@ def _move(
         raise InvalidTransition(f"A request that is {request.status} cannot be {kind}.")
     before = request.status
     request.status = to
+    if to in TERMINAL:
+        request.closed_at = utcnow()
     _event(request, kind, actor, note, from_status=before, text=text)
 
 

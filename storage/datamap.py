@@ -11,6 +11,7 @@ from typing import Literal
 
 from storage.models import (
     Consent,
+    Delivery,
     Disclosure,
     EvidenceAttachment,
     Feedback,
@@ -21,9 +22,13 @@ from storage.models import (
     OutboxMessage,
     PerkAward,
     Promotion,
+    Receipt,
+    ReceiptRecord,
     RecipientIdentifier,
     RequestEvent,
+    RetentionRun,
     RightsRequest,
+    SuppressionTombstone,
 )
 
 ErasureAction = Literal["delete", "anonymise", "retain"]
@@ -399,6 +404,75 @@ CATEGORIES: tuple[Category, ...] = (
 )
 
 BY_KEY: dict[str, Category] = {c.key: c for c in CATEGORIES}
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """A kind of record Lethe keeps about its own work (no personal data in clear, or only
+    pseudonymous references): retained by a policy like any category, listed in the Art. 30
+    record, but not part of a subject's access report. ``where`` narrows the table to the
+    rows the policy governs (a column and the values it may take)."""
+
+    key: str
+    title: str
+    description: str
+    model: type
+    retention_policy: str
+    subject_column: str | None = None
+    where: tuple[str, tuple[str, ...]] | None = None
+
+
+LEDGER_RECORDS: tuple[LedgerRecord, ...] = (
+    LedgerRecord(
+        key="receipts",
+        title="Deletion receipts",
+        description="Signed receipts of erasures (a pseudonymous reference, counts, dates), "
+        "and the fingerprint of each record key.",
+        model=Receipt,
+        retention_policy="receipts",
+    ),
+    LedgerRecord(
+        key="receipt_copies",
+        title="Deletion receipts (key store copy)",
+        description="The key store's copy of each receipt, so that a restored backup of the "
+        "main database cannot stop a record key from opening its statement.",
+        model=ReceiptRecord,
+        retention_policy="receipts",
+    ),
+    LedgerRecord(
+        key="tombstones",
+        title="Suppression tombstones",
+        description="Keyed fingerprints of erased people's identifiers, in the key store: "
+        "they stop re-ingestion and let a restored backup replay every erasure.",
+        model=SuppressionTombstone,
+        retention_policy="tombstones",
+        subject_column="subject_id",
+    ),
+    LedgerRecord(
+        key="webhook_deliveries",
+        title="Webhook deliveries",
+        description="Which recipient was told what, when, and whether it confirmed.",
+        model=Delivery,
+        retention_policy="webhook_deliveries",
+        where=("status", ("delivered", "confirmed", "dead")),
+    ),
+    LedgerRecord(
+        key="webhook_events",
+        title="Webhook events",
+        description="The events recipients were told (pseudonymous reference, record ids); "
+        "each goes once none of its deliveries is kept.",
+        model=OutboxMessage,
+        retention_policy="webhook_deliveries",
+        where=("kind", ("event",)),
+    ),
+    LedgerRecord(
+        key="retention_runs",
+        title="Retention runs",
+        description="What each sweep found and did, in counts.",
+        model=RetentionRun,
+        retention_policy="retention_runs",
+    ),
+)
 
 
 def category(key: str) -> Category:

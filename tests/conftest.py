@@ -98,6 +98,8 @@ def make_config(tmp_path, smtp_port: int, **overrides) -> dict:
         "RATELIMIT_ENABLED": False,
         "PUBLIC_URL": "http://lethe.test",
         "PUBLIC_FORM_MIN_SECONDS": 0,
+        # Tests sweep when they mean to (the worker's schedule would sweep their data).
+        "RETENTION_SWEEP_HOURS": 0,
     }
     cfg.update(overrides)
     return cfg

@@ -1,5 +1,6 @@
 """Start-up: secrets, production refusal, policy-file validation, the layering rule."""
 
+import importlib
 import json
 import os
 import shutil
@@ -14,9 +15,11 @@ import config
 from app import create_app
 from retention_policies import PolicyError, load_policies, policies
 from retention_policies.policies import POLICY_DIR
-from storage.datamap import CATEGORIES
+from storage.datamap import CATEGORIES, LEDGER_RECORDS
 
 ROOT = Path(__file__).resolve().parent.parent
+# The module (the package's `policies` is the function of the same name).
+policies_module = importlib.import_module("retention_policies.policies")
 
 
 def test_production_refuses_to_start_without_secrets(tmp_path, monkeypatch):
@@ -66,7 +69,9 @@ def test_database_urls_from_environment(tmp_path, monkeypatch):
 
 def test_shipped_policies_cover_every_category():
     loaded = policies()
-    assert {c.retention_policy for c in CATEGORIES} == set(loaded)
+    assert {c.retention_policy for c in CATEGORIES} | {
+        r.retention_policy for r in LEDGER_RECORDS
+    } == set(loaded)
     for cat in CATEGORIES:
         if cat.erasure.action == "retain":
             assert loaded[cat.retention_policy].retain_after_erasure is not None
@@ -127,6 +132,24 @@ def test_missing_and_stray_policy_files(policy_dir):
     (policy_dir / "promotions.toml").unlink()
     with pytest.raises(PolicyError, match=r"promotions.toml: missing"):
         load_policies(policy_dir)
+
+
+def test_lethes_own_records_need_their_policies_too(policy_dir):
+    (policy_dir / "receipts.toml").unlink()
+    with pytest.raises(PolicyError, match=r"receipts.toml: missing \(Lethe's receipts\)"):
+        load_policies(policy_dir)
+
+
+def test_a_malformed_policy_stops_start_up_naming_file_and_field(policy_dir, monkeypatch, tmp_path):
+    path = policy_dir / "tombstones.toml"
+    path.write_text(path.read_text().replace('action = "delete"', 'action = "forget"'))
+    monkeypatch.setattr(policies_module, "POLICY_DIR", policy_dir)
+    policies.cache_clear()
+    try:
+        with pytest.raises(PolicyError, match="tombstones.toml: field 'action'"):
+            create_app(instance_path=str(tmp_path))
+    finally:
+        policies.cache_clear()
 
 
 def test_stray_policy_file_is_refused(policy_dir):

@@ -187,5 +187,6 @@ def test_data_map_covers_every_table_holding_a_subjects_rows():
         table.name for table in db.metadatas[None].sorted_tables if "subject_id" in table.c
     }
     mapped = {c.table for c in CATEGORIES}
-    # erasure_runs holds only ids, a step and counts: the state of a job, no personal data.
-    assert with_subject - {"record_history", "erasure_runs"} == mapped
+    # erasure_runs holds only ids, a step and counts: the state of a job, no personal data;
+    # legal_holds names whose records are held, with an officer's reason.
+    assert with_subject - {"record_history", "erasure_runs", "legal_holds"} == mapped

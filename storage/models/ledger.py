@@ -67,6 +67,8 @@ class RightsRequest(RetainedMixin, db.Model):
     # Set on every answer (granted or refused): the dashboard's "closed in the last 90 days".
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When it reached a final state (completed, refused or withdrawn): retention's clock.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     downloads_expire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Where notices go (the member's address, or the one typed on the form): subject's key.
     contact_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -386,7 +388,10 @@ class EvidenceAttachment(db.Model):
 
 
 class RetentionRun(db.Model):
+    """One policy applied by one sweep: what it found and did, counts only."""
+
     __tablename__ = "retention_runs"
+    __table_args__ = (Index("ix_retention_runs_started", "started_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     policy: Mapped[str] = mapped_column(String(60))
@@ -394,6 +399,26 @@ class RetentionRun(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dry_run: Mapped[bool] = mapped_column(default=False)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class LegalHold(db.Model):
+    """Records that must outlive their retention period (litigation, an investigation): a
+    subject's, a campaign's or a whole category's. Sweeps skip them until the hold ends or is
+    released. The reason is for officers and says nothing about the person."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(12))  # subject | campaign | category
+    subject_id: Mapped[str | None] = mapped_column(ForeignKey("subjects.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    category: Mapped[str | None] = mapped_column(String(60))
+    reason: Mapped[str] = mapped_column(String(500))
+    placed_by: Mapped[str] = mapped_column(String(120))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(120))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Incident(db.Model):

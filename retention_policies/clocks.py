@@ -1,0 +1,97 @@
+"""When each record's retention clock started, as SQL: one expression per policy trigger, for
+any table the trigger applies to (a column of the row, or of the member or request it belongs
+to), and the campaign a record belongs to (for legal holds on a campaign). A trigger a table
+cannot answer is a :class:`KeyError` at start-up, not a silent "never expires"."""
+
+from sqlalchemy import ColumnElement, func, select
+
+from storage.models import (
+    Consent,
+    Delivery,
+    Disclosure,
+    Feedback,
+    FeedbackPicture,
+    Member,
+    Perk,
+    PerkAward,
+    Promotion,
+    RightsRequest,
+)
+
+
+def _member_closed(model):
+    if model is Member:
+        return Member.closed_at
+    return select(Member.closed_at).where(Member.subject_id == model.subject_id).scalar_subquery()
+
+
+def _request_closed(model):
+    if model is RightsRequest:
+        return RightsRequest.closed_at
+    return (
+        select(RightsRequest.closed_at)
+        .where(RightsRequest.id == model.request_id)
+        .scalar_subquery()
+    )
+
+
+def _column(name: str):
+    def clock(model):
+        return getattr(model, name)
+
+    return clock
+
+
+def _settled(model):
+    if model is Delivery:
+        return func.coalesce(Delivery.confirmed_at, Delivery.delivered_at, Delivery.created_at)
+    return model.created_at  # an event: its deliveries go first (they refer to it)
+
+
+CLOCKS = {
+    "account_closed": _member_closed,
+    "score_computed": _column("computed_at"),
+    "record_recorded": _column("recorded_at"),
+    "award_last_status": _column("status_at"),
+    "disclosure_listed": _column("listed_at"),
+    "promotion_shown": _column("shown_at"),
+    "consent_ended": lambda model: func.coalesce(Consent.withdrawn_at, _member_closed(model)),
+    "request_closed": _request_closed,
+    "notice_written": _column("created_at"),
+    "receipt_issued": _column("issued_at"),
+    "erased": _column("erased_at"),
+    "delivery_settled": _settled,
+    "sweep_run": _column("started_at"),
+}
+
+
+def started(trigger: str, model) -> ColumnElement:
+    """The moment ``model``'s rows started their clock under ``trigger`` (NULL: not yet)."""
+    expression = CLOCKS[trigger](model)
+    if expression is None:
+        raise KeyError(f"{model.__tablename__} cannot tell when '{trigger}' happened")
+    return expression
+
+
+def _award_campaign(award_id):
+    return (
+        select(Perk.campaign_id)
+        .join(PerkAward, PerkAward.perk_id == Perk.id)
+        .where(PerkAward.id == award_id)
+        .scalar_subquery()
+    )
+
+
+def campaign_of(model) -> ColumnElement | None:
+    """The campaign a row belongs to, or None when the table has no campaign."""
+    if model is PerkAward:
+        return select(Perk.campaign_id).where(Perk.id == PerkAward.perk_id).scalar_subquery()
+    if model in (Disclosure, Promotion, Feedback):
+        return _award_campaign(model.award_id)
+    if model is FeedbackPicture:
+        return _award_campaign(
+            select(Feedback.award_id)
+            .where(Feedback.id == FeedbackPicture.feedback_id)
+            .scalar_subquery()
+        )
+    return None

@@ -1,0 +1,387 @@
+"""Sweeps: every retention policy applied to the rows it governs.
+
+For each data-map category and each of Lethe's own kinds of record, a sweep finds the rows
+whose clock (:mod:`retention_policies.clocks`) started at or before *now minus the period*,
+leaves out the rows a legal hold covers, and deletes or anonymises the rest:
+
+- **delete** removes the rows and their provenance history. A row something else still
+  refers to (a consent a promotion was shown on, feedback that still has a picture) waits until
+  that is gone, so a sweep never breaks a reference and never fails half-way.
+- **anonymise** keeps the row without a person: it moves to the anonymous subject, its
+  encrypted columns are emptied, a platform id becomes ``anon-<n>``, and its history goes.
+  What is left proves that something happened, not to whom.
+- rows that erasure kept under an Art. 17(3) exception get the category's action when their
+  ``retain_until`` passes (not before): deleted or anonymised, they leave the person.
+
+Work goes in batches of ``batch`` rows, each its own transaction, so memory stays flat and a
+stopped sweep has lost nothing. Batches are claimed with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so sweeps started at once by several schedulers share the rows and remove each
+one once; a second sweep finds nothing left to do. Only counts and dates come out: never data.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import (
+    String,
+    and_,
+    cast,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from retention_policies import clocks
+from retention_policies.policies import Policy, policies
+from storage.clock import utcnow
+from storage.datamap import CATEGORIES, LEDGER_RECORDS
+from storage.db import db
+from storage.models import LegalHold, RecordHistory, RetentionRun, Subject
+
+log = logging.getLogger(__name__)
+BATCH = 2000
+ANONYMOUS_SUBJECT_ID = "00000000-0000-4000-8000-000000000000"
+ANONYMOUS_REF = "sub_anonymous"
+
+
+@dataclass(frozen=True)
+class Governed:
+    """A table (or part of one) under one policy."""
+
+    key: str
+    title: str
+    model: type
+    policy_key: str
+    subject_column: str | None
+    has_provenance: bool
+    where: tuple[str, tuple[str, ...]] | None = None
+    personal: bool = True  # a data-map category (rather than one of Lethe's own records)
+
+    @property
+    def policy(self) -> Policy:
+        return policies()[self.policy_key]
+
+    @property
+    def retained(self) -> bool:
+        """Whether erasure may keep its rows until ``retain_until``."""
+        return hasattr(self.model, "retain_until")
+
+
+def governed() -> list[Governed]:
+    """Everything a policy governs, children before parents (so a parent's rows can go in the
+    same sweep as the rows that refer to them)."""
+    out = [
+        Governed(
+            key=c.key,
+            title=c.title,
+            model=c.model,
+            policy_key=c.retention_policy,
+            subject_column=c.subject_column,
+            has_provenance=c.has_provenance,
+            where=("kind", ("email",)) if c.key == "notices" else None,
+        )
+        for c in CATEGORIES
+    ] + [
+        Governed(
+            key=r.key,
+            title=r.title,
+            model=r.model,
+            policy_key=r.retention_policy,
+            subject_column=r.subject_column,
+            has_provenance=False,
+            where=r.where,
+            personal=False,
+        )
+        for r in LEDGER_RECORDS
+    ]
+    order = {}
+    for name, metadata in db.metadatas.items():
+        for i, table in enumerate(metadata.sorted_tables):
+            order[(name, table.name)] = i
+    bind_of = {g.key: getattr(g.model, "__bind_key__", None) for g in out}
+    return sorted(out, key=lambda g: -order[(bind_of[g.key], g.model.__tablename__)])
+
+
+@dataclass
+class Holds:
+    """The legal holds in force now, read once per sweep (they are few)."""
+
+    subjects: list[str] = field(default_factory=list)
+    campaigns: list[int] = field(default_factory=list)
+    categories: set[str] = field(default_factory=set)
+
+    @classmethod
+    def now(cls, now: datetime) -> "Holds":
+        rows = db.session.execute(
+            select(LegalHold).where(
+                LegalHold.released_at.is_(None),
+                or_(LegalHold.ends_at.is_(None), LegalHold.ends_at > now),
+            )
+        ).scalars()
+        holds = cls()
+        for hold in rows:
+            if hold.scope == "subject":
+                holds.subjects.append(hold.subject_id)
+            elif hold.scope == "campaign":
+                holds.campaigns.append(hold.campaign_id)
+            else:
+                holds.categories.add(hold.category)
+        return holds
+
+    def covers(self, g: Governed):
+        """SQL: the rows of ``g`` a hold covers (False when none can)."""
+        if g.key in self.categories:
+            return true()
+        conditions = []
+        if self.subjects and g.subject_column:
+            conditions.append(getattr(g.model, g.subject_column).in_(self.subjects))
+        campaign = clocks.campaign_of(g.model) if self.campaigns else None
+        if campaign is not None:
+            conditions.append(campaign.in_(self.campaigns))
+        return or_(*conditions) if conditions else false()
+
+
+def _pk(g: Governed):
+    return g.model.__table__.c.id
+
+
+def _still_referred_to(g: Governed):
+    """SQL: rows another table still refers to (they wait for those rows to go first)."""
+    table = g.model.__table__
+    bind = getattr(g.model, "__bind_key__", None)
+    conditions = []
+    for other in db.metadatas[bind].sorted_tables:
+        for fk in other.foreign_keys:
+            if fk.column.table is table and other is not table:
+                conditions.append(exists().where(fk.parent == fk.column))
+    return or_(*conditions) if conditions else false()
+
+
+def _narrowed(g: Governed, query):
+    if g.where is not None:
+        column, values = g.where
+        query = query.where(getattr(g.model, column).in_(values))
+    return query
+
+
+def _actionable(g: Governed):
+    """SQL filter: rows the policy's action can still be applied to — not yet anonymised, or
+    (to delete) not referred to by another row."""
+    if g.policy.action == "anonymise":
+        return getattr(g.model, g.subject_column) != ANONYMOUS_SUBJECT_ID
+    return ~_still_referred_to(g)
+
+
+def expired(g: Governed, now: datetime):
+    """SQL filter: rows whose retention period has run by ``now`` under their policy, and that
+    are not kept by erasure (those follow ``retain_until``)."""
+    policy = g.policy
+    start = clocks.started(policy.trigger, g.model)
+    conditions = [start.is_not(None), start <= policy.period.before(now), _actionable(g)]
+    if g.retained:
+        conditions.append(g.model.restricted_at.is_(None))
+    return and_(*conditions)
+
+
+def retained_expired(g: Governed, now: datetime):
+    """SQL filter: rows erasure kept whose ``retain_until`` has passed: the category's action
+    applies to them now (deleted, or anonymised: either way they leave the person)."""
+    return and_(g.model.restricted_at.is_not(None), g.model.retain_until <= now, _actionable(g))
+
+
+@dataclass
+class Outcome:
+    key: str
+    policy: str
+    action: str
+    expired: int = 0  # removed or anonymised
+    retained_removed: int = 0  # kept by erasure, now past retain_until
+    held: int = 0  # due but held
+    oldest: datetime | None = None  # the oldest clock start among the due rows (dry run)
+
+    def counts(self) -> dict:
+        out = {
+            "expired": self.expired,
+            "retained_removed": self.retained_removed,
+            "held": self.held,
+            "action": self.action,
+        }
+        if self.oldest is not None:
+            out["oldest"] = self.oldest.isoformat()
+        return out
+
+
+def preview(g: Governed, holds: Holds, now: datetime) -> Outcome:
+    """What a sweep would do to ``g`` now: counts and the oldest date, nothing changed."""
+    policy = g.policy
+    outcome = Outcome(g.key, g.policy_key, policy.action)
+    start = clocks.started(policy.trigger, g.model)
+    covered = holds.covers(g)
+    rows = select(func.count()).select_from(g.model)
+    due = _narrowed(g, rows.add_columns(func.min(start)).where(expired(g, now)))
+    outcome.expired, outcome.oldest = db.session.execute(due.where(~covered)).one()
+    outcome.held = db.session.execute(
+        _narrowed(g, rows.where(expired(g, now), covered))
+    ).scalar_one()
+    if g.retained:
+        outcome.retained_removed = db.session.execute(
+            rows.where(retained_expired(g, now), ~covered)
+        ).scalar_one()
+        outcome.held += db.session.execute(
+            rows.where(retained_expired(g, now), covered)
+        ).scalar_one()
+    return outcome
+
+
+def _claim(g: Governed, condition, batch: int) -> list:
+    pk = _pk(g)
+    query = _narrowed(g, select(pk).select_from(g.model).where(condition))
+    query = query.order_by(pk).limit(batch)
+    if db.session.get_bind(mapper=g.model.__mapper__).dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=g.model.__table__)
+    return db.session.execute(query).scalars().all()
+
+
+def _delete(g: Governed, ids: list) -> int:
+    if g.has_provenance:
+        db.session.execute(
+            delete(RecordHistory).where(
+                RecordHistory.record_type == g.model.__tablename__,
+                RecordHistory.record_id.in_(ids),
+            )
+        )
+    return db.session.execute(delete(g.model).where(_pk(g).in_(ids))).rowcount
+
+
+def _anonymise(g: Governed, ids: list) -> int:
+    table = g.model.__table__
+    values = {
+        column.name: None
+        for column in table.columns
+        if column.name.endswith("_enc") and column.nullable
+    }
+    values[g.subject_column] = ANONYMOUS_SUBJECT_ID
+    if "external_id" in table.c:
+        values["external_id"] = literal("anon-") + cast(table.c.id, String)
+    if g.has_provenance:
+        db.session.execute(
+            delete(RecordHistory).where(
+                RecordHistory.record_type == g.model.__tablename__,
+                RecordHistory.record_id.in_(ids),
+            )
+        )
+    return db.session.execute(
+        update(g.model)
+        .where(_pk(g).in_(ids), getattr(g.model, g.subject_column) != ANONYMOUS_SUBJECT_ID)
+        .values(values)
+    ).rowcount
+
+
+def anonymous_subject() -> str:
+    """The one subject anonymised rows belong to (no key, no address, no person)."""
+    if db.session.get(Subject, ANONYMOUS_SUBJECT_ID) is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(Subject(id=ANONYMOUS_SUBJECT_ID, ref=ANONYMOUS_REF))
+        except IntegrityError:
+            pass  # another sweep made it
+        db.session.commit()
+    return ANONYMOUS_SUBJECT_ID
+
+
+def _work(g: Governed, condition, act, batch: int, progress) -> int:
+    done = 0
+    while True:
+        ids = _claim(g, condition, batch)
+        if not ids:
+            db.session.rollback()
+            return done
+        n = act(g, ids)
+        db.session.commit()
+        done += n
+        if progress is not None:
+            progress(g.key, len(ids))
+
+
+def apply(
+    g: Governed,
+    holds: Holds,
+    now: datetime,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[str, int], None] | None = None,
+) -> Outcome:
+    """Apply ``g``'s policy now (commits, batch by batch)."""
+    policy = g.policy
+    outcome = Outcome(g.key, g.policy_key, policy.action)
+    covered = holds.covers(g)
+    act = _anonymise if policy.action == "anonymise" else _delete
+    if act is _anonymise:
+        anonymous_subject()
+    outcome.expired = _work(g, and_(expired(g, now), ~covered), act, batch, progress)
+    if g.retained:
+        outcome.retained_removed = _work(
+            g, and_(retained_expired(g, now), ~covered), act, batch, progress
+        )
+    outcome.held = preview(g, holds, now).held
+    db.session.rollback()
+    return outcome
+
+
+def sweep(
+    *,
+    dry_run: bool = False,
+    batch: int = BATCH,
+    progress: Callable[[str, int], None] | None = None,
+    only: str | None = None,
+) -> list[Outcome]:
+    """Apply every policy (or, with ``dry_run``, say what would go), recording each as a
+    :class:`RetentionRun` (commits). ``only`` limits it to one category or record."""
+    now = utcnow()
+    holds = Holds.now(now)
+    outcomes = []
+    for g in governed():
+        if only is not None and g.key != only:
+            continue
+        started = utcnow()
+        outcome = (
+            preview(g, holds, now)
+            if dry_run
+            else apply(g, holds, now, batch=batch, progress=progress)
+        )
+        db.session.add(
+            RetentionRun(
+                policy=g.key,
+                started_at=started,
+                finished_at=utcnow(),
+                dry_run=dry_run,
+                counts=outcome.counts(),
+            )
+        )
+        db.session.commit()
+        log.info(
+            "retention %s %s: %s expired, %s retained removed, %s held",
+            "dry run" if dry_run else "sweep",
+            g.key,
+            outcome.expired,
+            outcome.retained_removed,
+            outcome.held,
+        )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def due_counts(now: datetime | None = None) -> dict[str, int]:
+    """How many rows each governed table would lose now (for a progress bar's length)."""
+    now = now or utcnow()
+    holds = Holds.now(now)
+    return {g.key: (o := preview(g, holds, now)).expired + o.retained_removed for g in governed()}
