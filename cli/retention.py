@@ -7,7 +7,6 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from retention_policies import sweeps
 from rights import retention
 
 group = AppGroup("retention", help="Retention: sweep expired records, see what is due.")
@@ -15,7 +14,7 @@ group = AppGroup("retention", help="Retention: sweep expired records, see what i
 
 @group.command("sweep")
 @click.option("--dry-run", is_flag=True, help="Say what would go (counts, oldest dates).")
-@click.option("--batch", default=sweeps.BATCH, show_default=True, help="Rows per transaction.")
+@click.option("--batch", default=retention.BATCH, show_default=True, help="Rows per transaction.")
 def sweep(dry_run: bool, batch: int) -> None:
     """Apply every policy: delete or anonymise what has run its course, skipping held records
     and recording the run. Safe to run from several schedulers at once. Prints counts only."""
@@ -23,7 +22,7 @@ def sweep(dry_run: bool, batch: int) -> None:
     if dry_run or not sys.stdout.isatty():
         outcomes = retention.run(actor="cli", dry_run=dry_run, batch=batch)
     else:
-        total = sum(sweeps.due_counts().values())
+        total = sum(retention.due_counts().values())
         with click.progressbar(length=total, label="Sweeping", show_pos=True) as bar:
             outcomes = retention.run(
                 actor="cli", batch=batch, progress=lambda _key, n: bar.update(n)

@@ -155,6 +155,8 @@ PERMISSIONS = {
     "apikeys.manage": {"admin"},
     "signing_keys.manage": {"admin"},
     "subscribers.manage": {"admin"},
+    "retention.read": {"officer", "admin", "auditor"},
+    "holds.manage": {"officer", "admin"},
 }
 
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import or_, select
 
-from retention_policies import sweeps
+from retention_policies import record_of_processing, sweeps
 from retention_policies.policies import policies
-from rights import audit
+from rights import audit, spreadsheets
 from rights.errors import Invalid, NotFound
 from storage.clock import utcnow
 from storage.datamap import BY_KEY
@@ -17,11 +17,12 @@ from storage.db import db
 from storage.models import Campaign, LegalHold, RetentionRun, Subject
 
 SCOPES = ("subject", "campaign", "category")
+BATCH = sweeps.BATCH
 MAX_REASON = 500
 
 
 def run(
-    *, actor: str, dry_run: bool = False, progress=None, batch: int = sweeps.BATCH
+    *, actor: str, dry_run: bool = False, progress=None, batch: int = BATCH
 ) -> list[sweeps.Outcome]:
     """Sweep every policy now (commits), and audit it with the counts."""
     outcomes = sweeps.sweep(dry_run=dry_run, progress=progress, batch=batch)
@@ -206,3 +207,19 @@ def overview() -> list[dict]:
         )
     db.session.rollback()
     return rows
+
+
+def due_counts() -> dict[str, int]:
+    """Rows each policy would remove now (a progress bar's length)."""
+    return sweeps.due_counts()
+
+
+# --- the record of processing (Art. 30) -------------------------------------------------------
+
+
+def record() -> dict:
+    return record_of_processing.build(current_app.config)
+
+
+def record_csv():
+    return record_of_processing.to_csv(record(), cell=spreadsheets.cell)

@@ -78,6 +78,8 @@ class Category:
     profiling: str | None = None
     # Whether the subject can see each record's provenance columns (source, actor, recorded_at).
     has_provenance: bool = True
+    # Art. 30(1)(c): whose data this is.
+    data_subjects: tuple[str, ...] = ("Members and former members of the platform",)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -311,6 +313,7 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("None outside Lethe",),
         source="You, through the request form or the platform acting for you",
         retention_policy="rights_requests",
+        data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure(
             "retain",
             exception="Art. 17(3)(e) GDPR: defence of legal claims (proof the request was "
@@ -334,6 +337,7 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("None outside Lethe",),
         source="You, and the officers handling your requests",
         retention_policy="request_messages",
+        data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure(
             "retain",
             exception="Art. 17(3)(e) GDPR: defence of legal claims (proof the request was "
@@ -358,6 +362,7 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("None outside Lethe",),
         source="You, through the request form",
         retention_policy="evidence",
+        data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure("delete"),
         has_provenance=False,
     ),
@@ -378,6 +383,7 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("Email delivery provider (processor)",),
         source="Lethe",
         retention_policy="notices",
+        data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure("delete"),
         has_provenance=False,
     ),

@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import apikeys, incidents, officers, outbox, requests, webhooks
+from rights import apikeys, incidents, officers, outbox, requests, retention, webhooks
 from storage import vault
 from storage.db import db
 from storage.models import AuditEvent, EvidenceAttachment, Officer, RightsRequest, Subscriber
@@ -62,6 +62,12 @@ ROUTES = [
     ("POST", "/dashboard/deliveries/{dlv}/redeliver", ADMIN, 303),
     ("POST", "/dashboard/subscribers/{sub}/rotate", ADMIN, 200),  # the new secret, once
     ("POST", "/dashboard/subscribers/{sub}/active?active=0", ADMIN, 303),
+    ("GET", "/dashboard/retention", EVERYONE, 200),
+    ("POST", "/dashboard/retention/holds", DECIDERS, 422),  # empty form
+    ("POST", "/dashboard/retention/holds/{hold}/release", DECIDERS, 303),
+    ("GET", "/dashboard/record-of-processing", EVERYONE, 200),
+    ("GET", "/dashboard/record-of-processing.json", EVERYONE, 200),
+    ("GET", "/dashboard/record-of-processing.csv", EVERYONE, 200),
 ]
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.logout"}
 
@@ -95,6 +101,9 @@ def world(app):
         event = outbox.enqueue_event("x", request_id=req.id, body={"type": "x"})
         (delivery,) = webhooks.fan_out(event, None)
         delivery.status = "dead"
+        hold = retention.place_hold(
+            scope="category", target="notices", reason="inquiry", ends_at=None, actor="t"
+        )
         key, _ = apikeys.create("platform", ["requests:read"], actor="test")
         other, _ = officers.create(
             "other@perkly.example", name="Other", role="officer", password=OFFICER_PASSWORD, by="t"
@@ -108,6 +117,7 @@ def world(app):
             "inc": incident.id,
             "sub": subscriber.id,
             "dlv": delivery.id,
+            "hold": hold.id,
         }
 
 

@@ -287,6 +287,26 @@ def failed_deliveries(page, sid):
     expect(page.get_by_role("button", name="Redeliver")).to_be_visible()
 
 
+def retention_page(page, rid):
+    goto(page, "/dashboard/retention")
+    expect(page.get_by_role("heading", name="Legal holds")).to_be_visible()
+
+
+def retention_hold_with_errors(page, rid):
+    retention_page(page, rid)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Place the hold").click()
+    assert answer.value.status == 422
+    expect(page.get_by_label("Why the records must be kept")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+
+
+def record_of_processing(page, rid):
+    goto(page, "/dashboard/record-of-processing")
+    expect(page.get_by_role("heading", name="Security measures (Art. 32)")).to_be_visible()
+
+
 WEBHOOKS = [subscribers, subscribers_with_errors, subscriber_page, failed_deliveries]
 SIGNED_IN = [
     dashboard_home,
@@ -303,6 +323,9 @@ SIGNED_IN = [
     officers,
     api_keys,
     signing_keys,
+    retention_page,
+    retention_hold_with_errors,
+    record_of_processing,
 ]
 INCIDENTS = [
     incidents_list,

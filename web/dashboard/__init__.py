@@ -164,5 +164,6 @@ from web.dashboard import (  # noqa: E402, F401
     incident_views,
     queue_views,
     request_views,
+    retention_views,
     subscriber_views,
 )

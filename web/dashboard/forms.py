@@ -239,6 +239,35 @@ class DeliveryFilterForm(FlaskForm):
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=10**6)])
 
 
+class HoldForm(FlaskForm):
+    scope = SelectField(
+        "Hold",
+        choices=choices(
+            ("subject", "A person's records (by pseudonymous reference)"),
+            ("campaign", "A campaign's records (by campaign id)"),
+            ("category", "A whole category"),
+        ),
+        validators=[InputRequired()],
+    )
+    target = StringField(
+        "Which",
+        description="sub_… for a person (on their request page), the campaign's id (e.g. "
+        "c-launch), or the category's key (e.g. perk_awards).",
+        validators=[InputRequired(), Length(max=80)],
+    )
+    reason = TextAreaField(
+        "Why the records must be kept",
+        description="E.g. the case or inquiry. Say nothing about the person: it is shown to "
+        "every officer.",
+        validators=[InputRequired(), Length(max=500)],
+    )
+    ends_at = DateField(
+        "Until",
+        description="Leave empty to hold until released.",
+        validators=[Optional()],
+    )
+
+
 class ConfirmForm(FlaskForm):
     """A button that changes something: CSRF only."""
 
