@@ -62,6 +62,7 @@ CLOCKS = {
     "erased": _column("erased_at"),
     "delivery_settled": _settled,
     "sweep_run": _column("started_at"),
+    "entry_written": _column("at"),
 }
 
 

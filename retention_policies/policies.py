@@ -27,6 +27,7 @@ TRIGGERS = {
     "erased": "the person was erased",
     "delivery_settled": "the delivery was confirmed, delivered or given up",
     "sweep_run": "the sweep ran",
+    "entry_written": "the entry was written",
 }
 REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
 OPTIONAL = ("retain_after_erasure",)
@@ -142,6 +143,8 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
     for record in LEDGER_RECORDS:
         if record.retention_policy not in loaded:
             raise PolicyError(f"{record.retention_policy}.toml: missing (Lethe's {record.key})")
+    for record in LEDGER_RECORDS:
+        _check_clock(loaded[record.retention_policy], record.model)
     for cat in CATEGORIES:
         policy = loaded.get(cat.retention_policy)
         if policy is None:
@@ -151,7 +154,21 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
                 f"{policy.file}: field 'retain_after_erasure' is required: erasure retains "
                 f"category '{cat.key}'"
             )
+        _check_clock(policy, cat.model)
     return loaded
+
+
+def _check_clock(policy: Policy, model) -> None:
+    """The trigger must be something the table can tell (else its rows would never expire)."""
+    from retention_policies import clocks  # noqa: PLC0415 - clocks reads the models
+
+    try:
+        clocks.started(policy.trigger, model)
+    except (AttributeError, KeyError):
+        raise PolicyError(
+            f"{policy.file}: field 'trigger': {model.__tablename__} cannot tell when "
+            f"'{policy.trigger}' happened"
+        ) from None
 
 
 @cache

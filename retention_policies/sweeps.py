@@ -102,6 +102,7 @@ def governed() -> list[Governed]:
             personal=False,
         )
         for r in LEDGER_RECORDS
+        if r.swept_as == "rows"
     ]
     order = {}
     for name, metadata in db.metadatas.items():

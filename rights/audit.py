@@ -79,14 +79,20 @@ def record(
     return entry
 
 
-def verify_chain() -> list[int]:
-    """Ids of entries whose link or hash does not hold (empty when the chain is intact)."""
+def verify_chain(anchor_id: int | None = None, anchor_hash: str | None = None) -> list[int]:
+    """Ids of entries whose link or hash does not hold (empty when the chain is intact).
+
+    After retention pruned the chain up to a signed checkpoint (``anchor_id``, ``anchor_hash``)
+    the chain starts after it: the first entry must link to the anchor — or, while a prune is
+    under way, lie inside the pruned range."""
     broken = []
     prev = GENESIS
     rows = db.session.execute(
         select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
     ).scalars()
-    for entry in rows:
+    for i, entry in enumerate(rows):
+        if i == 0 and anchor_id is not None:
+            prev = anchor_hash if entry.id > anchor_id else entry.prev_hash
         if entry.prev_hash != prev or entry.hash != _digest(prev, entry):
             broken.append(entry.id)
         prev = entry.hash

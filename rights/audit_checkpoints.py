@@ -8,7 +8,7 @@ entries, ending at id I with hash H" (a JWS, like receipts) and keeps it in the 
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from rights import audit, signing
 from rights.errors import InvalidSignature
@@ -38,6 +38,26 @@ def _latest() -> AuditCheckpoint | None:
     ).scalar_one_or_none()
 
 
+def anchor() -> AuditCheckpoint | None:
+    """The checkpoint retention pruned the chain up to, if it was pruned."""
+    return db.session.execute(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.anchor.is_(True))
+        .order_by(AuditCheckpoint.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _pruned(start: AuditCheckpoint | None) -> int:
+    """How many entries retention removed (counts stay "since the chain began")."""
+    if start is None:
+        return 0
+    left = db.session.execute(
+        select(func.count(AuditEvent.id)).where(AuditEvent.id <= start.last_id)
+    ).scalar_one()
+    return start.entries - left
+
+
 def write() -> AuditCheckpoint | None:
     """Sign a checkpoint at the chain's current end (flushes); None if nothing new."""
     last = db.session.execute(
@@ -46,7 +66,7 @@ def write() -> AuditCheckpoint | None:
     latest = _latest()
     if last is None or (latest is not None and latest.last_id == last.id):
         return None
-    entries = db.session.execute(select(func.count(AuditEvent.id))).scalar_one()
+    entries = db.session.execute(select(func.count(AuditEvent.id))).scalar_one() + _pruned(anchor())
     claims = {
         "last_id": last.id,
         "last_hash": last.hash,
@@ -75,11 +95,17 @@ def maybe_write(every: int = EVERY) -> AuditCheckpoint | None:
 
 def verify() -> Report:
     """The chain's own links and hashes, then every checkpoint: its signature, and that the
-    entry it names is still there, unchanged, with the same number of entries up to it."""
+    entry it names is still there, unchanged, with the same number of entries up to it. A
+    chain pruned by retention starts after its anchor checkpoint (kept, signed, in the key
+    store): what came before is expected to be gone, and counted as such."""
+    start = anchor()
+    pruned = _pruned(start)
     report = Report(
         entries=db.session.execute(select(func.count(AuditEvent.id))).scalar_one(),
         checkpoints=db.session.execute(select(func.count(AuditCheckpoint.id))).scalar_one(),
-        broken_ids=audit.verify_chain(),
+        broken_ids=audit.verify_chain(
+            start.last_id if start else None, start.last_hash if start else None
+        ),
     )
     checkpoints = db.session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id))
     for cp in checkpoints.scalars():
@@ -95,6 +121,8 @@ def verify() -> Report:
         ):
             report.problems.append(f"checkpoint {cp.id}: altered")
             continue
+        if start is not None and cp.last_id <= start.last_id:
+            continue  # pruned by retention: its entries are meant to be gone
         entry = db.session.get(AuditEvent, cp.last_id)
         if entry is None:
             report.problems.append(
@@ -105,9 +133,70 @@ def verify() -> Report:
         up_to = db.session.execute(
             select(func.count(AuditEvent.id)).where(AuditEvent.id <= cp.last_id)
         ).scalar_one()
-        if entry is not None and up_to != cp.entries:
+        if entry is not None and up_to + pruned != cp.entries:
             report.problems.append(
                 f"checkpoint {cp.id}: {cp.entries} entries expected up to {cp.last_id}, "
-                f"found {up_to}"
+                f"found {up_to + pruned}"
             )
     return report
+
+
+def prunable(cutoff) -> AuditCheckpoint | None:
+    """The newest checkpoint whose entry was written at or before ``cutoff``: the chain can be
+    pruned up to it (whole stretches between signed checkpoints, never part of one)."""
+    # Two databases (checkpoints live in the key store): two queries.
+    newest_old = db.session.execute(
+        select(func.max(AuditEvent.id)).where(AuditEvent.at <= cutoff)
+    ).scalar_one()
+    if newest_old is None:
+        return None
+    return db.session.execute(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.last_id <= newest_old)
+        .order_by(AuditCheckpoint.last_id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def preview_prune(cutoff) -> tuple[int, object]:
+    """How many entries a prune at ``cutoff`` would remove, and the oldest's date."""
+    target = prunable(cutoff)
+    if target is None:
+        return 0, None
+    count, oldest = db.session.execute(
+        select(func.count(AuditEvent.id), func.min(AuditEvent.at)).where(
+            AuditEvent.id <= target.last_id
+        )
+    ).one()
+    return count, oldest
+
+
+def prune(cutoff, *, batch: int = 5000) -> int:
+    """Remove the entries written at or before ``cutoff``, up to the newest checkpoint among
+    them, which becomes the chain's signed anchor (commits; resumable: the anchor is set
+    first, and a rerun finishes the deletion). Older checkpoints go too. Returns how many
+    entries went."""
+    target = prunable(cutoff)
+    if target is None:
+        return 0
+    target.anchor = True
+    db.session.commit()
+    removed = 0
+    while True:
+        ids = (
+            db.session.execute(
+                select(AuditEvent.id)
+                .where(AuditEvent.id <= target.last_id)
+                .order_by(AuditEvent.id)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if not ids:
+            break
+        removed += db.session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids))).rowcount
+        db.session.commit()
+    db.session.execute(delete(AuditCheckpoint).where(AuditCheckpoint.id < target.id))
+    db.session.commit()
+    return removed

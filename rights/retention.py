@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 
 from retention_policies import record_of_processing, sweeps
 from retention_policies.policies import policies
-from rights import audit, spreadsheets
+from rights import audit, audit_checkpoints, spreadsheets
 from rights.errors import Invalid, NotFound
 from storage.clock import utcnow
 from storage.datamap import BY_KEY
@@ -24,8 +24,10 @@ MAX_REASON = 500
 def run(
     *, actor: str, dry_run: bool = False, progress=None, batch: int = BATCH
 ) -> list[sweeps.Outcome]:
-    """Sweep every policy now (commits), and audit it with the counts."""
+    """Sweep every policy now (commits), the audit trail included, and audit it with the
+    counts."""
     outcomes = sweeps.sweep(dry_run=dry_run, progress=progress, batch=batch)
+    outcomes.append(_audit_trail(dry_run))
     if not dry_run:
         audit.record(
             actor,
@@ -38,6 +40,31 @@ def run(
         )
         db.session.commit()
     return outcomes
+
+
+def _audit_trail(dry_run: bool) -> sweeps.Outcome:
+    """The audit trail's policy: pruned up to a signed checkpoint (recorded like the rest)."""
+    started = utcnow()
+    policy = policies()["audit_events"]
+    outcome = sweeps.Outcome("audit_events", "audit_events", policy.action)
+    cutoff = policy.period.before(started)
+    if "audit_events" in sweeps.Holds.now(started).categories:
+        outcome.held, _ = audit_checkpoints.preview_prune(cutoff)
+    elif dry_run:
+        outcome.expired, outcome.oldest = audit_checkpoints.preview_prune(cutoff)
+    else:
+        outcome.expired = audit_checkpoints.prune(cutoff)
+    db.session.add(
+        RetentionRun(
+            policy="audit_events",
+            started_at=started,
+            finished_at=utcnow(),
+            dry_run=dry_run,
+            counts=outcome.counts(),
+        )
+    )
+    db.session.commit()
+    return outcome
 
 
 def last_sweep() -> datetime | None:
@@ -117,7 +144,7 @@ def place_hold(
         else:
             hold.campaign_id = campaign.id
     elif scope == "category":
-        keys = {g.key for g in sweeps.governed()}
+        keys = {g.key for g in sweeps.governed()} | {"audit_events"}
         if target not in keys:
             errors["target"] = ["no such category"]
         else:
@@ -193,6 +220,18 @@ def overview() -> list[dict]:
     now = utcnow()
     current = sweeps.Holds.now(now)
     rows = []
+    count, oldest = audit_checkpoints.preview_prune(policies()["audit_events"].period.before(now))
+    audit_due = sweeps.Outcome("audit_events", "audit_events", "delete", count, oldest=oldest)
+    rows.append(
+        {
+            "key": "audit_events",
+            "title": "Audit trail",
+            "personal": False,
+            "policy": policies()["audit_events"],
+            "erasure": None,
+            "due": audit_due,
+        }
+    )
     for g in sweeps.governed():
         policy = policies()[g.policy_key]
         rows.append(

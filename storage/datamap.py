@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from storage.models import (
+    AuditEvent,
     Consent,
     Delivery,
     Disclosure,
@@ -426,6 +427,9 @@ class LedgerRecord:
     retention_policy: str
     subject_column: str | None = None
     where: tuple[str, tuple[str, ...]] | None = None
+    # "rows": swept row by row; "chain": the audit trail, pruned only up to a signed
+    # checkpoint so that what is left still verifies (rights/audit_checkpoints.py).
+    swept_as: str = "rows"
 
 
 LEDGER_RECORDS: tuple[LedgerRecord, ...] = (
@@ -470,6 +474,15 @@ LEDGER_RECORDS: tuple[LedgerRecord, ...] = (
         model=OutboxMessage,
         retention_policy="webhook_deliveries",
         where=("kind", ("event",)),
+    ),
+    LedgerRecord(
+        key="audit_events",
+        title="Audit trail",
+        description="Who did what and when (actors, actions, pseudonymous references), chained "
+        "by a keyed hash with signed checkpoints.",
+        model=AuditEvent,
+        retention_policy="audit_events",
+        swept_as="chain",
     ),
     LedgerRecord(
         key="retention_runs",

@@ -119,6 +119,11 @@ def policy_dir(tmp_path):
             lambda t: t.replace('period = "30 days"', 'period = "0 days"'),
             "profile.toml: field 'period'",
         ),
+        (
+            "profile.toml",
+            lambda t: t.replace('trigger = "account_closed"', 'trigger = "score_computed"'),
+            "profile.toml: field 'trigger': members cannot tell when 'score_computed' happened",
+        ),
     ],
 )
 def test_malformed_policy_names_file_and_field(policy_dir, file, edit, expected):

@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from retention_policies import sweeps
-from rights import erasure, records, requests, retention, statements
+from rights import audit, audit_checkpoints, erasure, records, requests, retention, statements
 from storage.db import db
 from storage.models import (
+    AuditCheckpoint,
     AuditEvent,
     InfluenceScore,
     InfluenceTopic,
@@ -358,3 +359,56 @@ def test_two_sweeps_at_once_on_postgresql_remove_each_row_once(app):
     assert len(results) == 2 and sum(results) == n, results
     with app.app_context():
         assert db.session.execute(select(func.count(InfluenceTopic.id))).scalar_one() == 0
+
+
+def _entries(n: int, at: datetime, checkpoint_every: int = 10) -> None:
+    with freeze_time(at):
+        for i in range(n):
+            audit.record("t", "test.step", details={"i": i})
+            db.session.flush()
+            if (i + 1) % checkpoint_every == 0:
+                audit_checkpoints.write()
+        db.session.commit()
+
+
+def test_the_audit_trail_is_pruned_up_to_a_signed_checkpoint_and_still_verifies(app):
+    with app.app_context():
+        _entries(25, T0)  # checkpoints after entries 10 and 20
+        _entries(15, T0.replace(year=2031))  # younger than six years at the sweep
+        first_young = db.session.execute(
+            select(func.min(AuditEvent.id)).where(AuditEvent.at > T0)
+        ).scalar_one()
+        second = db.session.execute(
+            select(AuditCheckpoint.last_id).order_by(AuditCheckpoint.id).offset(1).limit(1)
+        ).scalar_one()
+        up_to_second = db.session.execute(
+            select(func.count(AuditEvent.id)).where(AuditEvent.id <= second)
+        ).scalar_one()
+    outcome = _sweep(app, T0.replace(year=2031, month=6))["audit_events"]
+    # Entries up to the last checkpoint among the old ones (after the 20th) go; the five after
+    # it wait for the next checkpoint that is old enough: the chain is only cut at a signature.
+    assert outcome.expired == up_to_second
+    with app.app_context():
+        report = audit_checkpoints.verify()
+        assert report.ok, (report.broken_ids, report.problems)
+        left = db.session.execute(select(func.min(AuditEvent.id))).scalar_one()
+        assert left < first_young  # the five old entries after the anchor are still there
+        assert audit_checkpoints.anchor() is not None
+        # New entries and checkpoints after the prune keep verifying...
+        _entries(12, T0.replace(year=2031, month=7))
+        assert audit_checkpoints.verify().ok
+        # ...and tampering after the anchor is still caught.
+        victim = db.session.execute(select(func.max(AuditEvent.id))).scalar_one() - 3
+        db.session.execute(delete(AuditEvent).where(AuditEvent.id == victim))
+        db.session.commit()
+        assert not audit_checkpoints.verify().ok
+    again = _sweep(app, T0.replace(year=2031, month=6), dry_run=True)["audit_events"]
+    assert again.expired == 0
+
+
+def test_a_cut_prefix_without_the_signed_anchor_is_still_caught(app):
+    with app.app_context():
+        _entries(25, T0)
+        db.session.execute(delete(AuditEvent).where(AuditEvent.id <= 20))
+        db.session.commit()
+        assert not audit_checkpoints.verify().ok

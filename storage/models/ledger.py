@@ -336,6 +336,8 @@ class AuditCheckpoint(db.Model):
     last_hash: Mapped[str] = mapped_column(String(64))
     entries: Mapped[int] = mapped_column(Integer)
     jws: Mapped[str] = mapped_column(Text)
+    # Set when retention pruned the chain up to this checkpoint: the chain now starts after it.
+    anchor: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
