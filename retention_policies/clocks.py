@@ -6,7 +6,6 @@ cannot answer is a :class:`KeyError` at start-up, not a silent "never expires"."
 from sqlalchemy import ColumnElement, func, select
 
 from storage.models import (
-    Consent,
     Delivery,
     Disclosure,
     Feedback,
@@ -16,13 +15,16 @@ from storage.models import (
     PerkAward,
     Promotion,
     RightsRequest,
+    Subject,
 )
 
 
-def _member_closed(model):
+def _account_closed(model):
     if model is Member:
         return Member.closed_at
-    return select(Member.closed_at).where(Member.subject_id == model.subject_id).scalar_subquery()
+    # On the subject, not the member: the member row goes 30 days after closing, and the
+    # clocks of what hangs off the account must keep running.
+    return select(Subject.closed_at).where(Subject.id == model.subject_id).scalar_subquery()
 
 
 def _request_closed(model):
@@ -44,18 +46,20 @@ def _column(name: str):
 
 def _settled(model):
     if model is Delivery:
-        return func.coalesce(Delivery.confirmed_at, Delivery.delivered_at, Delivery.created_at)
+        # A dead delivery's last attempt was claimed with a lease: next_attempt_at is when it
+        # was given up.
+        return func.coalesce(Delivery.confirmed_at, Delivery.delivered_at, Delivery.next_attempt_at)
     return model.created_at  # an event: its deliveries go first (they refer to it)
 
 
 CLOCKS = {
-    "account_closed": _member_closed,
+    "account_closed": _account_closed,
     "score_computed": _column("computed_at"),
     "record_recorded": _column("recorded_at"),
     "award_last_status": _column("status_at"),
     "disclosure_listed": _column("listed_at"),
     "promotion_shown": _column("shown_at"),
-    "consent_ended": lambda model: func.coalesce(Consent.withdrawn_at, _member_closed(model)),
+    "consent_ended": lambda model: func.coalesce(model.withdrawn_at, _account_closed(model)),
     "request_closed": _request_closed,
     "notice_written": _column("created_at"),
     "receipt_issued": _column("issued_at"),
@@ -63,6 +67,8 @@ CLOCKS = {
     "delivery_settled": _settled,
     "sweep_run": _column("started_at"),
     "entry_written": _column("at"),
+    "token_expired": _column("expires_at"),
+    "request_answered": _column("created_at"),
 }
 
 
@@ -90,9 +96,12 @@ def campaign_of(model) -> ColumnElement | None:
     if model in (Disclosure, Promotion, Feedback):
         return _award_campaign(model.award_id)
     if model is FeedbackPicture:
-        return _award_campaign(
-            select(Feedback.award_id)
+        return (
+            select(Perk.campaign_id)
+            .join(PerkAward, PerkAward.perk_id == Perk.id)
+            .join(Feedback, Feedback.award_id == PerkAward.id)
             .where(Feedback.id == FeedbackPicture.feedback_id)
+            .correlate(FeedbackPicture)
             .scalar_subquery()
         )
     return None

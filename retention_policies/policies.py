@@ -28,6 +28,8 @@ TRIGGERS = {
     "delivery_settled": "the delivery was confirmed, delivered or given up",
     "sweep_run": "the sweep ran",
     "entry_written": "the entry was written",
+    "token_expired": "the link expired",
+    "request_answered": "the answer was given",
 }
 REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
 OPTIONAL = ("retain_after_erasure",)
@@ -65,9 +67,11 @@ class Period:
 
 def parse_period(text: object, where: str) -> Period:
     m = _PERIOD.match(text) if isinstance(text, str) else None
-    if not m or int(m.group(1)) == 0:
+    too_long = m and m.group(2).startswith("year") and int(m.group(1)) > 100
+    if not m or int(m.group(1)) == 0 or too_long:
         raise PolicyError(
-            f"{where}: expected a period like '30 days', '12 months' or '5 years', got {text!r}"
+            f"{where}: expected a period like '30 days', '12 months' or '5 years' (at most a "
+            f"century), got {text!r}"
         )
     unit = m.group(2) if m.group(2).endswith("s") else m.group(2) + "s"
     return Period(int(m.group(1)), unit)

@@ -45,7 +45,14 @@ from retention_policies.policies import Policy, policies
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, LEDGER_RECORDS
 from storage.db import db
-from storage.models import LegalHold, RecordHistory, RetentionRun, Subject
+from storage.models import (
+    LegalHold,
+    RecordHistory,
+    Restriction,
+    RetentionRun,
+    RightsRequest,
+    Subject,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 2000
@@ -117,21 +124,26 @@ class Holds:
     """The legal holds in force now, read once per sweep (they are few)."""
 
     subjects: list[str] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)
     campaigns: list[int] = field(default_factory=list)
     categories: set[str] = field(default_factory=set)
+    now: datetime | None = None
 
     @classmethod
-    def now(cls, now: datetime) -> "Holds":
+    def at(cls, now: datetime) -> "Holds":
         rows = db.session.execute(
-            select(LegalHold).where(
+            select(LegalHold, Subject.ref)
+            .outerjoin(Subject, Subject.id == LegalHold.subject_id)
+            .where(
                 LegalHold.released_at.is_(None),
                 or_(LegalHold.ends_at.is_(None), LegalHold.ends_at > now),
             )
-        ).scalars()
-        holds = cls()
-        for hold in rows:
+        ).all()
+        holds = cls(now=now)
+        for hold, ref in rows:
             if hold.scope == "subject":
                 holds.subjects.append(hold.subject_id)
+                holds.refs.append(ref)
             elif hold.scope == "campaign":
                 holds.campaigns.append(hold.campaign_id)
             else:
@@ -139,16 +151,49 @@ class Holds:
         return holds
 
     def covers(self, g: Governed):
-        """SQL: the rows of ``g`` a hold covers (False when none can)."""
+        """SQL: the rows of ``g`` held back — by a legal hold on their category, their person
+        (directly, through their request, or by reference) or their campaign, or by a
+        restriction in force (Art. 18: stored, not used, and not deleted). NULL-safe: a row
+        with no person or no campaign is simply not covered by such a hold."""
         if g.key in self.categories:
             return true()
-        conditions = []
-        if self.subjects and g.subject_column:
-            conditions.append(getattr(g.model, g.subject_column).in_(self.subjects))
-        campaign = clocks.campaign_of(g.model) if self.campaigns else None
+        model = g.model
+        conditions = [_restricted(g, self.now)] if g.personal else []
+        if self.subjects:
+            for column in _subject_columns(model, g.subject_column):
+                conditions.append(and_(column.is_not(None), column.in_(self.subjects)))
+            if "subject_ref" in model.__table__.c:
+                conditions.append(model.__table__.c.subject_ref.in_(self.refs))
+        campaign = clocks.campaign_of(model) if self.campaigns else None
         if campaign is not None:
-            conditions.append(campaign.in_(self.campaigns))
+            conditions.append(and_(campaign.is_not(None), campaign.in_(self.campaigns)))
         return or_(*conditions) if conditions else false()
+
+
+def _subject_columns(model, subject_column: str | None) -> list:
+    """Where a row says whose it is: its own subject column, and its request's subject."""
+    columns = [getattr(model, subject_column)] if subject_column else []
+    same_database = getattr(model, "__bind_key__", None) is None
+    if "request_id" in model.__table__.c and model is not RightsRequest and same_database:
+        columns.append(
+            select(RightsRequest.subject_id)
+            .where(RightsRequest.id == model.request_id)
+            .scalar_subquery()
+        )
+    return columns
+
+
+def _restricted(g: Governed, now: datetime):
+    """SQL: the row is under a restriction in force (or, for a request, holds one open)."""
+    in_force = or_(Restriction.ends_at.is_(None), Restriction.ends_at > now)
+    if g.model is RightsRequest:
+        return exists().where(Restriction.request_id == RightsRequest.id, in_force)
+    return exists().where(
+        Restriction.record_type == g.model.__tablename__,
+        Restriction.record_id == g.model.__table__.c.id,
+        Restriction.started_at <= now,
+        in_force,
+    )
 
 
 def _pk(g: Governed):
@@ -183,20 +228,24 @@ def _actionable(g: Governed):
 
 
 def expired(g: Governed, now: datetime):
-    """SQL filter: rows whose retention period has run by ``now`` under their policy, and that
-    are not kept by erasure (those follow ``retain_until``)."""
-    policy = g.policy
-    start = clocks.started(policy.trigger, g.model)
-    conditions = [start.is_not(None), start <= policy.period.before(now), _actionable(g)]
-    if g.retained:
-        conditions.append(g.model.restricted_at.is_(None))
-    return and_(*conditions)
+    """SQL filter: rows whose retention period has run by ``now`` under their policy. Rows
+    erasure kept go at the earlier of this and their retain_until: an erasure request never
+    makes data live longer."""
+    start = clocks.started(g.policy.trigger, g.model)
+    return and_(start.is_not(None), start <= g.policy.period.before(now), _actionable(g))
 
 
 def retained_expired(g: Governed, now: datetime):
-    """SQL filter: rows erasure kept whose ``retain_until`` has passed: the category's action
-    applies to them now (deleted, or anonymised: either way they leave the person)."""
-    return and_(g.model.restricted_at.is_not(None), g.model.retain_until <= now, _actionable(g))
+    """SQL filter: rows erasure kept whose ``retain_until`` has passed (and whose own clock has
+    not: those count as expired): the category's action applies to them now."""
+    start = clocks.started(g.policy.trigger, g.model)
+    own_clock_ran = and_(start.is_not(None), start <= g.policy.period.before(now))
+    return and_(
+        g.model.restricted_at.is_not(None),
+        g.model.retain_until <= now,
+        ~own_clock_ran,
+        _actionable(g),
+    )
 
 
 @dataclass
@@ -243,9 +292,11 @@ def preview(g: Governed, holds: Holds, now: datetime) -> Outcome:
     return outcome
 
 
-def _claim(g: Governed, condition, batch: int) -> list:
+def _claim(g: Governed, condition, batch: int, after) -> list:
     pk = _pk(g)
     query = _narrowed(g, select(pk).select_from(g.model).where(condition))
+    if after is not None:
+        query = query.where(pk > after)  # keyset: rows passed over are not scanned again
     query = query.order_by(pk).limit(batch)
     if db.session.get_bind(mapper=g.model.__mapper__).dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=g.model.__table__)
@@ -299,16 +350,19 @@ def anonymous_subject() -> str:
     return ANONYMOUS_SUBJECT_ID
 
 
-def _work(g: Governed, condition, act, batch: int, progress) -> int:
-    done = 0
+def _work(g: Governed, due, now: datetime, act, batch: int, progress) -> int:
+    """``act`` on the rows ``due(g, now)`` selects that no hold covers, batch by batch. The
+    holds are read again for every batch: one placed during a long sweep is honoured."""
+    done, after = 0, None
     while True:
-        ids = _claim(g, condition, batch)
+        holds = Holds.at(now)
+        ids = _claim(g, and_(due(g, now), ~holds.covers(g)), batch, after)
         if not ids:
             db.session.rollback()
             return done
         n = act(g, ids)
         db.session.commit()
-        done += n
+        done, after = done + n, ids[-1]
         if progress is not None:
             progress(g.key, len(ids))
 
@@ -324,16 +378,13 @@ def apply(
     """Apply ``g``'s policy now (commits, batch by batch)."""
     policy = g.policy
     outcome = Outcome(g.key, g.policy_key, policy.action)
-    covered = holds.covers(g)
     act = _anonymise if policy.action == "anonymise" else _delete
     if act is _anonymise:
         anonymous_subject()
-    outcome.expired = _work(g, and_(expired(g, now), ~covered), act, batch, progress)
+    outcome.expired = _work(g, expired, now, act, batch, progress)
     if g.retained:
-        outcome.retained_removed = _work(
-            g, and_(retained_expired(g, now), ~covered), act, batch, progress
-        )
-    outcome.held = preview(g, holds, now).held
+        outcome.retained_removed = _work(g, retained_expired, now, act, batch, progress)
+    outcome.held = preview(g, Holds.at(now), now).held
     db.session.rollback()
     return outcome
 
@@ -348,7 +399,7 @@ def sweep(
     """Apply every policy (or, with ``dry_run``, say what would go), recording each as a
     :class:`RetentionRun` (commits). ``only`` limits it to one category or record."""
     now = utcnow()
-    holds = Holds.now(now)
+    holds = Holds.at(now)
     outcomes = []
     for g in governed():
         if only is not None and g.key != only:
@@ -384,5 +435,5 @@ def sweep(
 def due_counts(now: datetime | None = None) -> dict[str, int]:
     """How many rows each governed table would lose now (for a progress bar's length)."""
     now = now or utcnow()
-    holds = Holds.now(now)
+    holds = Holds.at(now)
     return {g.key: (o := preview(g, holds, now)).expired + o.retained_removed for g in governed()}

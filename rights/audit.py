@@ -16,14 +16,14 @@ from sqlalchemy import select, text
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import AuditEvent
+from storage.models import AuditCheckpoint, AuditEvent
 
 GENESIS = "0" * 64
 # Any constant: the advisory-lock key that serialises appends to the chain.
 CHAIN_LOCK = 0x4C455448  # "LETH"
 
 
-def _digest(prev_hash: str, entry: AuditEvent) -> str:
+def digest(prev_hash: str, entry: AuditEvent) -> str:
     body = json.dumps(
         {
             "at": entry.at.isoformat(),
@@ -64,6 +64,13 @@ def record(
     last = db.session.execute(
         select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none()
+    if last is None:  # empty: new, or retention pruned it all: chain to the anchor if any
+        last = db.session.execute(
+            select(AuditCheckpoint.last_hash)
+            .where(AuditCheckpoint.anchor.is_(True))
+            .order_by(AuditCheckpoint.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
     entry = AuditEvent(
         at=utcnow(),
         actor=actor,
@@ -73,7 +80,7 @@ def record(
         details=details or {},
         prev_hash=last or GENESIS,
     )
-    entry.hash = _digest(entry.prev_hash, entry)
+    entry.hash = digest(entry.prev_hash, entry)
     db.session.add(entry)
     db.session.flush()
     return entry
@@ -93,7 +100,7 @@ def verify_chain(anchor_id: int | None = None, anchor_hash: str | None = None) -
     for i, entry in enumerate(rows):
         if i == 0 and anchor_id is not None:
             prev = anchor_hash if entry.id > anchor_id else entry.prev_hash
-        if entry.prev_hash != prev or entry.hash != _digest(prev, entry):
+        if entry.prev_hash != prev or entry.hash != digest(prev, entry):
             broken.append(entry.id)
         prev = entry.hash
     return broken

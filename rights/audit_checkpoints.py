@@ -6,6 +6,7 @@ entries, ending at id I with hash H" (a JWS, like receipts) and keeps it in the 
 :func:`verify` checks the chain and every checkpoint against it.
 """
 
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select
@@ -16,6 +17,7 @@ from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditCheckpoint, AuditEvent
 
+log = logging.getLogger(__name__)
 CHECKPOINT_TYP = "lethe-audit-checkpoint+jws"
 EVERY = 100
 
@@ -142,20 +144,41 @@ def verify() -> Report:
 
 
 def prunable(cutoff) -> AuditCheckpoint | None:
-    """The newest checkpoint whose entry was written at or before ``cutoff``: the chain can be
-    pruned up to it (whole stretches between signed checkpoints, never part of one)."""
-    # Two databases (checkpoints live in the key store): two queries.
-    newest_old = db.session.execute(
-        select(func.max(AuditEvent.id)).where(AuditEvent.at <= cutoff)
-    ).scalar_one()
-    if newest_old is None:
-        return None
+    """The newest checkpoint signed at or before ``cutoff``: the chain can be pruned up to it
+    (whole stretches between signed checkpoints, never part of one). Chosen by when the key
+    store says it was signed — never by the entries' own dates, which anyone able to write to
+    the main database could backdate."""
     return db.session.execute(
         select(AuditCheckpoint)
-        .where(AuditCheckpoint.last_id <= newest_old)
+        .where(AuditCheckpoint.created_at <= cutoff)
         .order_by(AuditCheckpoint.last_id.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def _stretch_intact(target: AuditCheckpoint) -> bool:
+    """Whether the entries up to ``target`` still chain, hash and end as it signed."""
+    start = anchor()
+    prev = None
+    rows = db.session.execute(
+        select(AuditEvent)
+        .where(AuditEvent.id <= target.last_id)
+        .order_by(AuditEvent.id)
+        .execution_options(yield_per=1000)
+    ).scalars()
+    last = None
+    for entry in rows:
+        if prev is None:
+            if start is not None and entry.id > start.last_id:
+                prev = start.last_hash
+            elif start is None:
+                prev = audit.GENESIS
+            else:
+                prev = entry.prev_hash  # inside a prune already under way
+        if entry.prev_hash != prev or entry.hash != audit.digest(prev, entry):
+            return False
+        prev, last = entry.hash, entry
+    return last is None or (last.id == target.last_id and last.hash == target.last_hash)
 
 
 def preview_prune(cutoff) -> tuple[int, object]:
@@ -176,8 +199,14 @@ def prune(cutoff, *, batch: int = 5000) -> int:
     them, which becomes the chain's signed anchor (commits; resumable: the anchor is set
     first, and a rerun finishes the deletion). Older checkpoints go too. Returns how many
     entries went."""
-    target = prunable(cutoff)
-    if target is None:
+    target, start = prunable(cutoff), anchor()
+    if target is None or (start is not None and target.last_id <= start.last_id):
+        return _finish(start) if start is not None else 0
+    if not _stretch_intact(target):
+        # Tampered with: keep the evidence, say so (flask audit verify shows where).
+        log.error(
+            "audit trail: not pruning up to checkpoint %s: the chain does not verify", target.id
+        )
         return 0
     target.anchor = True
     db.session.commit()
@@ -197,6 +226,13 @@ def prune(cutoff, *, batch: int = 5000) -> int:
             break
         removed += db.session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids))).rowcount
         db.session.commit()
+    return removed + _finish(target)
+
+
+def _finish(target: AuditCheckpoint) -> int:
+    """Complete a prune up to ``target`` (a rerun after a crash): the rest of its stretch and
+    the checkpoints before it."""
+    removed = db.session.execute(delete(AuditEvent).where(AuditEvent.id <= target.last_id)).rowcount
     db.session.execute(delete(AuditCheckpoint).where(AuditCheckpoint.id < target.id))
     db.session.commit()
     return removed

@@ -206,6 +206,7 @@ def upsert_member(
         "closed_at": data.get("closed_at"),
     }
     apply_changes(member, values, subject_id=member.subject_id, source=source, actor=actor, at=at)
+    db.session.get(Subject, member.subject_id).closed_at = member.closed_at
     return member, created
 
 

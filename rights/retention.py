@@ -48,7 +48,7 @@ def _audit_trail(dry_run: bool) -> sweeps.Outcome:
     policy = policies()["audit_events"]
     outcome = sweeps.Outcome("audit_events", "audit_events", policy.action)
     cutoff = policy.period.before(started)
-    if "audit_events" in sweeps.Holds.now(started).categories:
+    if "audit_events" in sweeps.Holds.at(started).categories:
         outcome.held, _ = audit_checkpoints.preview_prune(cutoff)
     elif dry_run:
         outcome.expired, outcome.oldest = audit_checkpoints.preview_prune(cutoff)
@@ -218,7 +218,7 @@ def in_force(hold: LegalHold, now: datetime | None = None) -> bool:
 def overview() -> list[dict]:
     """Every policy with what it governs and what a sweep would do now (counts, oldest)."""
     now = utcnow()
-    current = sweeps.Holds.now(now)
+    current = sweeps.Holds.at(now)
     rows = []
     count, oldest = audit_checkpoints.preview_prune(policies()["audit_events"].period.before(now))
     audit_due = sweeps.Outcome("audit_events", "audit_events", "delete", count, oldest=oldest)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from retention_policies import sweeps
 from rights import audit, audit_checkpoints, erasure, records, requests, retention, statements
@@ -17,6 +17,8 @@ from storage.db import db
 from storage.models import (
     AuditCheckpoint,
     AuditEvent,
+    Feedback,
+    FeedbackPicture,
     InfluenceScore,
     InfluenceTopic,
     Member,
@@ -259,14 +261,107 @@ def test_retained_rows_leave_at_retain_until_and_the_statement_then_says_nothing
             datetime.fromisoformat(r["retain_until"]) for rows in held.values() for r in rows
         )
     early = _sweep(app, limit - SECOND)
-    assert early["disclosures"].retained_removed == early["perk_awards"].retained_removed == 0
+    assert all(
+        early[k].expired + early[k].retained_removed == 0 for k in ("disclosures", "perk_awards")
+    )
     on_time = _sweep(app, limit)
-    removed = {k: o.retained_removed for k, o in on_time.items() if o.retained_removed}
-    assert removed.get("disclosures") == 1 and removed.get("perk_awards") == 1
+    # Listed and erased the same day: their own clock and retain_until run out together.
+    assert [
+        on_time[k].expired + on_time[k].retained_removed for k in ("disclosures", "perk_awards")
+    ] == [1, 1]
     _sweep(app, latest)
     with freeze_time(latest), app.app_context():
         _, after = statements.for_record_key(key)
         assert after["holds_nothing"] and after["held"] == []
+
+
+def test_an_erasure_never_makes_data_live_longer(app):
+    """A disclosure listed at T0 goes five years later even if an erasure a year later kept
+    it "until" six years: the earlier of the two."""
+    with freeze_time(T0), app.app_context():
+        factories.member(1)
+        factories.award(1, 1, status="received", at=T0)
+        records.upsert_disclosure(
+            {"disclosure_id": "dl-1", "award_id": "aw-1", "status": "disclosed"},
+            source="t",
+            actor="t",
+        )
+        db.session.commit()
+    with freeze_time(T0.replace(year=2026)), app.app_context():
+        req = requests.file(
+            type="erasure", member_id="m-1", channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+        erasure.run(req.id)
+    assert _sweep(app, T0.replace(year=2030) - SECOND)["disclosures"].expired == 0
+    assert _sweep(app, T0.replace(year=2030))["disclosures"].expired == 1
+
+
+def test_records_under_a_restriction_in_force_are_not_swept(app):
+    """Art. 18: a restricted record is stored, not used, and not deleted."""
+    with freeze_time(T0), app.app_context():
+        factories.member(1)
+        factories.award(1, 1, status="received", at=T0)
+        req = requests.file(
+            type="restriction",
+            member_id="m-1",
+            channel="api",
+            verified=True,
+            actor="t",
+            details={"grounds": "legal_claims", "records": ["aw-1"]},
+        )
+        db.session.commit()
+        request_id = req.id
+    outcome = _sweep(app, T0.replace(year=2031))
+    assert outcome["perk_awards"].held == 1 and outcome["perk_awards"].expired == 0
+    assert outcome["rights_requests"].expired == 0
+    with app.app_context():
+        assert db.session.get(RightsRequest, request_id).subject_id != sweeps.ANONYMOUS_SUBJECT_ID
+
+
+def test_a_campaign_hold_covers_pictures_and_nothing_without_a_campaign(app):
+    """The campaign is found through each row's own award (two pictures, two campaigns), and a
+    row with no campaign is not held by it."""
+    with freeze_time(T0), app.app_context():
+        factories.member(1)
+        factories.award(1, 1, status="received", at=T0)
+        factories.award(2, 1, status="received", at=T0, campaign_id="c-other", perk_id="p-2")
+        awards = db.session.execute(select(PerkAward).order_by(PerkAward.id)).scalars().all()
+        for award in [*awards, None]:  # the last: feedback about no award (no campaign)
+            feedback = Feedback(
+                subject_id=awards[0].subject_id,
+                award_id=award.id if award else None,
+                rating=5,
+                source="t",
+                actor="t",
+                recorded_at=T0,
+            )
+            db.session.add(feedback)
+            db.session.flush()
+            db.session.add(
+                FeedbackPicture(
+                    subject_id=feedback.subject_id,
+                    feedback_id=feedback.id,
+                    media_type="image/png",
+                    content_enc=b"x",
+                    source="t",
+                    actor="t",
+                    recorded_at=T0,
+                )
+            )
+        db.session.commit()
+        retention.place_hold(
+            scope="campaign", target="c-launch", reason="dispute", ends_at=None, actor="t"
+        )
+        db.session.commit()
+    outcome = _sweep(app, T0.replace(year=2031))
+    assert outcome["perk_awards"].held == 1 and outcome["perk_awards"].expired == 1
+    # One picture (and its feedback) held through its award's campaign; the other campaign's
+    # and the one about no award went.
+    assert (outcome["feedback_pictures"].held, outcome["feedback_pictures"].expired) == (1, 2)
+    assert outcome["feedback"].expired == 2  # the held one stays (with its held picture)
+    with app.app_context():
+        assert db.session.execute(select(func.count(Feedback.id))).scalar_one() == 1
 
 
 def test_a_dry_run_counts_and_dates_and_changes_nothing(app, two_members):
@@ -412,3 +507,36 @@ def test_a_cut_prefix_without_the_signed_anchor_is_still_caught(app):
         db.session.execute(delete(AuditEvent).where(AuditEvent.id <= 20))
         db.session.commit()
         assert not audit_checkpoints.verify().ok
+
+
+def test_backdated_entries_do_not_get_recent_audit_entries_pruned(app):
+    """Someone able to write to the main database backdates recent entries: the prune goes by
+    when the key store says each checkpoint was signed, so nothing recent goes."""
+    recent = T0.replace(year=2031)
+    with app.app_context():
+        _entries(25, recent)
+        db.session.execute(update(AuditEvent).values(at=T0.replace(year=2020)))
+        db.session.commit()
+    assert _sweep(app, recent + timedelta(days=10))["audit_events"].expired == 0
+
+
+def test_a_tampered_stretch_is_not_pruned_away(app):
+    """An edited old entry is evidence: the prune refuses, and verification still fails."""
+    with app.app_context():
+        _entries(25, T0)
+        db.session.execute(update(AuditEvent).where(AuditEvent.id == 5).values(actor="someone"))
+        db.session.commit()
+    assert _sweep(app, T0.replace(year=2032))["audit_events"].expired == 0
+    with app.app_context():
+        assert not audit_checkpoints.verify().ok
+        assert db.session.execute(select(AuditEvent).where(AuditEvent.id == 5)).first()
+
+
+def test_an_audit_trail_pruned_to_nothing_chains_on_from_its_anchor(app):
+    with app.app_context():
+        _entries(20, T0)  # the last entry is a checkpoint's: everything can go
+    assert _sweep(app, T0.replace(year=2032))["audit_events"].expired > 0
+    with freeze_time(T0.replace(year=2032)), app.app_context():
+        audit.record("t", "test.after")
+        db.session.commit()
+        assert audit_checkpoints.verify().ok

@@ -36,6 +36,8 @@ class Subject(db.Model):
     email_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the member's account was closed (kept here: retention clocks outlive the member row).
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class ProvenanceMixin:
