@@ -14,7 +14,13 @@ group = AppGroup("retention", help="Retention: sweep expired records, see what i
 
 @group.command("sweep")
 @click.option("--dry-run", is_flag=True, help="Say what would go (counts, oldest dates).")
-@click.option("--batch", default=retention.BATCH, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--batch",
+    default=retention.BATCH,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows per transaction.",
+)
 def sweep(dry_run: bool, batch: int) -> None:
     """Apply every policy: delete or anonymise what has run its course, skipping held records
     and recording the run. Safe to run from several schedulers at once. Prints counts only."""

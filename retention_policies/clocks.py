@@ -3,7 +3,7 @@ any table the trigger applies to (a column of the row, or of the member or reque
 to), and the campaign a record belongs to (for legal holds on a campaign). A trigger a table
 cannot answer is a :class:`KeyError` at start-up, not a silent "never expires"."""
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 
 from storage.models import (
     Delivery,
@@ -28,13 +28,19 @@ def _account_closed(model):
 
 
 def _request_closed(model):
-    if model is RightsRequest:
-        return RightsRequest.closed_at
-    return (
-        select(RightsRequest.closed_at)
-        .where(RightsRequest.id == model.request_id)
-        .scalar_subquery()
+    # A request nobody ever verified never closes: its clock starts when it was received.
+    closed = func.coalesce(
+        RightsRequest.closed_at,
+        case(
+            (
+                RightsRequest.status.in_(("received", "awaiting_verification")),
+                RightsRequest.received_at,
+            )
+        ),
     )
+    if model is RightsRequest:
+        return closed
+    return select(closed).where(RightsRequest.id == model.request_id).scalar_subquery()
 
 
 def _column(name: str):

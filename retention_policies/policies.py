@@ -148,7 +148,7 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
         if record.retention_policy not in loaded:
             raise PolicyError(f"{record.retention_policy}.toml: missing (Lethe's {record.key})")
     for record in LEDGER_RECORDS:
-        _check_clock(loaded[record.retention_policy], record.model)
+        _check_clock(loaded[record.retention_policy], record.model, record.subject_column)
     for cat in CATEGORIES:
         policy = loaded.get(cat.retention_policy)
         if policy is None:
@@ -158,21 +158,37 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
                 f"{policy.file}: field 'retain_after_erasure' is required: erasure retains "
                 f"category '{cat.key}'"
             )
-        _check_clock(policy, cat.model)
+        _check_clock(policy, cat.model, cat.subject_column)
     return loaded
 
 
-def _check_clock(policy: Policy, model) -> None:
-    """The trigger must be something the table can tell (else its rows would never expire)."""
+def _check_clock(policy: Policy, model, subject_column: str | None = None) -> None:
+    """The trigger must be something the table itself can tell (else its rows would never
+    expire, or expire with another table's), and the action one the table can take."""
     from retention_policies import clocks  # noqa: PLC0415 - clocks reads the models
 
+    table = model.__table__
     try:
         clocks.started(policy.trigger, model)
     except (AttributeError, KeyError):
         raise PolicyError(
-            f"{policy.file}: field 'trigger': {model.__tablename__} cannot tell when "
+            f"{policy.file}: field 'trigger': {table.name} cannot tell when "
             f"'{policy.trigger}' happened"
         ) from None
+    if policy.action == "anonymise":
+        unique_subject = any(c.unique for c in table.columns if c.name == subject_column) or any(
+            getattr(con, "columns", None) is not None
+            and [c.name for c in con.columns] == [subject_column]
+            for con in table.constraints
+            if con.__class__.__name__ == "UniqueConstraint"
+        )
+        kept_enc = [c.name for c in table.columns if c.name.endswith("_enc") and not c.nullable]
+        if subject_column is None or unique_subject or kept_enc:
+            raise PolicyError(
+                f"{policy.file}: field 'action': {table.name} cannot be anonymised (it needs a "
+                "person column that can change, and encrypted columns that can be emptied); "
+                "use delete"
+            )
 
 
 @cache

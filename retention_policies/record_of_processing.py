@@ -94,6 +94,7 @@ def build(config) -> dict:
 
 
 CSV_COLUMNS = (
+    "section",
     "category",
     "title",
     "purposes",
@@ -109,15 +110,34 @@ CSV_COLUMNS = (
 )
 
 
+def _rows(record: dict) -> Iterator[dict]:
+    controller = record["controller"]
+    yield {"section": "controller", "title": controller["name"], "source": controller["contact"]}
+    yield {"section": "data protection officer", "title": controller["dpo"]}
+    for activity in record["activities"]:
+        yield {"section": "processing activity", **activity}
+    for own in record["own_records"]:
+        yield {
+            "section": "Lethe's own records",
+            "category": own["record"],
+            "title": own["title"],
+            "legal_basis": own["legal_basis"],
+            "erasure_time_limit": own["erasure_time_limit"],
+        }
+    for measure in record["security_measures"]:
+        yield {"section": "security measure", "title": measure}
+
+
 def to_csv(record: dict, cell=str) -> Iterator[str]:
-    """One row per processing activity; lists joined with "; ". ``cell`` makes a value safe
-    for spreadsheets."""
+    """The whole record as one table: the controller and DPO, one row per processing activity,
+    Lethe's own records and the security measures (``section`` says which); lists joined with
+    "; ". ``cell`` makes a value safe for spreadsheets."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for activity in record["activities"]:
+    for row in _rows(record):
+        values = (row.get(c) for c in CSV_COLUMNS)
         writer.writerow(
-            cell("; ".join(v) if isinstance(v, list) else ("" if v is None else v))
-            for v in (activity[c] for c in CSV_COLUMNS)
+            cell("; ".join(v) if isinstance(v, list) else ("" if v is None else v)) for v in values
         )
     yield out.getvalue()

@@ -118,6 +118,11 @@ def place_hold(
     reason = (reason or "").strip()
     target = (target or "").strip()
     errors = {}
+    for name, value in (("reason", reason), ("target", target)):
+        if "\x00" in value:
+            errors[name] = ["no NUL characters"]
+    if errors:
+        raise Invalid("The hold cannot be placed.", errors)
     if scope not in SCOPES:
         errors["scope"] = [f"one of {', '.join(SCOPES)}"]
     if not reason:
@@ -158,7 +163,13 @@ def place_hold(
         "hold.placed",
         subject_ref=target if scope == "subject" else None,
         target=f"hold:{hold.id}",
-        details={"scope": scope, "ends_at": ends_at.isoformat() if ends_at else None},
+        details={
+            "scope": scope,
+            # A campaign's or category's name says nothing about a person; a person is the
+            # entry's subject reference.
+            "target": target if scope != "subject" else None,
+            "ends_at": ends_at.isoformat() if ends_at else None,
+        },
     )
     return hold
 
@@ -176,7 +187,10 @@ def release_hold(hold_id, *, actor: str) -> LegalHold:
         "hold.released",
         subject_ref=describe_target(hold) if hold.scope == "subject" else None,
         target=f"hold:{hold.id}",
-        details={"scope": hold.scope},
+        details={
+            "scope": hold.scope,
+            "target": describe_target(hold) if hold.scope != "subject" else None,
+        },
     )
     return hold
 

@@ -17,6 +17,7 @@ from storage.models import (
     EvidenceAttachment,
     Feedback,
     FeedbackPicture,
+    IdempotencyRecord,
     InfluenceScore,
     InfluenceTopic,
     Member,
@@ -30,6 +31,7 @@ from storage.models import (
     RetentionRun,
     RightsRequest,
     SuppressionTombstone,
+    VerificationToken,
 )
 
 ErasureAction = Literal["delete", "anonymise", "retain"]
@@ -483,6 +485,22 @@ LEDGER_RECORDS: tuple[LedgerRecord, ...] = (
         model=AuditEvent,
         retention_policy="audit_events",
         swept_as="chain",
+    ),
+    LedgerRecord(
+        key="verification_tokens",
+        title="Emailed links",
+        description="A fingerprint (SHA-256) of each single-use link emailed to confirm a "
+        "request, with when it expires and was used.",
+        model=VerificationToken,
+        retention_policy="verification_tokens",
+    ),
+    LedgerRecord(
+        key="idempotency_records",
+        title="Answers to retried API calls",
+        description="The answer given to each API call made with an Idempotency-Key, replayed "
+        "if the caller retries (it may name members by their platform id).",
+        model=IdempotencyRecord,
+        retention_policy="idempotency_records",
     ),
     LedgerRecord(
         key="retention_runs",

@@ -124,6 +124,26 @@ def policy_dir(tmp_path):
             lambda t: t.replace('trigger = "account_closed"', 'trigger = "score_computed"'),
             "profile.toml: field 'trigger': members cannot tell when 'score_computed' happened",
         ),
+        (
+            "feedback.toml",
+            lambda t: t.replace('trigger = "record_recorded"', 'trigger = "consent_ended"'),
+            "feedback.toml: field 'trigger': feedback cannot tell when 'consent_ended'",
+        ),
+        (
+            "profile.toml",
+            lambda t: t.replace('action = "delete"', 'action = "anonymise"'),
+            "profile.toml: field 'action': members cannot be anonymised",
+        ),
+        (
+            "webhook_deliveries.toml",
+            lambda t: t.replace('action = "delete"', 'action = "anonymise"'),
+            "webhook_deliveries.toml: field 'action': deliveries cannot be anonymised",
+        ),
+        (
+            "notices.toml",
+            lambda t: t.replace('period = "12 months"', 'period = "9999 years"'),
+            "notices.toml: field 'period'",
+        ),
     ],
 )
 def test_malformed_policy_names_file_and_field(policy_dir, file, edit, expected):

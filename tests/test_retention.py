@@ -409,6 +409,7 @@ def test_the_cli_sweeps_and_says_counts_not_data(app, runner, two_members):
         assert done.exit_code == 0, done.output
     assert _scores(app) == {}
     assert "Person 1" not in done.output and "person1@" not in done.output
+    assert runner.invoke(args=["retention", "sweep", "--batch", "0"]).exit_code == 2
 
 
 @pytest.mark.skipif(not PG_URL, reason="concurrent sweeps need PostgreSQL (SQLite has one writer)")
@@ -540,3 +541,18 @@ def test_an_audit_trail_pruned_to_nothing_chains_on_from_its_anchor(app):
         audit.record("t", "test.after")
         db.session.commit()
         assert audit_checkpoints.verify().ok
+
+
+def test_a_request_nobody_verified_is_kept_no_longer_than_an_answered_one(app):
+    """Never verified, it never closes: its clock starts when it was received."""
+    with freeze_time(T0), app.app_context():
+        req = requests.file(type="access", email="typo@example.org", channel="web", actor="subject")
+        db.session.commit()
+        request_id = req.id
+        assert req.status == "awaiting_verification" and req.contact_enc is not None
+    three_years = T0.replace(year=2028)
+    assert _sweep(app, three_years - SECOND)["rights_requests"].expired == 0
+    assert _sweep(app, three_years)["rights_requests"].expired == 1
+    with app.app_context():
+        request = db.session.get(RightsRequest, request_id)
+        assert request.contact_enc is None and request.subject_id == sweeps.ANONYMOUS_SUBJECT_ID

@@ -74,6 +74,7 @@ def test_a_bad_hold_gets_the_form_back_saying_what_to_fix(app, login_as):
             "must be in the future",
         ),
         ({"scope": "category", "target": "notices", "reason": "x", "ends_at": "soon"}, "date"),
+        ({"scope": "category", "target": "notices", "reason": "a\x00b"}, "no NUL characters"),
     ):
         resp = officer.post("/dashboard/retention/holds", data={"ends_at": "", **data})
         assert resp.status_code == 422, data
@@ -116,7 +117,11 @@ def test_the_record_of_processing_comes_from_the_data_map_and_the_policies(app, 
     assert record["controller"]["name"] == app.config["CONTROLLER_NAME"]
     resp = auditor.get("/dashboard/record-of-processing.csv")
     rows = list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
-    assert rows[0][0] == "category" and len(rows) == len(CATEGORIES) + 1
+    assert rows[0][:2] == ["section", "category"]
+    sections = [r[0] for r in rows[1:]]
+    assert sections.count("processing activity") == len(CATEGORIES)
+    assert sections.count("Lethe's own records") == len(LEDGER_RECORDS)
+    assert {"controller", "data protection officer", "security measure"} <= set(sections)
     assert "attachment" in resp.headers["Content-Disposition"]
 
 

@@ -111,7 +111,7 @@ class VerificationToken(db.Model):
     purpose: Mapped[str] = mapped_column(String(20))  # verify | resume
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -123,6 +123,7 @@ class OutboxMessage(db.Model):
     __table_args__ = (
         subject_index("outbox"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_kind_created", "kind", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
@@ -301,7 +302,7 @@ class Receipt(db.Model):
     subject_ref: Mapped[str] = mapped_column(String(40), index=True)
     kid: Mapped[str] = mapped_column(String(64))
     jws: Mapped[str] = mapped_column(Text)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     record_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     record_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     record_key_shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -353,7 +354,7 @@ class ReceiptRecord(db.Model):
     subject_ref: Mapped[str] = mapped_column(String(40))
     jws: Mapped[str] = mapped_column(Text)
     record_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class SuppressionTombstone(db.Model):
@@ -373,7 +374,7 @@ class SuppressionTombstone(db.Model):
     subject_id: Mapped[str] = mapped_column(String(36), index=True)
     subject_ref: Mapped[str] = mapped_column(String(40))
     request_id: Mapped[str | None] = mapped_column(String(36))
-    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -45,7 +45,8 @@ class ProvenanceMixin:
 
     source: Mapped[str] = mapped_column(String(80))
     actor: Mapped[str] = mapped_column(String(120))
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed: retention's clock for several categories.
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class RetainedMixin:
@@ -69,7 +70,7 @@ class Member(ProvenanceMixin, db.Model):
     address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(20), default="active")
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class InfluenceScore(ProvenanceMixin, db.Model):
@@ -82,7 +83,7 @@ class InfluenceScore(ProvenanceMixin, db.Model):
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     score: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(40))
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # Which inputs weighed how much, so the score can be explained (Art. 15(1)(h)).
     factors: Mapped[dict] = mapped_column(JSON, default=dict)
 
@@ -153,7 +154,7 @@ class PerkAward(RetainedMixin, ProvenanceMixin, db.Model):
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     perk_id: Mapped[int] = mapped_column(ForeignKey("perks.id"))
     status: Mapped[str] = mapped_column(String(20))
-    status_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -169,7 +170,7 @@ class Disclosure(RetainedMixin, ProvenanceMixin, db.Model):
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     award_id: Mapped[int] = mapped_column(ForeignKey("perk_awards.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))
-    listed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Promotion(ProvenanceMixin, db.Model):
@@ -182,9 +183,9 @@ class Promotion(ProvenanceMixin, db.Model):
     external_id: Mapped[str] = mapped_column(String(80), unique=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     award_id: Mapped[int | None] = mapped_column(ForeignKey("perk_awards.id"), index=True)
-    consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"))
+    consent_id: Mapped[int | None] = mapped_column(ForeignKey("consents.id"), index=True)
     audience: Mapped[str] = mapped_column(String(40))
-    shown_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    shown_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # The text shown (carries the member's name): personal data.
     message_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     uses_likeness: Mapped[bool] = mapped_column(default=False)
@@ -205,7 +206,7 @@ class Consent(RetainedMixin, ProvenanceMixin, db.Model):
     notice_version: Mapped[str] = mapped_column(String(40))
     channel: Mapped[str] = mapped_column(String(40))
     granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class Feedback(ProvenanceMixin, db.Model):
