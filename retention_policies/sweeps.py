@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import (
+    Integer,
     String,
     and_,
     cast,
@@ -188,6 +189,8 @@ def _restricted(g: Governed, now: datetime):
     in_force = or_(Restriction.ends_at.is_(None), Restriction.ends_at > now)
     if g.model is RightsRequest:
         return exists().where(Restriction.request_id == RightsRequest.id, in_force)
+    if not isinstance(g.model.__table__.c.id.type, Integer):
+        return false()  # restrictions name platform records, whose ids are numbers
     return exists().where(
         Restriction.record_type == g.model.__tablename__,
         Restriction.record_id == g.model.__table__.c.id,
