@@ -71,3 +71,4 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_incident.py
 	$(BIN)/python scripts/bench_webhooks.py
 	$(BIN)/python scripts/bench_webhooks.py --events 400 --latency 20
+	$(BIN)/python scripts/bench_retention.py --rows 100000
