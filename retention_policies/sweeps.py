@@ -433,26 +433,31 @@ def sweep(
             if dry_run
             else apply(g, holds, now, batch=batch, progress=progress)
         )
-        db.session.add(
-            RetentionRun(
-                policy=g.key,
-                started_at=started,
-                finished_at=utcnow(),
-                dry_run=dry_run,
-                counts=outcome.counts(),
-            )
-        )
-        db.session.commit()
-        log.info(
-            "retention %s %s: %s expired, %s retained removed, %s held",
-            "dry run" if dry_run else "sweep",
-            g.key,
-            outcome.expired,
-            outcome.retained_removed,
-            outcome.held,
-        )
+        record(outcome, started, dry_run)
         outcomes.append(outcome)
     return outcomes
+
+
+def record(outcome: Outcome, started: datetime, dry_run: bool) -> None:
+    """Record one policy's run (commits) and log its counts — never data."""
+    db.session.add(
+        RetentionRun(
+            policy=outcome.key,
+            started_at=started,
+            finished_at=utcnow(),
+            dry_run=dry_run,
+            counts=outcome.counts(),
+        )
+    )
+    db.session.commit()
+    log.info(
+        "retention %s %s: %s expired, %s retained removed, %s held",
+        "dry run" if dry_run else "sweep",
+        outcome.key,
+        outcome.expired,
+        outcome.retained_removed,
+        outcome.held,
+    )
 
 
 def due_counts(now: datetime | None = None) -> dict[str, int]:

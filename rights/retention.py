@@ -54,16 +54,7 @@ def _audit_trail(dry_run: bool) -> sweeps.Outcome:
         outcome.expired, outcome.oldest = audit_checkpoints.preview_prune(cutoff)
     else:
         outcome.expired = audit_checkpoints.prune(cutoff)
-    db.session.add(
-        RetentionRun(
-            policy="audit_events",
-            started_at=started,
-            finished_at=utcnow(),
-            dry_run=dry_run,
-            counts=outcome.counts(),
-        )
-    )
-    db.session.commit()
+    sweeps.record(outcome, started, dry_run)
     return outcome
 
 
