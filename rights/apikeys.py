@@ -20,7 +20,9 @@ SCOPES = {
     "requests:write": "file rights requests for members",
     "requests:verified": "file requests as already verified (the platform vouches for its "
     "logged-in member)",
-    "requests:read": "read requests and their results",
+    "requests:read": "read the requests this key filed, and their results",
+    "requests:read:all": "read every request's metadata (type, status, dates; never what "
+    "people wrote, and never a result)",
     "records:write": "ingest members, perk awards, disclosures, promotions and consents",
     "disclosures:read": "export the disclosure list",
     "deliveries:confirm": "confirm that a webhook delivery was acted on (subscribers)",

@@ -496,6 +496,18 @@ def withdraw(request: RightsRequest, *, actor: str = "subject", text: str | None
     notices.withdrawn(request, restriction_ends=rectification.refuse(request, actor=actor))
 
 
+def withdraw_for_member(request: RightsRequest, *, actor: str) -> None:
+    """A platform service withdraws a request it filed, at its member's wish. An erasure whose
+    identity is confirmed is the person's own decision: before it starts, only they can stop
+    it (on their request page, or by asking the privacy team, who record how they asked)."""
+    if request.type == RequestType.ERASURE and request.verified_at is not None:
+        raise InvalidTransition(
+            "This erasure is confirmed: only the person it is about can withdraw it now, "
+            "from their request page or by asking the privacy team."
+        )
+    withdraw(request, actor=actor)
+
+
 def close_superseded(subject_id: str, erasing_request_id: str, *, actor: str) -> int:
     """An erasure supersedes the subject's other open requests: they are closed (withdrawn,
     no notice: the last message the person gets is the erasure's). Returns how many."""
@@ -610,9 +622,11 @@ def filtered(
     due_after=None,
     subject_id=None,
     assignee_id=None,
+    api_key_id=None,
 ):
     """A query of the requests matching the filters (no order). ``status="active"`` means
-    every state that still needs an answer; ``assignee_id=0`` means nobody's."""
+    every state that still needs an answer; ``assignee_id=0`` means nobody's; ``api_key_id``
+    keeps the requests that key filed."""
     query = select(RightsRequest)
     if status == "active":
         # IN over the open states (not NOT IN the closed ones): the (status, due_at) index
@@ -630,6 +644,8 @@ def filtered(
         query = query.where(RightsRequest.due_at >= due_after)
     if subject_id:
         query = query.where(RightsRequest.subject_id == subject_id)
+    if api_key_id is not None:
+        query = query.where(RightsRequest.api_key_id == api_key_id)
     if assignee_id == 0:
         query = query.where(RightsRequest.assignee_id.is_(None))
     elif assignee_id:

@@ -589,9 +589,15 @@ def test_list_largest_page_is_fine(client, api_key):
 
 def test_platform_can_withdraw_a_request_once(client, member, mailbox, app):
     api_key = member
+    # Not an erasure: once confirmed, only the person can withdraw that (test_api_object_rules).
     filed = client.post(
         "/api/v1/requests",
-        json={"type": "erasure", "member_id": "m-1", "verified": True},
+        json={
+            "type": "restriction",
+            "member_id": "m-1",
+            "verified": True,
+            "grounds": "accuracy_contested",
+        },
         headers=api_key,
     ).get_json()
     resp = client.post(f"/api/v1/requests/{filed['id']}/withdraw", headers=api_key)
@@ -612,7 +618,8 @@ def test_only_the_filing_key_gets_the_data(app, client, member, key_with):
         json={"type": "access", "member_id": "m-1", "verified": True},
         headers=member,
     ).get_json()
-    other = key_with("requests:read")
+    # Only a key that reads every request's metadata sees another key's request at all.
+    other = key_with("requests:read", "requests:read:all")
     seen = client.get(f"/api/v1/requests/{filed['id']}", headers=other).get_json()
     assert seen["status"] == "completed"
     assert "report_url" not in seen["result"]

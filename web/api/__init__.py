@@ -34,6 +34,7 @@ from storage.db import db
 from web.api import errors, schemas
 from web.api.openapi import openapi_document
 from web.extensions import limiter
+from web.validation import clean_text
 
 bp = Blueprint("api", __name__)
 bp.register_error_handler(ValidationError, errors.validation_error)
@@ -72,24 +73,6 @@ def require(scope: str):
     return wrap
 
 
-def _clean_text(value) -> bool:
-    """True unless a string in ``value`` holds NUL or a lone surrogate: neither can be stored
-    (PostgreSQL refuses NUL in text; UTF-8 has no surrogates), so both are input errors."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, list):
-        return all(_clean_text(v) for v in value)
-    if isinstance(value, dict):
-        return all(_clean_text(k) and _clean_text(v) for k, v in value.items())
-    return True
-
-
 def _parsed_body():
     """The JSON body, or None when it is missing, not JSON, or nested too deeply to parse."""
     try:
@@ -105,7 +88,7 @@ def json_body() -> dict:
     bad = {
         str(name): ["must be text without NUL characters or unpaired surrogates"]
         for name, value in body.items()
-        if not (_clean_text(name) and _clean_text(value))
+        if not (clean_text(name) and clean_text(value))
     }
     if bad:
         raise ValidationError(bad)
@@ -203,11 +186,17 @@ def ingest_consent():
 
 
 def _request_out(req) -> dict:
+    """The request as this key may see it: whole for the key that filed it; for a key with
+    ``requests:read:all``, its metadata only (no free text such as an extension's reason, and
+    no result: the data goes only to the service that filed for its member)."""
+    own = _filed_by_this_key(req)
     out = schemas.RequestOut().dump(req)
+    if not own and out.get("extended"):
+        out["extended"].pop("reason", None)
     if req.status == "completed":
         result = {"completed_at": out["completed_at"]}
-        if not _filed_by_this_key(req):
-            pass  # the data itself goes only to the service that filed for its member
+        if not own:
+            pass
         elif req.type in ("access", "portability") and not requests.downloads_available(req):
             result["downloads"] = "expired"
         elif req.type == "access":
@@ -254,16 +243,26 @@ def create_request():
     return _request_out(req), 201
 
 
-def _get_request(request_id: str):
-    if not _clean_text(request_id):
+def _get_request(request_id: str, *, metadata: bool = False):
+    """A request this key filed (or, with ``metadata`` and scope ``requests:read:all``, any
+    request). Every other id — another service's request, a request made on the web form,
+    which is the subject's alone, or no request at all — is the same 404."""
+    if not clean_text(request_id):
         raise NotFound("No such request.")  # a NUL in the path cannot be an id
-    return requests.get(request_id)
+    req = requests.get(request_id)
+    if not _filed_by_this_key(req) and not (metadata and _reads_all()):
+        raise NotFound("No such request.")
+    return req
+
+
+def _reads_all() -> bool:
+    return apikeys.has_scope(g.api_key, "requests:read:all")
 
 
 @bp.get("/requests/<request_id>")
 @require("requests:read")
 def get_request(request_id: str):
-    return jsonify(_request_out(_get_request(request_id)))
+    return jsonify(_request_out(_get_request(request_id, metadata=True)))
 
 
 @bp.post("/requests/<request_id>/withdraw")
@@ -271,7 +270,7 @@ def get_request(request_id: str):
 @idempotent
 def withdraw_request(request_id: str):
     req = _get_request(request_id)
-    requests.withdraw(req, actor=_actor())
+    requests.withdraw_for_member(req, actor=_actor())
     return _request_out(req), 200
 
 
@@ -279,6 +278,8 @@ def withdraw_request(request_id: str):
 @require("requests:read")
 def list_requests():
     filters = schemas.RequestListIn().load(request.args.to_dict())
+    if not _reads_all():
+        filters["api_key_id"] = g.api_key.id
     page = requests.search(**filters)
     return jsonify(
         {
