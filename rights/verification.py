@@ -1,5 +1,12 @@
 """Single-use emailed links: 256-bit random tokens, stored as SHA-256, compared in constant
-time, expiring, consumed only by POST (mail scanners follow GET links)."""
+time, expiring, consumed only by POST (mail scanners follow GET links).
+
+Single use holds under concurrency: a link is spent by one conditional ``UPDATE … WHERE
+used_at IS NULL``, and only the transaction whose update changed the row acts on it. Two
+browsers posting the same link at once both reach the UPDATE; the database lets one change the
+row, and the other (on PostgreSQL, after waiting for the first to commit and re-reading the row)
+changes nothing and is told the link is not valid any more.
+"""
 
 import hashlib
 import hmac
@@ -7,7 +14,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rights.errors import TokenInvalid
 from storage.clock import utcnow
@@ -41,10 +48,25 @@ def peek(token: str, purpose: str) -> RightsRequest:
 
 
 def consume(token: str, purpose: str) -> RightsRequest:
-    """Use a token once. Unknown, used, expired and wrong-purpose tokens all raise the same."""
+    """Use a token once, atomically: of any number of callers at once, one gets the request
+    and the others raise. Unknown, used, expired and wrong-purpose tokens all raise the same."""
     row, request = _valid(token, purpose)
-    row.used_at = utcnow()
-    db.session.flush()
+    now = utcnow()
+    spent = db.session.execute(
+        update(VerificationToken)
+        .where(
+            VerificationToken.id == row.id,
+            VerificationToken.used_at.is_(None),
+            VerificationToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:
+        raise TokenInvalid("This link is not valid any more.")
+    db.session.refresh(row)
+    # The request as it is now: another holder of a link may have changed it meanwhile.
+    db.session.refresh(request)
     return request
 
 
