@@ -45,13 +45,43 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _is_sqlite(dbapi_connection) -> bool:
+    return type(dbapi_connection).__module__.startswith("sqlite3")
+
+
 @event.listens_for(Engine, "connect")
-def _sqlite_foreign_keys(dbapi_connection, connection_record):
-    # SQLite ignores foreign keys unless asked; ask, so it refuses what PostgreSQL refuses.
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+def _sqlite_settings(dbapi_connection, connection_record):
+    """The embedded default under concurrent load (many threads of ``flask run``, the worker):
+
+    - foreign keys on, so SQLite refuses what PostgreSQL refuses;
+    - WAL, so readers never wait for the writer nor the writer for readers;
+    - a busy timeout, so a writer waits its turn instead of failing with "database is locked";
+    - writes take the write lock when their transaction begins (``BEGIN IMMEDIATE``, issued by
+      the driver before the first write): a transaction that began deferred would read a
+      snapshot and then, when another writer had committed meanwhile, fail at its first write
+      without waiting (SQLITE_BUSY_SNAPSHOT). Reads before the first write run outside a
+      transaction, as before, so a long streamed report holds no lock.
+    """
+    if not _is_sqlite(dbapi_connection):
+        return
+    dbapi_connection.isolation_level = "IMMEDIATE"
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")  # a no-op answer ("memory") for :memory:
+    cursor.close()
+
+
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint_begins_immediate(conn, name):
+    # A SAVEPOINT outside a transaction would open a deferred one (see above): begin it
+    # IMMEDIATE first, and the savepoint nests inside.
+    dbapi_connection = conn.connection.dbapi_connection
+    if _is_sqlite(dbapi_connection) and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def subject_index(table: str) -> Index:

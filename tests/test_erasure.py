@@ -15,7 +15,7 @@ from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 from sqlalchemy import func, select
 
-from rights import demo, erasure, records, requests, signing
+from rights import apikeys, demo, erasure, records, requests, signing
 from storage import vault
 from storage.datamap import CATEGORIES
 from storage.db import db
@@ -48,7 +48,7 @@ def _load_story(app, extra=3):
         return sam.subject_id
 
 
-def _file_erasure(app, member_id=demo.STORY_MEMBER):
+def _file_erasure(app, member_id=demo.STORY_MEMBER, api_key_id=None):
     with app.app_context():
         req = requests.file(
             type="erasure",
@@ -56,6 +56,7 @@ def _file_erasure(app, member_id=demo.STORY_MEMBER):
             channel="api",
             verified=True,
             actor="apikey:platform",
+            api_key_id=api_key_id,
         )
         db.session.commit()
         assert req.status == "in_progress"
@@ -551,9 +552,15 @@ def test_erasure_closes_the_subjects_other_requests(app, client, mailbox):
     assert client.post(pending_link).status_code == 400
 
 
+def _key_id(app, headers) -> int:
+    """The id of the API key in ``headers`` (a key reads and acts on what it filed only)."""
+    with app.app_context():
+        return apikeys.authenticate(headers["Authorization"].split()[1]).id
+
+
 def test_erasure_under_way_cannot_be_withdrawn(app, client, api_key):
     _load_story(app, extra=1)
-    rid = _file_erasure(app)
+    rid = _file_erasure(app, api_key_id=_key_id(app, api_key))
     with app.app_context():
         erasure._plan(requests.get(rid))
     resp = client.post(f"/api/v1/requests/{rid}/withdraw", headers=api_key)
@@ -591,7 +598,7 @@ def test_nothing_new_about_an_erased_member_and_retained_rows_stay_put(app, clie
 
 def test_extended_then_erased_request_still_lists(app, client, api_key):
     _load_story(app, extra=1)
-    rid = _file_erasure(app)
+    rid = _file_erasure(app, api_key_id=_key_id(app, api_key))
     with app.app_context():
         requests.extend(requests.get(rid), months=1, reason="many recipients", actor="dpo")
         db.session.commit()
