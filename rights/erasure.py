@@ -111,6 +111,7 @@ def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt
     # Always (idempotent): destroy the key, commit, and check it is gone before going on.
     destroy_identity(erasure.subject_id, erasure.erased_at)
     db.session.commit()
+    vault.scrub_destroyed_keys()
     if db.session.get(SubjectKey, erasure.subject_id) is not None:
         raise RuntimeError("subject key still present after destruction")
     if not _at_least(erasure, "key_destroyed"):
@@ -453,4 +454,5 @@ def replay(batch: int = BATCH) -> dict[str, int]:
         counts["rows"] += sum(removed.values())
     audit.record("cli", "erasure.replayed", details=counts)
     db.session.commit()
+    vault.scrub_destroyed_keys()
     return counts

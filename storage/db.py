@@ -57,6 +57,7 @@ def _sqlite_settings(dbapi_connection, connection_record):
     """The embedded default under concurrent load (many threads of ``flask run``, the worker):
 
     - foreign keys on, so SQLite refuses what PostgreSQL refuses;
+    - secure delete on, so deleted rows are zeroed in the file;
     - WAL, so readers never wait for the writer nor the writer for readers;
     - a busy timeout, so a writer waits its turn instead of failing with "database is locked";
     - writes take the write lock when their transaction begins (``BEGIN IMMEDIATE``, issued by
@@ -70,9 +71,22 @@ def _sqlite_settings(dbapi_connection, connection_record):
     dbapi_connection.isolation_level = "IMMEDIATE"
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, not left in free pages: a destroyed subject
+    # key must not survive in the key store's file (SQLite builds differ in their default).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")  # a no-op answer ("memory") for :memory:
     cursor.close()
+
+
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Copy a SQLite database's write-ahead log into its file and empty the log (TRUNCATE),
+    so that pages a commit replaced (a destroyed key's, zeroed by secure delete) no longer
+    sit in the log or the file. Nothing to do on other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @event.listens_for(Engine, "savepoint")

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app, g
 
-from storage.db import db
+from storage.db import checkpoint_sqlite, db
 from storage.models.keystore import SubjectKey
 
 NONCE_BYTES = 12
@@ -111,6 +111,14 @@ def destroy_subject_key(subject_id: str) -> bool:
         db.delete(SubjectKey).where(SubjectKey.subject_id == subject_id)
     ).rowcount
     return bool(deleted)
+
+
+def scrub_destroyed_keys() -> None:
+    """After destroyed keys are committed: on an embedded (SQLite) key store, checkpoint and
+    empty its write-ahead log, so that no page still holding a destroyed key is left in the
+    log or the file. (PostgreSQL keeps old row versions in its heap and WAL until vacuumed and
+    archived; shred epochs are the answer there.)"""
+    checkpoint_sqlite(db.engines["keystore"])
 
 
 def seal(label: str, data: bytes) -> bytes:

@@ -2,6 +2,7 @@
 receipts and record keys, kill-and-rerun, restore-then-replay."""
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -607,3 +608,25 @@ def test_extended_then_erased_request_still_lists(app, client, api_key):
     assert listing.status_code == 200
     one = client.get(f"/api/v1/requests/{rid}", headers=api_key).get_json()
     assert one["extended"]["months"] == 1 and one["extended"]["reason"] is None
+
+
+def test_a_destroyed_key_is_in_no_file_of_the_embedded_key_store(app):
+    """WAL keeps replaced pages in the log until a checkpoint, and a deleted row stays in a
+    free page unless secure delete is on: after an erasure neither holds the wrapped key."""
+    if PG_URL:
+        pytest.skip("the embedded key store only (PostgreSQL: shred epochs, issue 13)")
+    _load_story(app, extra=1)
+    rid = _file_erasure(app)
+    with app.app_context():
+        subject_id = requests.get(rid).subject_id
+        wrapped = db.session.get(SubjectKey, subject_id).wrapped_key
+        path = db.engines["keystore"].url.database
+    erasure_run = None
+    with app.app_context():
+        erasure_run = erasure.run(rid)
+    assert erasure_run is not None
+    files = [p for p in (path, path + "-wal", path + "-journal") if os.path.exists(p)]
+    assert files
+    for name in files:
+        with open(name, "rb") as fh:
+            assert wrapped not in fh.read(), name
