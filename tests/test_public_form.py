@@ -212,3 +212,65 @@ def test_odd_references_answer_like_unknown_ones(client):
         assert client.get(f"/requests/{ref}/report.json").status_code == 404
         assert client.post(f"/requests/{ref}/link").status_code in (303, 404)
         assert client.post(f"/requests/{ref}/withdraw").status_code == 404
+
+
+# The form refuses what the API refuses (outside test, issue 12 item 3): a NUL in `records`
+# made a request that PostgreSQL could never confirm.
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (
+            {
+                "type": "rectification",
+                "records": "perk_awards:aw-1\x00",
+                "correction": "I never got it",
+            },
+            "records",
+        ),
+        ({"type": "rectification", "correction": "I never\x00 got it"}, "correction"),
+        ({"type": "access", "reason": "because\x00"}, "reason"),
+        ({"type": "objection", "purpose": "likeness", "reason": "no\x00"}, "reason"),
+        ({"type": "rectification", "correction": "x", "statement": "a\x00b"}, "statement"),
+    ],
+)
+def test_text_the_api_refuses_the_form_refuses(app, client, data, field):
+    resp = client.post("/requests/new", data={"email": "a@example.org", **data})
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert "character we cannot store" in page
+    assert f'id="{field}-error"' in page or f"#{field}" in page
+    assert _count(app) == 0
+
+
+def test_records_the_api_would_refuse_are_refused_on_the_form(app, client):
+    # 501 records: the API's list limit is 500.
+    names = ",".join(f"perk_awards:aw-{n}" for n in range(501))
+    resp = client.post(
+        "/requests/new",
+        data={
+            "type": "rectification",
+            "email": "a@example.org",
+            "records": names,
+            "correction": "x",
+        },
+    )
+    assert resp.status_code == 422
+    assert _count(app) == 0
+
+
+def test_a_file_without_a_name_is_refused_not_dropped(app, client):
+    import io
+
+    resp = client.post(
+        "/requests/new",
+        data={
+            "type": "rectification",
+            "email": "a@example.org",
+            "correction": "The phone never came",
+            "pictures": (io.BytesIO(b"\x89PNG not really"), ""),
+        },
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 422
+    assert "without its name" in resp.get_data(as_text=True)
+    assert _count(app) == 0

@@ -1,6 +1,7 @@
 """Forms of the public pages (Flask-WTF: CSRF on every form)."""
 
 from flask_wtf import FlaskForm
+from marshmallow import ValidationError
 from wtforms import (
     EmailField,
     MultipleFileField,
@@ -11,6 +12,10 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import Email, InputRequired, Length, Optional
+
+from web.api.errors import flatten
+from web.api.schemas import RequestIn
+from web.validation import clean_text
 
 RIGHTS = [
     (
@@ -160,6 +165,13 @@ class RequestForm(FlaskForm):
         "consent_purpose",
     )
 
+    # The API's field names that the form spells otherwise.
+    FORM_NAME = {"grounds_text": "reason"}
+    UNSTORABLE = (
+        "This holds a character we cannot store (an invisible control character): "
+        "delete it and type the text again."
+    )
+
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
         chosen = self.type.data
@@ -179,16 +191,43 @@ class RequestForm(FlaskForm):
                     "Not used for the right you chose: empty it, or choose another right.",
                 ]
                 ok = False
-        return ok
+        if self._nameless:
+            self.pictures.errors = [
+                *self.pictures.errors,
+                "A file arrived without its name, so we could not check it: choose it again.",
+            ]
+            ok = False
+        return ok and self._checked_as_the_api_checks(chosen)
+
+    def _checked_as_the_api_checks(self, chosen: str) -> bool:
+        """Load the answers through the API's own request schema: the form refuses exactly
+        what the API refuses (NUL characters, lengths, choices, list sizes), one set of rules."""
+        for name in ("email", *self.USED_BY_TYPE[chosen]):
+            field = getattr(self, name)
+            if name != "pictures" and not clean_text(field.data):
+                field.errors = [*field.errors, self.UNSTORABLE]
+                return False
+        try:
+            RequestIn().load({"type": chosen, "email": self.email.data, **self.details()})
+        except ValidationError as exc:
+            for name, messages in flatten(exc.messages).items():
+                field = getattr(self, self.FORM_NAME.get(name, name.split(".")[0]), None)
+                if field is None:
+                    field = self.type
+                field.errors = [*field.errors, *(m[:1].upper() + m[1:] for m in messages)]
+            return False
+        return True
 
     def uploads(self) -> list[tuple[str, bytes]]:
         """The files actually chosen (a form sent with none has one empty part), read once."""
         if not hasattr(self, "_uploads"):
-            self._uploads = [
-                (f.filename, f.read())
-                for f in (self.pictures.data or [])
-                if getattr(f, "filename", None)
-            ]
+            self._uploads, self._nameless = [], False
+            for f in self.pictures.data or []:
+                if getattr(f, "filename", None):
+                    self._uploads.append((f.filename, f.read()))
+                elif hasattr(f, "read") and f.read(1):
+                    # Content with no file name: refused with a message, never dropped.
+                    self._nameless = True
         return self._uploads
 
     def details(self) -> dict:
