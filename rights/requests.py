@@ -432,7 +432,12 @@ def hold(request: RightsRequest, names: list[str], *, actor: str) -> int:
     """Restrict the records the subject names (and what is built on them) for this request;
     names that are not the subject's records are noted for the officer (flushes)."""
     reason = "contested" if request.type == RequestType.RECTIFICATION else "requested"
+    # A name no record can carry (a NUL, which PostgreSQL refuses in any query, kept by a
+    # request filed before the form refused it) is one of the subject's records by no means.
+    unreadable = [n for n in names if not isinstance(n, str) or "\x00" in n]
+    names = [n for n in names if n not in unreadable]
     count, unknown = rectification.contest(request, names, actor=actor, reason=reason)
+    unknown = [*unknown, *unreadable]
     if count or unknown:
         note = f"{count} record(s) held back"
         if unknown:

@@ -167,3 +167,27 @@ def test_withdraw_from_status_page(app, client, mailbox):
         assert req.status == RequestStatus.WITHDRAWN
         assert [e.kind for e in requests.events(req)][-1] == "withdrawn"
     assert "Withdraw this request" not in client.get(f"/requests/{ref}").get_data(as_text=True)
+
+
+def test_a_request_stored_with_a_nul_in_its_records_can_still_be_confirmed(app, client, mailbox):
+    """Requests filed before the form refused NUL (issue 12 item 3) hold such names under the
+    subject's key; confirming one must not be a server error on PostgreSQL."""
+    import re
+
+    from rights import requests as lifecycle
+    from storage.db import db
+    from tests.helpers import deliver
+
+    with app.app_context():
+        lifecycle.file(
+            type="rectification",
+            email="nul@example.org",
+            details={"records": ["perk_awards:aw-1\x00"], "correction": "I never got it"},
+            channel="web",
+            actor="subject",
+        )
+        db.session.commit()
+    deliver(app)
+    body = mailbox.body(mailbox.last_to("nul@example.org"))
+    path = re.search(r"http://lethe\.test(/verify/\S+)", body).group(1)
+    assert client.post(path).status_code == 303
