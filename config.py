@@ -12,6 +12,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -28,6 +29,9 @@ def defaults(instance: Path) -> dict:
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'lethe.db'}",
         "KEYSTORE_URL": f"sqlite:///{instance / 'keystore.db'}",
         "PUBLIC_URL": "http://127.0.0.1:5000",
+        # How Lethe is served: "http" or "https". Unset, it is PUBLIC_URL's scheme. With
+        # https, every response carries HSTS (web/__init__.py); never with http.
+        "PREFERRED_URL_SCHEME": None,
         "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
         "CONTROLLER_CONTACT": "privacy@perkly.example",
         "SUPERVISORY_AUTHORITY": (
@@ -50,6 +54,11 @@ def defaults(instance: Path) -> dict:
         "RATELIMIT_STATEMENTS": "5 per minute;50 per day",
         # Officer log-ins, per client address (a wrong password and a wrong code count alike).
         "RATELIMIT_LOGIN": "10 per minute;60 per hour",
+        # And per account: this many failed sign-ins in a row lock the account for this many
+        # minutes (0 failures: never), whatever address they came from. While locked, even
+        # the right password and code get the answer any failure gets.
+        "LOGIN_LOCKOUT_FAILURES": 10,
+        "LOGIN_LOCKOUT_MINUTES": 15,
         # Dashboard sessions end after this long without a request, and in any case after
         # the absolute limit (a shift), whatever the activity.
         "DASHBOARD_IDLE_MINUTES": 30,
@@ -110,6 +119,18 @@ def _generated_secrets(instance: Path) -> dict:
     return values
 
 
+def _url_scheme(cfg) -> str:
+    """An explicit PREFERRED_URL_SCHEME, else the scheme of PUBLIC_URL (the address people
+    and receivers are given), else http."""
+    explicit = cfg.get("PREFERRED_URL_SCHEME")
+    if explicit:
+        scheme = str(explicit).strip().lower()
+        if scheme not in ("http", "https"):
+            raise ConfigError("LETHE_PREFERRED_URL_SCHEME must be http or https")
+        return scheme
+    return "https" if urlsplit(str(cfg.get("PUBLIC_URL") or "")).scheme == "https" else "http"
+
+
 def load(app: Flask, test_config: dict | None) -> None:
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
@@ -130,6 +151,8 @@ def load(app: Flask, test_config: dict | None) -> None:
     app.config["SQLALCHEMY_BINDS"] = {"keystore": normalise_db_url(app.config["KEYSTORE_URL"])}
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+
+    app.config["PREFERRED_URL_SCHEME"] = _url_scheme(app.config)
 
     missing = [name for name in SECRET_NAMES if not app.config.get(name)]
     if missing:

@@ -1,5 +1,10 @@
 """Privacy officers: accounts with argon2 password hashes and TOTP second factors.
 
+Sign-in is limited per address (the web layer) and per account (here): after
+``LOGIN_LOCKOUT_FAILURES`` failures in a row an account is locked for
+``LOGIN_LOCKOUT_MINUTES``; while locked even the right credentials get the answer any failure
+gets, a success resets the count, and an admin can lift a lock early.
+
 Roles: ``officer`` decides requests; ``admin`` also manages officers, API keys, subscribers
 and signing keys; ``auditor`` reads everything and changes nothing. Officers are looked up by
 a blind index of their email (no address is stored); their TOTP secrets are sealed with the
@@ -8,6 +13,7 @@ service key.
 
 import hmac
 import re
+from datetime import datetime, timedelta
 
 import pyotp
 from argon2 import PasswordHasher
@@ -71,9 +77,13 @@ def create(
 
 def authenticate(email: str, password: str, code: str) -> Officer | None:
     """The active officer these credentials belong to, or None. Unknown emails, wrong
-    passwords and wrong codes take the same path and give the same answer."""
+    passwords, wrong codes and locked accounts take the same path and give the same answer:
+    the password and the code are checked (against throwaway ones for an unknown email) and
+    the failure is counted (for an unknown email, against no row) whatever the outcome."""
+    now = utcnow()
+    index = vault.blind_index(email or "")
     officer = db.session.execute(
-        select(Officer).where(Officer.email_index == vault.blind_index(email or ""))
+        select(Officer).where(Officer.email_index == index)
     ).scalar_one_or_none()
     try:
         _hasher.verify(officer.password_hash if officer else _DUMMY_HASH, password or "")
@@ -81,15 +91,65 @@ def authenticate(email: str, password: str, code: str) -> Officer | None:
     except (VerificationError, InvalidHashError):
         password_ok = False
     step = _matching_step(officer, code)
-    if not (password_ok and step is not None and officer.active and _spend(officer, step)):
+    locked = officer is not None and locked_until(officer, now) is not None
+    if not (
+        password_ok and step is not None and officer.active and not locked and _spend(officer, step)
+    ):
+        _count_failure(index, officer, now)
         # Which account was tried, as a keyed fingerprint: failures per account can be
         # counted and alerted on without the address being written down.
         account = vault.keyed_fingerprint("officer-login", vault.normalise_email(email or ""))
         audit.record("anonymous", "officer.login_failed", details={"account": account[:16]})
         return None
-    officer.last_login_at = utcnow()
+    officer.failed_logins = 0
+    officer.locked_until = None
+    officer.last_login_at = now
     audit.record(actor(officer), "officer.login")
     return officer
+
+
+def _lockout() -> tuple[int, timedelta]:
+    cfg = current_app.config
+    return int(cfg["LOGIN_LOCKOUT_FAILURES"]), timedelta(minutes=int(cfg["LOGIN_LOCKOUT_MINUTES"]))
+
+
+def locked_until(officer: Officer, now: datetime | None = None) -> datetime | None:
+    """When this account's sign-in lock ends, if it is locked now; else None."""
+    until = officer.locked_until
+    return until if until is not None and until > (now or utcnow()) else None
+
+
+def _count_failure(index: str, officer: Officer | None, now: datetime) -> None:
+    """Count a failed sign-in against the account with this blind index and lock it at the
+    limit, atomically (of failures racing, exactly one locks it). The statements run for an
+    unknown email too, matching no row: the same work either way. Failures while an account
+    is locked are not counted and do not make the lock longer."""
+    limit, window = _lockout()
+    if limit <= 0:
+        return
+    not_locked = or_(Officer.locked_until.is_(None), Officer.locked_until <= now)
+    db.session.execute(
+        update(Officer)
+        .where(Officer.email_index == index, not_locked)
+        .values(failed_logins=Officer.failed_logins + 1)
+        .execution_options(synchronize_session=False)
+    )
+    locking = db.session.execute(
+        update(Officer)
+        .where(Officer.email_index == index, not_locked, Officer.failed_logins >= limit)
+        .values(failed_logins=0, locked_until=now + window)
+        .execution_options(synchronize_session=False)
+    )
+    if officer is None:
+        return
+    db.session.expire(officer, ["failed_logins", "locked_until"])
+    if locking.rowcount == 1:
+        audit.record(
+            "lethe",
+            "officer.locked",
+            target=actor(officer),
+            details={"failures": limit, "minutes": int(window.total_seconds() // 60)},
+        )
 
 
 CODE = re.compile(r"[0-9]{6,8}")
@@ -192,6 +252,21 @@ def get(officer_id) -> Officer | None:
 
 def all_officers() -> list[Officer]:
     return list(db.session.execute(select(Officer).order_by(Officer.id)).scalars())
+
+
+def lock_ends(rows: list[Officer]) -> dict[int, datetime]:
+    """When each of these accounts that is locked now is unlocked again, by id."""
+    now = utcnow()
+    return {o.id: until for o in rows if (until := locked_until(o, now)) is not None}
+
+
+def unlock(officer: Officer, *, by: Officer) -> None:
+    """Lift a sign-in lock before it ends by itself (flushes); the count starts again."""
+    if locked_until(officer) is None:
+        raise Invalid("This account is not locked.", {"locked": ["not locked"]})
+    officer.locked_until = None
+    officer.failed_logins = 0
+    audit.record(actor(by), "officer.unlocked", target=actor(officer))
 
 
 def set_active(officer: Officer, active: bool, *, by: Officer) -> None:

@@ -4,8 +4,10 @@ A URL is checked once and its host resolved once; the connection then goes to th
 was checked (the name still goes in ``Host`` and in TLS's server name), so a receiver's DNS
 cannot answer the check with a public address and the connection with an internal one (DNS
 rebinding). Refused: anything but http(s), userinfo, whitespace or control characters, bad
-ports, and — unless private targets are allowed (tests, local receivers) — any address that is
-not global, including IPv4 addresses wrapped in IPv6 (mapped, 6to4, Teredo, NAT64). No proxy
+ports (port 0 among them), addresses that are never a receiver (multicast, broadcast, unspecified,
+reserved: refused even when private targets are allowed), and — unless private targets are
+allowed (tests, local receivers) — any address that is not global, including IPv4 addresses
+wrapped in IPv6 (mapped, 6to4, Teredo, NAT64). No proxy
 from the environment is used, redirects are answers (never followed), and each attempt has one
 deadline for the whole exchange, not per read, so a receiver trickling bytes cannot hold a
 worker.
@@ -49,9 +51,12 @@ def normalise(url: str) -> str:
     if parts.username is not None or parts.password is not None:
         _refuse("Put no user name or password in the URL.", "no user:password@")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        port = parts.port
     except ValueError:
         _refuse("The URL's port is not a port number.", "bad port")
+    if port == 0:
+        # Not a port anything listens on (and ``port or 443`` would quietly make it 443).
+        _refuse("The URL's port 0 is not a port a receiver listens on.", "port 0 refused")
     return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))
 
 
@@ -67,6 +72,29 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
     if any(address in net for net in _NAT64):
         found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return found
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # RFC 1122: a source, never a destination
+
+
+def never_a_receiver(text: str) -> str | None:
+    """Why no webhook may go to this address whatever the settings, or None: multicast
+    (224.0.0.0/4, ff00::/8), the broadcast address, the unspecified address (0.0.0.0, ::)
+    and reserved IPv4 (240.0.0.0/4) — also when wrapped in IPv6. None of these is a
+    receiver; some (0.0.0.0, ::) even reach this host."""
+    address = ipaddress.ip_address(text.split("%")[0])
+    for candidate in (address, *(embedded_ipv4(address) if address.version == 6 else [])):
+        if candidate.is_multicast:
+            return "multicast"
+        if candidate == _BROADCAST:
+            return "broadcast"
+        if candidate.is_unspecified or (candidate.version == 4 and candidate in _THIS_NETWORK):
+            return "unspecified"
+        # IPv4 only: IPv6's "reserved" ranges include ::/8 (loopback, IPv4-mapped).
+        if candidate.version == 4 and candidate.is_reserved:
+            return "reserved"
+    return None
 
 
 def is_public(text: str) -> bool:
@@ -86,6 +114,14 @@ def resolve(url: str, *, allow_private: bool, https_only: bool) -> Target:
     except (socket.gaierror, UnicodeError):
         _refuse("The host does not resolve.", "unknown host")
     addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+    for address in addresses:
+        why = never_a_receiver(address)
+        if why:  # whatever allow_private says
+            article = "an" if why[0] in "aeiou" else "a"
+            _refuse(
+                f"The URL points at {article} {why} address, which is never a receiver.",
+                f"{why} address refused",
+            )
     if not allow_private and not all(is_public(a) for a in addresses):
         _refuse("The URL points inside the network.", "private address refused")
     path = parts.path + (f"?{parts.query}" if parts.query else "")

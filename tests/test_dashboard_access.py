@@ -50,6 +50,7 @@ ROUTES = [
     ("GET", "/dashboard/officers", SETTINGS, 200),
     ("POST", "/dashboard/officers", ADMIN, 422),  # empty form
     ("POST", "/dashboard/officers/{other}/active", ADMIN, 303),
+    ("POST", "/dashboard/officers/{other}/unlock", ADMIN, 303),  # not locked: says so
     ("GET", "/dashboard/api-keys", SETTINGS, 200),
     ("POST", "/dashboard/api-keys", ADMIN, 422),  # empty form
     ("POST", "/dashboard/api-keys/{key}/revoke", ADMIN, 303),

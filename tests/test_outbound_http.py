@@ -178,3 +178,87 @@ def test_odd_delivery_ids_are_not_found_not_crashed_on(hooks_app):
         assert webhooks.find_delivery("msg_\x00") is None
         assert webhooks.find_delivery(12) is None
         assert db.session.execute(select(Delivery)).first() is None
+
+
+# Addresses that are never a receiver: refused whatever LETHE_WEBHOOK_ALLOW_PRIVATE_TARGETS says.
+NEVER_A_RECEIVER = [
+    ("224.0.0.1", "multicast address refused"),
+    ("239.255.255.250", "multicast address refused"),  # SSDP
+    ("ff02::1", "multicast address refused"),
+    ("ff0e::101", "multicast address refused"),
+    ("::ffff:224.0.0.251", "multicast address refused"),  # mDNS, IPv4-mapped
+    ("255.255.255.255", "broadcast address refused"),
+    ("0.0.0.0", "unspecified address refused"),  # noqa: S104 - an address refused, not bound
+    ("::", "unspecified address refused"),
+    ("240.0.0.1", "reserved address refused"),
+    ("254.1.2.3", "reserved address refused"),
+]
+
+
+def _answering(monkeypatch, address):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [(family, socket.SOCK_STREAM, 6, "", (address, port))],
+    )
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+@pytest.mark.parametrize(("address", "why"), NEVER_A_RECEIVER)
+def test_addresses_that_are_never_a_receiver_are_refused(monkeypatch, address, why, allow_private):
+    _answering(monkeypatch, address)
+    with pytest.raises(Invalid) as caught:
+        outbound_http.resolve(
+            "http://hooks.example/h", allow_private=allow_private, https_only=False
+        )
+    assert caught.value.fields == {"url": [why]}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://224.0.0.1/h", "http://[ff02::1]/h", "http://255.255.255.255/h", "http://0.0.0.0/h"],
+)
+def test_literal_multicast_broadcast_and_unspecified_hosts_are_refused(url):
+    with pytest.raises(Invalid) as caught:
+        outbound_http.resolve(url, allow_private=True, https_only=False)
+    assert caught.value.fields["url"][0].split()[0] in ("multicast", "broadcast", "unspecified")
+
+
+@pytest.mark.parametrize("url", ["https://example.com:0/h", "http://example.com:00/h"])
+def test_port_zero_is_refused_naming_the_port(url):
+    with pytest.raises(Invalid) as caught:
+        outbound_http.normalise(url)
+    assert caught.value.fields == {"url": ["port 0 refused"]}
+    assert "port 0" in caught.value.message
+    with pytest.raises(Invalid) as again:
+        outbound_http.resolve(url, allow_private=True, https_only=False)
+    assert again.value.fields == {"url": ["port 0 refused"]}
+
+
+def test_a_multicast_or_port_zero_subscriber_is_refused_when_added(hooks_app):
+    for url, why in (
+        ("http://224.0.0.1:8080/in", "multicast address refused"),
+        ("http://127.0.0.1:0/in", "port 0 refused"),
+    ):
+        with hooks_app.app_context(), pytest.raises(Invalid) as caught:
+            webhooks.add("Nova", url, ["subject.restricted"], actor="t")
+        assert caught.value.fields == {"url": [why]}
+
+
+def test_a_receiver_turning_multicast_is_refused_before_the_attempt(hooks_app, monkeypatch):
+    """Checked again before every attempt: a host that resolved to a receiver when the
+    subscriber was added and to a multicast group now is not called."""
+    receiver = Receiver()
+    try:
+        _subscribe(hooks_app, receiver.url)
+        _event(hooks_app, 1)
+        _answering(monkeypatch, "239.1.2.3")
+        counts = deliver(hooks_app)
+    finally:
+        receiver.close()
+    assert counts["webhooks_delivered"] == 0 and counts["webhooks_retry"] == 1
+    assert receiver.received == []
+    with hooks_app.app_context():
+        (delivery,) = db.session.execute(select(Delivery)).scalars()
+        assert delivery.status == "pending" and "multicast" in delivery.last_error

@@ -8,7 +8,7 @@ result. They hold no queries and no business rules; they own the commit.
 import re
 from datetime import datetime
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 
 from web import api, dashboard, public, wellknown
 from web import logging as access_logging
@@ -18,6 +18,9 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+# One year, subdomains too. Only when Lethe is served over https (PREFERRED_URL_SCHEME, which
+# config.py derives from PUBLIC_URL unless set): never on plain http.
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def _security_headers(response):
@@ -27,6 +30,8 @@ def _security_headers(response):
     # Verification and resume links carry a token in the path: never leak it as a Referer.
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if current_app.config["PREFERRED_URL_SCHEME"] == "https":
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if request.endpoint and not request.endpoint.startswith("static"):
         response.headers.setdefault("Cache-Control", "no-store")
     return response

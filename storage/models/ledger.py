@@ -273,6 +273,10 @@ class Officer(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed sign-ins in a row (a success resets it); at LOGIN_LOCKOUT_FAILURES the account is
+    # locked until ``locked_until``, whatever address the attempts came from.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SigningKey(db.Model):

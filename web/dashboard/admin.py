@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, url_for
 
 from rights import apikeys, officers, signing
 from rights.errors import RightsError
+from storage.clock import utcnow
 from storage.db import db
 from web.dashboard import actor, bp, me, requires
 from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm, field_errors
@@ -36,10 +37,13 @@ def officers_page():
 
 def _officers(form, status=200):
     form.password.data = ""
+    rows = officers.all_officers()
     return render_template(
         "dashboard/officers.html",
         form=form,
-        officers=officers.all_officers(),
+        officers=rows,
+        locked=officers.lock_ends(rows),
+        today=utcnow().date(),
         toggle=ConfirmForm(),
     ), status
 
@@ -84,6 +88,25 @@ def officer_toggle(officer_id: int):
     else:
         db.session.commit()
         flash(f"{officer.display_name} is now {'active' if officer.active else 'deactivated'}.")
+    return redirect(url_for("dashboard.officers_page"), code=303)
+
+
+@bp.post("/officers/<int(max=2147483647):officer_id>/unlock")
+@requires("officers.manage")
+def officer_unlock(officer_id: int):
+    officer = officers.get(officer_id)
+    if officer is None:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        officers.unlock(officer, by=me())
+    except RightsError as exc:
+        db.session.rollback()
+        flash(f"{officer.display_name}: {exc.message}")
+    else:
+        db.session.commit()
+        flash(f"{officer.display_name} is unlocked and can sign in again.")
     return redirect(url_for("dashboard.officers_page"), code=303)
 
 
