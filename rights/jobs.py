@@ -1,11 +1,12 @@
 """Background jobs the worker runs from the outbox, by topic. Jobs take a request id and
 commit as they go; they are written to resume if a worker dies mid-way."""
 
-from rights import audit_checkpoints, erasure, outbox, retention, webhooks
+from rights import audit_checkpoints, erasure, outbox, requests, retention, webhooks
 from storage.db import db
 
 HANDLERS = {
     "erasure.run": erasure.run,
+    "request.resume_link": requests.resume_link_job,
 }
 
 

@@ -60,14 +60,23 @@ def enqueue_email(
     return msg
 
 
-def enqueue_job(topic: str, *, request_id: str, subject_id: str | None = None) -> OutboxMessage:
-    """Queue background work for the worker (flushes). Jobs carry ids only."""
+def enqueue_job(
+    topic: str,
+    *,
+    request_id: str | None = None,
+    subject_id: str | None = None,
+    argument: str | None = None,
+) -> OutboxMessage:
+    """Queue background work for the worker (flushes). Jobs carry ids only: the request's, or
+    — for work that must not look anything up where it is queued, so that queuing costs the
+    same whatever exists — one ``argument`` (a request reference, never personal data) that
+    the handler receives instead."""
     msg = OutboxMessage(
         kind="job",
         topic=topic,
         request_id=request_id,
         subject_id=subject_id,
-        payload_enc=b"",
+        payload_enc=argument.encode() if argument else b"",
         sealed_with="none",
     )
     db.session.add(msg)
@@ -142,8 +151,9 @@ def _run_job(msg: OutboxMessage, handlers: dict) -> None:
     msg_id = msg.id
     msg.attempts += 1
     msg.next_attempt_at = utcnow() + JOB_LEASE
+    argument = msg.payload_enc.decode() if msg.payload_enc else msg.request_id
     db.session.commit()
-    handler(msg.request_id)
+    handler(argument)
     db.session.commit()
     msg = db.session.get(OutboxMessage, msg_id)
     _finish(msg, "sent")
@@ -151,7 +161,8 @@ def _run_job(msg: OutboxMessage, handlers: dict) -> None:
 
 def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[str, int]:
     """Deliver due messages and run due jobs until none is due (or ``limit`` were handled).
-    ``handlers`` maps job topics to functions taking a request id. Returns counts."""
+    ``handlers`` maps job topics to functions taking a request id (or the job's argument).
+    Returns counts."""
     limit = limit or current_app.config["OUTBOX_BATCH"]
     counts = {"sent": 0, "retry": 0, "dead": 0}
     for _ in range(limit):

@@ -277,11 +277,13 @@ def request_answer(reference: str):
 def request_link(reference: str):
     if not EmptyForm().validate_on_submit():
         abort(400)
-    req = requests.by_reference(reference)
-    if req is not None:
-        requests.send_resume_link(req)
-        db.session.commit()
-    flash("If this reference exists, we have emailed a new link to the address on the request.")
+    # Looked up by the worker, not here: this answer costs the same whether or not it exists.
+    requests.ask_for_resume_link(reference)
+    db.session.commit()
+    flash(
+        "If this reference exists, we will email a new link to the address on the request "
+        "within a few minutes (at most one an hour)."
+    )
     return redirect(url_for("public.request_status", reference=reference), code=303)
 
 
