@@ -34,6 +34,7 @@ from retention_policies import policies
 from rights import (
     audit,
     downstream,
+    mail,
     notices,
     requests,
     signing,
@@ -112,6 +113,7 @@ def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt
     destroy_identity(erasure.subject_id, erasure.erased_at)
     db.session.commit()
     vault.scrub_destroyed_keys()
+    mail.forget_subject(erasure.subject_id)
     if db.session.get(SubjectKey, erasure.subject_id) is not None:
         raise RuntimeError("subject key still present after destruction")
     if not _at_least(erasure, "key_destroyed"):
@@ -450,6 +452,7 @@ def replay(batch: int = BATCH) -> dict[str, int]:
         restrict_retained(tomb.subject_id, tomb.erased_at)
         destroy_identity(tomb.subject_id, tomb.erased_at)
         db.session.commit()
+        mail.forget_subject(tomb.subject_id)
         counts["subjects"] += 1
         counts["rows"] += sum(removed.values())
     audit.record("cli", "erasure.replayed", details=counts)

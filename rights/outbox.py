@@ -130,7 +130,8 @@ def _deliver(msg: OutboxMessage) -> None:
         payload = json.loads(vault.unseal("outbox", msg.payload_enc))
     else:
         payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
-    mail.send(mail.build(payload["to"], payload["subject"], payload["body"], msg.id))
+    email = mail.build(payload["to"], payload["subject"], payload["body"], msg.id)
+    mail.send(email, subject_id=msg.subject_id)
 
 
 def _finish(msg: OutboxMessage, status: str) -> None:

@@ -630,3 +630,33 @@ def test_a_destroyed_key_is_in_no_file_of_the_embedded_key_store(app):
     for name in files:
         with open(name, "rb") as fh:
             assert wrapped not in fh.read(), name
+
+
+def test_development_mail_of_an_erased_person_is_removed_with_them(app_factory, tmp_path):
+    """The file mail backend (make run) wrote an erased person's address and links to disk
+    for good (issue 12 item 11): their folder goes at erasure; all files after a week."""
+    mail_dir = tmp_path / "devmail"
+    app = app_factory(MAIL_BACKEND="file", MAIL_DIR=str(mail_dir))
+    subject_id = _load_story(app, extra=1)
+    deliver(app)  # the demo's own notices
+    with app.app_context():
+        requests.file(
+            type="access", member_id=demo.STORY_MEMBER, channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+    deliver(app)
+    folder = mail_dir / subject_id
+    assert any(folder.glob("*.eml"))
+    others = [p for p in mail_dir.glob("*/*.eml") if p.parent != folder]
+    rid = _file_erasure(app)
+    with app.app_context():
+        erasure.run(rid)
+    assert not folder.exists()
+    assert all(p.exists() for p in others)  # nobody else's mail goes
+    # Files older than a week go whenever mail is written.
+    old = mail_dir / "another-subject" / "old.eml"
+    old.parent.mkdir()
+    old.write_bytes(b"To: someone@example.org\n\nold")
+    os.utime(old, (0, 0))
+    deliver(app)  # the last email, to the erased person (it carries their record key)
+    assert not old.exists()
