@@ -68,10 +68,20 @@ def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def serve(app, *, kind: str = "gunicorn", workers: int = 4, log=None, **overrides):
+def serve(
+    app,
+    *,
+    kind: str = "gunicorn",
+    workers: int = 4,
+    config: str = "/dev/null",
+    log=None,
+    **overrides,
+):
     """Serve the test app's databases from real processes on a free port; yields the base URL.
     ``kind`` is ``gunicorn`` (``workers`` processes) or ``flask`` (``flask run``, threaded: the
-    embedded default). ``overrides`` are extra settings (names without ``LETHE_``)."""
+    embedded default); gunicorn reads ``config`` (``gunicorn.conf.py``: production's settings),
+    the bind address and worker count given here win. ``overrides`` are extra settings (names
+    without ``LETHE_``)."""
     port = free_port()
     instance = Path(app.instance_path) / f"server-{port}"
     instance.mkdir(parents=True)
@@ -85,7 +95,7 @@ def serve(app, *, kind: str = "gunicorn", workers: int = 4, log=None, **override
             "--workers",
             str(workers),
             "--config",
-            "/dev/null",
+            config,
             "--log-level",
             "warning",
             "tests.processes:make_app()",

@@ -274,3 +274,37 @@ def test_a_file_without_a_name_is_refused_not_dropped(app, client):
     assert resp.status_code == 422
     assert "without its name" in resp.get_data(as_text=True)
     assert _count(app) == 0
+
+
+def test_the_timing_floor_sleeps_a_thread_not_a_worker(app):
+    """Each form post waits out PUBLIC_FORM_MIN_SECONDS; under production's gunicorn settings
+    (gthread) a burst of posts waits side by side in one process instead of in a queue, and
+    pages go on being served meanwhile (issue 12 item 11)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlencode
+    from urllib.request import urlopen
+
+    from tests.processes import post_at, serve
+
+    floor, posts = 0.4, 6
+    body = urlencode({"type": "access", "email": "burst@example.org"}).encode()
+    with serve(
+        app, kind="gunicorn", workers=1, config="gunicorn.conf.py", PUBLIC_FORM_MIN_SECONDS=floor
+    ) as url:
+        start_at = time.time() + 0.5
+        with ThreadPoolExecutor(posts) as pool:
+            futures = [
+                pool.submit(post_at, url + "/requests/new", start_at, body) for _ in range(posts)
+            ]
+            time.sleep(max(0.0, start_at - time.time()) + 0.1)  # the posts are under way
+            t0 = time.monotonic()
+            with urlopen(url + "/", timeout=10) as resp:  # noqa: S310 - our own server
+                assert resp.status == 200
+            page_seconds = time.monotonic() - t0
+            statuses = [f.result() for f in futures]
+        elapsed = time.time() - start_at
+    assert statuses == [303] * posts
+    # One request at a time would take 6 x 0.4 s = 2.4 s; side by side, about 0.4 s.
+    assert elapsed < posts * floor / 2, elapsed
+    assert page_seconds < floor, page_seconds
