@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rights import (
     audit,
@@ -138,6 +138,17 @@ def _move(
     if to not in ALLOWED.get(RequestStatus(request.status), set()):
         raise InvalidTransition(f"A request that is {request.status} cannot be {kind}.")
     before = request.status
+    # Compare-and-set: of two actors moving the same request at once (the subject withdraws as
+    # an officer approves; two emailed links), one wins and the other is told it changed.
+    moved = db.session.execute(
+        update(RightsRequest)
+        .where(RightsRequest.id == request.id, RightsRequest.status == before)
+        .values(status=to)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:
+        db.session.refresh(request)
+        raise InvalidTransition(f"A request that is {request.status} cannot be {kind}.")
     request.status = to
     if to in TERMINAL:
         request.closed_at = utcnow()

@@ -119,3 +119,43 @@ def test_concurrent_requests_keep_one_audit_chain(app):
     with app.app_context():
         assert audit.verify_chain() == []
         assert db.session.execute(select(func.count(AuditEvent.id))).scalar_one() >= 80
+
+
+def test_a_request_moved_by_someone_else_meanwhile_is_not_moved_again(app):
+    """Transitions are compare-and-set: an officer's page loaded before the subject withdrew
+    cannot then grant the request (a stale read never overrides another actor's move)."""
+    from sqlalchemy import update
+
+    from rights.errors import InvalidTransition
+    from storage.models import RequestEvent, RightsRequest
+
+    with app.app_context():
+        factories.member(1)
+        req = requests.file(
+            type="restriction",
+            member_id="m-1",
+            details={"grounds": "accuracy_contested"},
+            channel="api",
+            verified=True,
+            actor="t",
+        )
+        db.session.commit()
+        request_id = req.id
+    with app.app_context():
+        stale = requests.get(request_id)
+        assert stale.status == "open"
+        # Another actor (another process) withdraws it now.
+        with db.engine.begin() as conn:
+            conn.execute(
+                update(RightsRequest)
+                .where(RightsRequest.id == request_id)
+                .values(status="withdrawn")
+            )
+        with pytest.raises(InvalidTransition):
+            requests.approve(stale, actor="officer:1")
+        db.session.rollback()
+        assert requests.get(request_id).status == "withdrawn"
+        kinds = db.session.execute(
+            select(RequestEvent.kind).where(RequestEvent.request_id == request_id)
+        ).scalars()
+        assert "completed" not in set(kinds)
