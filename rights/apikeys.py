@@ -7,8 +7,9 @@ prefix finds the row and the hashes are compared in constant time.
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from rights import audit
 from rights.errors import Invalid, NotFound
@@ -61,19 +62,48 @@ def create(name: str, scopes: list[str], *, actor: str) -> tuple[ApiKey, str]:
 
 
 def authenticate(key: str) -> ApiKey | None:
-    """The live key matching ``key``, or None. Constant-time on the secret part."""
+    """The live key matching ``key``, or None. Constant-time on the secret part.
+
+    Call it first thing in a request, before the session holds a connection: the key is
+    looked up, and its last use recorded, on a connection of its own (see :func:`_touch`)."""
     if not isinstance(key, str) or not key.isascii() or not key.isprintable():
         return None  # no key of ours, and PostgreSQL refuses NUL in a query
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "lethe":
         return None
-    row = db.session.execute(select(ApiKey).where(ApiKey.prefix == parts[1])).scalar_one_or_none()
-    candidate = _hash(key)
-    expected = row.key_hash if row else _hash("lethe_x_" + "0" * 43)
-    if not hmac.compare_digest(candidate, expected) or row is None or row.revoked_at:
-        return None
-    row.last_used_at = utcnow()
-    return row
+    with db.engine.begin() as conn:
+        found = conn.execute(
+            select(ApiKey.id, ApiKey.key_hash, ApiKey.revoked_at, ApiKey.last_used_at).where(
+                ApiKey.prefix == parts[1]
+            )
+        ).first()
+        candidate = _hash(key)
+        expected = found.key_hash if found else _hash("lethe_x_" + "0" * 43)
+        if not hmac.compare_digest(candidate, expected) or found is None or found.revoked_at:
+            return None
+        _touch(conn, found.id, found.last_used_at)
+    return db.session.get(ApiKey, found.id)
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _touch(conn, key_id: int, last_used_at) -> None:
+    """Record when the key was last used — to the minute, in a short transaction of its own.
+    Written in the request's transaction it held the key's row lock until commit: every request
+    of one key queued behind it, and on PostgreSQL it deadlocked against the audit chain's lock
+    (one request held the row and waited for the chain, another the reverse)."""
+    now = utcnow()
+    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
+        return
+    conn.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def has_scope(key: ApiKey, scope: str) -> bool:

@@ -11,11 +11,11 @@ import hashlib
 import hmac
 import json
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from storage import vault
 from storage.clock import utcnow
-from storage.db import db
+from storage.db import db, serialise
 from storage.models import AuditCheckpoint, AuditEvent
 
 GENESIS = "0" * 64
@@ -56,11 +56,10 @@ def record(
     """Append an audit entry (flushes, does not commit).
 
     Appends are serialised so that two transactions never chain to the same predecessor: on
-    PostgreSQL with a transaction-scoped advisory lock (released at commit or rollback); SQLite
-    allows one writer at a time anyway.
+    PostgreSQL with a transaction-scoped advisory lock (released at commit or rollback), on
+    SQLite by taking the write lock before the tail is read (``storage.db.serialise``).
     """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
+    serialise(db.session, CHAIN_LOCK)
     last = db.session.execute(
         select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none()

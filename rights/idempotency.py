@@ -7,12 +7,18 @@ transaction as the record, so a crash leaves both or neither.
 
 import hashlib
 import json
+import re
 
 from sqlalchemy import select
 
 from rights.errors import Invalid
-from storage.db import db
+from storage.db import db, lock_key, serialise
 from storage.models import IdempotencyRecord
+
+# What a key may be, stated the same way in the OpenAPI document: 1 to 200 printable ASCII
+# characters; spaces only inside (HTTP drops them at either end).
+KEY_MAX_LENGTH = 200
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 
 
 def body_hash(body: object) -> str:
@@ -23,10 +29,11 @@ def body_hash(body: object) -> str:
 
 def lookup(api_key_id: int, key: str, method: str, path: str, body: object):
     """The stored (status, response) for this key, None if new; raises on a reused key."""
-    if not key or len(key) > 200 or not key.isprintable():
+    if len(key) > KEY_MAX_LENGTH or not re.fullmatch(KEY_PATTERN, key):
         raise Invalid(
-            "Idempotency-Key must be 1 to 200 printable characters (no control characters).",
-            {"Idempotency-Key": ["1 to 200 printable characters"]},
+            "Idempotency-Key must be 1 to 200 printable ASCII characters, not starting or "
+            "ending with a space.",
+            {"Idempotency-Key": ["1 to 200 printable ASCII characters"]},
         )
     row = db.session.execute(
         select(IdempotencyRecord).where(
@@ -58,3 +65,10 @@ def remember(
         )
     )
     db.session.flush()
+
+
+def claim(api_key_id: int, key: str) -> None:
+    """Serialise the attempts that carry one key, for the rest of the transaction: taken
+    before :func:`lookup`, so a concurrent retry waits for the first attempt's commit and then
+    finds its answer, instead of racing it to write the same records."""
+    serialise(db.session, lock_key("idempotency", api_key_id, key))

@@ -1,5 +1,6 @@
 """SQLAlchemy wiring: the declarative base, naming convention and the tz-aware column type."""
 
+import hashlib
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
@@ -87,6 +88,27 @@ def checkpoint_sqlite(engine: Engine) -> None:
         return
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def serialise(session, key: int) -> None:
+    """Take, for the rest of ``session``'s transaction, the lock that serialises every
+    transaction asking for ``key`` (a 64-bit integer): on PostgreSQL a transaction-scoped
+    advisory lock; on SQLite the database's write lock, taken now (one writer at a time is how
+    SQLite serialises anything). Read-then-write steps (the audit chain's tail, a first use of
+    an idempotency key) take it before they read."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": key})
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if _is_sqlite(dbapi_connection) and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+def lock_key(*parts) -> int:
+    """A stable signed 64-bit advisory-lock key for ``parts``."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @event.listens_for(Engine, "savepoint")

@@ -304,9 +304,10 @@ def test_loser_of_a_write_race_gets_the_winners_answer(app, world, monkeypatch, 
     """Force the race: both attempts pass the idempotency look-up before either writes, so the
     loser's own insert (inside the view, before commit) hits the winner's unique key.
 
-    Today two requests with one API key are also serialised by the ``last_used_at`` update of
-    that key's row; record the last use in its own transaction (as a busy deployment might) so
-    the race is real, and check that the loser replays the winner's answer, not a 500.
+    Attempts with one key are serialised by ``idempotency.claim`` before the look-up, so this
+    race cannot happen any more; take the claim away (and record the key's last use in its own
+    transaction, as it is now) so the race is real, and check that the second line of defence
+    — the unique key — still makes the loser replay the winner's answer, not a 500.
     """
     real_authenticate = apikeys.authenticate
 
@@ -327,6 +328,7 @@ def test_loser_of_a_write_race_gets_the_winners_answer(app, world, monkeypatch, 
         return found
 
     monkeypatch.setattr(apikeys, "authenticate", authenticate)
+    monkeypatch.setattr(idempotency, "claim", lambda api_key_id, key: None)
     monkeypatch.setattr(idempotency, "lookup", lookup)
     headers = {**world, "Idempotency-Key": "forced-race"}
     body = {"type": "access", "member_id": "m-1"}

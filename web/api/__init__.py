@@ -112,6 +112,7 @@ def idempotent(view):
             db.session.commit()
             return jsonify(payload), status
         api_key_id = g.api_key.id
+        idempotency.claim(api_key_id, key)
         stored = idempotency.lookup(api_key_id, key, request.method, request.path, body)
         if stored:
             return _replay(*stored)
