@@ -257,6 +257,11 @@ def test_other_algorithms_and_extra_headers_are_refused(app):
     assert _reasons(app, f"{header_b64}.{payload_b64}.") == "bad_signature"
 
 
+def _sqlite_bytes(path: str) -> bytes:
+    """A SQLite database's file and, while it is open, its write-ahead log."""
+    return b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if Path(p).exists())
+
+
 def test_the_private_key_is_sealed_in_the_key_store_and_never_published(app, client):
     token = sign(app)
     with app.app_context():
@@ -267,12 +272,12 @@ def test_the_private_key_is_sealed_in_the_key_store_and_never_published(app, cli
         assert raw not in row.private_key_enc
         engine = db.engines["keystore"]
         if engine.dialect.name == "sqlite":
-            stored = Path(engine.url.database).read_bytes()
+            stored = _sqlite_bytes(engine.url.database)
             assert row.public_jwk["x"].encode() in stored  # we are reading the right file
             assert raw not in stored and private_jwk["d"].encode() not in stored
         main = db.engines[None]
         if main.dialect.name == "sqlite":
-            assert raw not in Path(main.url.database).read_bytes()
+            assert raw not in _sqlite_bytes(main.url.database)
     published = client.get(JWKS_URL).get_data()
     assert private_jwk["d"].encode() not in published and b'"d"' not in published
     # The key it holds is the key that signed.
