@@ -45,6 +45,17 @@ def defaults(instance: Path) -> dict:
         "MAIL_PASSWORD": None,
         "MAIL_USE_TLS": False,
         "MAIL_SENDER": "Lethe <privacy@perkly.example>",
+        # Shred epochs (storage/epochs.py): subject keys are wrapped under the current epoch's
+        # key, which is destroyed when the epoch has ended and every surviving key has been
+        # re-wrapped. Epoch keys live in a PKCS#11 token ("pkcs11": PKCS11_MODULE, the token's
+        # label and PIN) or, for the embedded default, in sealed key files ("file") in
+        # EPOCH_KEY_DIR, which must never be backed up.
+        "SHRED_EPOCH_HOURS": 24,
+        "EPOCH_KEY_BACKEND": "file",
+        "EPOCH_KEY_DIR": str(instance / "epoch-keys"),
+        "PKCS11_MODULE": None,
+        "PKCS11_TOKEN_LABEL": "lethe",
+        "PKCS11_PIN": None,
         "VERIFICATION_TTL_HOURS": 24,
         "DOWNLOAD_TTL_DAYS": 30,
         "RATELIMIT_STORAGE_URI": "memory://",

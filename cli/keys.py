@@ -12,11 +12,13 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import signing
+from rights import shredding, signing
 from rights.errors import InvalidSignature
 from storage.db import db
 
-keys_group = AppGroup("keys", help="Signing keys for deletion receipts and holdings statements.")
+keys_group = AppGroup(
+    "keys", help="Signing keys for receipts and statements; shred epochs for subject keys."
+)
 receipts_group = AppGroup("receipts", help="Deletion receipts.")
 statements_group = AppGroup("statements", help="Holdings statements.")
 
@@ -39,6 +41,47 @@ def keys_rotate(actor: str) -> None:
     kid = signing.rotate(actor=actor)
     db.session.commit()
     click.echo(kid)
+
+
+@keys_group.command("shred")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--actor", default="cli", show_default=True, help="Who shreds (audit trail).")
+def keys_shred(batch: int, actor: str) -> None:
+    """End the current shred epoch now: re-wrap every surviving subject key under a new
+    epoch's key, then destroy the old epoch key. From then on no copy of a key erased in that
+    epoch — in the database, its log, backups or replicas — can be read. Resumable: run it
+    again after an interruption."""
+    result = shredding.shred_now(batch=batch, actor=actor)
+    click.echo(
+        f"re-wrapped {result['rewrapped']} key(s); destroyed epoch key(s): "
+        f"{', '.join(result['destroyed']) or 'none'}"
+    )
+    if not result["done"]:
+        raise click.ClickException("the shred is not finished: run it again")
+
+
+@keys_group.command("recover")
+@click.confirmation_option(
+    prompt="Only after restoring the key store from a backup older than a shred: keys whose "
+    "epoch key is gone are deleted for good. Go on?"
+)
+@click.option("--actor", default="cli", show_default=True, help="Who recovers (audit trail).")
+def keys_recover(actor: str) -> None:
+    """After restoring the key store from a backup older than a shred: record the epochs the
+    key manager no longer holds as destroyed, delete the keys under them (nobody can ever read
+    them again) and open a new epoch. Then run `flask erasure replay`."""
+    result = shredding.recover(actor=actor)
+    click.echo(
+        f"epochs lost: {', '.join(result['epochs_lost']) or 'none'}; "
+        f"unreadable keys deleted: {result['unreadable_keys']}"
+    )
+
+
+@keys_group.command("epochs")
+def keys_epochs() -> None:
+    """The shred epochs that still have a key (at most two: current, and retiring)."""
+    for row in shredding.status():
+        click.echo(f"{row['id']}  {row['state']:<9} {row['backend']:<6} ends {row['ends_at']}")
 
 
 def _read(path: Path, what: str) -> str:

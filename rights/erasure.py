@@ -42,7 +42,7 @@ from rights import (
     suppression,
     webhooks,
 )
-from storage import vault
+from storage import epochs, vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category
 from storage.db import db
@@ -306,6 +306,7 @@ def record_key_hash(record_key: str) -> str | None:
 
 def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str) -> dict:
     subject = db.session.get(Subject, request.subject_id)
+    key_epoch = epochs.current()
     categories = []
     for cat in CATEGORIES:
         entry = {"category": cat.key, "title": cat.title, "records": erasure.counts.get(cat.key, 0)}
@@ -329,6 +330,11 @@ def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str)
         "request_reference": request.reference,
         "erased_at": erasure.erased_at.isoformat(),
         "subject_key_destroyed": True,
+        # Deleting the key's row leaves copies (old row versions, the write-ahead log, backups)
+        # wrapped under the current shred epoch's key; that key is destroyed when the epoch
+        # ends, and from then on no copy anywhere can be read.
+        "key_epoch": key_epoch.id,
+        "unrecoverable_after": key_epoch.ends_at.isoformat(),
         "categories": categories,
         # Who received the data and is told (Art. 19), as things stood when this was signed;
         # holdings statements show each one's state now.

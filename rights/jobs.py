@@ -1,7 +1,15 @@
 """Background jobs the worker runs from the outbox, by topic. Jobs take a request id and
 commit as they go; they are written to resume if a worker dies mid-way."""
 
-from rights import audit_checkpoints, erasure, outbox, requests, retention, webhooks
+from rights import (
+    audit_checkpoints,
+    erasure,
+    outbox,
+    requests,
+    retention,
+    shredding,
+    webhooks,
+)
 from storage.db import db
 
 HANDLERS = {
@@ -18,6 +26,7 @@ def run_due(limit: int | None = None) -> dict[str, int]:
     for key, n in webhooks.deliver_due().items():
         counts[f"webhooks_{key}"] = n
     counts["retention_swept"] = int(retention.run_if_due())
+    counts["keys_shredded"] = int(shredding.run_if_due())
     if audit_checkpoints.maybe_write():
         db.session.commit()
     return counts

@@ -11,6 +11,7 @@ import uuid
 from flask import current_app
 
 from rights import access, audit, erasure, signing, webhooks
+from storage import epochs
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES
 from storage.db import db
@@ -67,6 +68,10 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
         "as_of": now.isoformat(),
         "holds_nothing": not held,
         "held": held,
+        # When the person's key (and so every copy of their encrypted data) became unreadable
+        # everywhere: the end of the shred epoch it was deleted in, once that epoch's key is
+        # destroyed; until then, when it will be.
+        **key_unrecoverable(receipt),
         # Who received the data, and whether each has confirmed acting on the erasure (Art. 19).
         "recipients": webhooks.recipients_of(receipt.request_id),
         "jwks_url": f"{base}/.well-known/jwks.json",
@@ -80,6 +85,20 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
         details={"held": len(held)},
     )
     return token, claims
+
+
+def key_unrecoverable(receipt: Receipt) -> dict:
+    """``unrecoverable_after`` as the receipt promised it, and ``unrecoverable`` — whether the
+    epoch key it depends on is destroyed now (with when)."""
+    claims = signing.claims_of(receipt.jws)
+    epoch = epochs.by_id(claims.get("key_epoch")) if claims.get("key_epoch") else None
+    return {
+        "unrecoverable_after": claims.get("unrecoverable_after"),
+        "unrecoverable": bool(epoch and epoch.destroyed_at),
+        "unrecoverable_since": epoch.destroyed_at.isoformat()
+        if epoch and epoch.destroyed_at
+        else None,
+    }
 
 
 def for_record_key(record_key: str) -> tuple[str, dict] | None:

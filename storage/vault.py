@@ -1,7 +1,8 @@
 """The key vault: per-subject data keys, field encryption and blind indexes.
 
 - Each subject has its own random AES-256 key, stored in the key store database wrapped
-  (AES-GCM) with the key-encryption key ``KEY_ENCRYPTION_KEY`` from configuration.
+  (AES-GCM) under the key of the current shred epoch (``storage.epochs``), which lives in a
+  key manager outside every database.
 - Personal-data fields are AES-256-GCM under that key; the associated data binds each
   ciphertext to its subject and column, so a ciphertext copied elsewhere does not decrypt.
 - Look-ups by email use a keyed blind index (HMAC-SHA256 with ``BLIND_INDEX_KEY``) of the
@@ -20,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app, g
 
+from storage import epochs
 from storage.db import checkpoint_sqlite, db
 from storage.models.keystore import SubjectKey
 
@@ -61,32 +63,25 @@ def _cache() -> dict[str, bytes]:
 
 
 def create_subject_key(subject_id: str) -> bytes:
-    """Make and store a new data key for a subject (flushes, does not commit)."""
+    """Make and store a new data key for a subject, wrapped under the current shred epoch's
+    key (flushes, does not commit)."""
     key = AESGCM.generate_key(bit_length=256)
-    nonce = os.urandom(NONCE_BYTES)
-    wrapped = nonce + AESGCM(_config_key("KEY_ENCRYPTION_KEY")).encrypt(
-        nonce, key, subject_id.encode()
-    )
-    db.session.add(SubjectKey(subject_id=subject_id, wrapped_key=wrapped))
+    epochs.wrap_new(subject_id, key)
     _cache()[subject_id] = key
     return key
 
 
-def _unwrap(subject_id: str, wrapped: bytes) -> bytes:
-    kek = AESGCM(_config_key("KEY_ENCRYPTION_KEY"))
-    return kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject_id.encode())
-
-
 def load_keys(subject_ids: list[str]) -> None:
-    """Fetch many subjects' keys in one query (avoids one key-store round trip per row)."""
+    """Fetch many subjects' keys in one query (avoids one key-store round trip per row) and
+    unwrap them with one key-manager call per epoch. A key whose epoch key is gone stays
+    missing: its subject is unreadable."""
     cache = _cache()
     missing = [s for s in set(subject_ids) if s not in cache]
     for start in range(0, len(missing), 500):
         rows = db.session.execute(
             db.select(SubjectKey).where(SubjectKey.subject_id.in_(missing[start : start + 500]))
         ).scalars()
-        for row in rows:
-            cache[row.subject_id] = _unwrap(row.subject_id, row.wrapped_key)
+        cache.update(epochs.unwrap_rows(list(rows)))
 
 
 def subject_key(subject_id: str) -> bytes:

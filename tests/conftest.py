@@ -5,9 +5,13 @@ import base64
 import email
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 import threading
+from dataclasses import dataclass
 from email.message import Message
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
@@ -17,6 +21,7 @@ from sqlalchemy import text
 
 from app import create_app
 from rights import apikeys, officers
+from storage import epoch_keys
 from storage.db import db
 
 PG_URL = os.environ.get("LETHE_TEST_DATABASE_URL")
@@ -150,6 +155,9 @@ def app_factory(tmp_path, smtp_server):
 
     yield factory
     for app in made:
+        store = app.extensions.pop("lethe_epoch_keys", None)
+        if store is not None:
+            store.close()  # a PKCS#11 token's library is let go when its last store closes
         with app.app_context():
             db.session.remove()
             for engine in db.engines.values():
@@ -229,3 +237,74 @@ def login_as(app):
         return client
 
     return make
+
+
+# --- a throwaway PKCS#11 token (SoftHSM2) for the epoch key manager ----------------------
+
+SOFTHSM_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+TOKEN_LABEL = "lethe-test"
+PIN = "1234"
+SO_PIN = "5678"
+
+
+def _find_softhsm() -> tuple[str | None, str]:
+    """(module path, "") or (None, why not)."""
+    candidates = [os.environ.get("LETHE_TEST_PKCS11_MODULE") or "", *SOFTHSM_MODULES]
+    module = next((p for p in candidates if p and os.path.isfile(p)), None)
+    if module is None:
+        return None, f"no SoftHSM2 module at {', '.join(SOFTHSM_MODULES)}"
+    if shutil.which("softhsm2-util") is None:
+        return None, "softhsm2-util is not on PATH"
+    try:
+        import pkcs11  # noqa: F401
+    except ImportError as exc:
+        return None, f"python-pkcs11 is not installed ({exc})"
+    return module, ""
+
+
+@dataclass
+class SoftHSM:
+    module: str
+    label: str
+    pin: str
+    conf: Path
+
+
+@pytest.fixture
+def softhsm(tmp_path, monkeypatch):
+    """A fresh SoftHSM2 token, ``lethe-test`` (user PIN 1234), in this test's tmp_path."""
+    module, why = _find_softhsm()
+    if module is None:
+        reason = f"SoftHSM2 not available: {why} (apt-get install softhsm2)"
+        if os.environ.get("LETHE_REQUIRE_SOFTHSM") == "1":
+            pytest.fail(reason + " and LETHE_REQUIRE_SOFTHSM=1", pytrace=False)
+        pytest.skip(reason)
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    # SoftHSM2 reads this when the module is initialised (C_Initialize): every store opened in
+    # this test is closed at its end, so the next test's module reads its own configuration.
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", TOKEN_LABEL]
+        + ["--pin", PIN, "--so-pin", SO_PIN],
+        check=True,
+        capture_output=True,
+    )
+    yield SoftHSM(module, TOKEN_LABEL, PIN, conf)
+    library = epoch_keys._LIBRARIES.get(module)
+    if library is not None and library.users:
+        leaked = library.users
+        library.users = 1
+        library.release()
+        pytest.fail(f"{leaked} Pkcs11EpochKeys left open by the test (close them)")
+
+

@@ -1,7 +1,7 @@
 """All models, importable from one place. Split by domain: platform records, the rights ledger,
 and the key store (a separate database)."""
 
-from storage.models.keystore import SubjectKey
+from storage.models.keystore import KeyEpoch, SubjectKey
 from storage.models.ledger import (
     ApiKey,
     AuditCheckpoint,
@@ -85,6 +85,7 @@ __all__ = [
     "SigningKey",
     "Subject",
     "SubjectKey",
+    "KeyEpoch",
     "RecipientIdentifier",
     "Subscriber",
     "SuppressionTombstone",

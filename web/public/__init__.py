@@ -3,7 +3,7 @@ and a confirmed link grants this browser session access to that one request for 
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -185,6 +185,32 @@ def resume_confirm(token: str):
 TOLD_ABOUT = ("rectification", "erasure", "restriction", "objection", "consent_withdrawal")
 
 
+def _unreadable_in_words(receipt) -> str:
+    """When no copy of the person's data can be read any more, said as a person would."""
+    state = statements.key_unrecoverable(receipt)
+    if state["unrecoverable"]:
+        return (
+            "The key that opened your data has been destroyed: no copy of it anywhere — not "
+            "in our backups either — can be read by anyone, us included."
+        )
+    when = state["unrecoverable_after"]
+    if not when:
+        return ""
+    at = datetime.fromisoformat(when)
+    today = utcnow().date()
+    if at.date() == today:
+        day = "today"
+    elif (at.date() - today).days == 1:
+        day = "tomorrow"
+    else:
+        day = f"{at.day} {at:%B %Y}"
+    return (
+        "Copies of your data in our backups and logs are encrypted, and the key that opens "
+        f"them is destroyed by {day} at {at:%H:%M} UTC: from then on no copy anywhere can be "
+        "read by anyone, us included."
+    )
+
+
 @bp.get("/requests/<reference>")
 def request_status(reference: str, answer_form=None, status=200):
     answer_form = answer_form or AnswerForm()
@@ -201,6 +227,7 @@ def request_status(reference: str, answer_form=None, status=200):
         req=req,
         receipt=receipt,
         record_key=record_key,
+        unreadable=_unreadable_in_words(receipt) if receipt else None,
         events=requests.events(req),
         downloads=requests.downloads_available(req),
         can_withdraw=req.status not in {s.value for s in requests.TERMINAL},
