@@ -145,8 +145,14 @@ def _open(now: datetime) -> KeyEpoch:
 def wrap_new(subject_id: str, key: bytes) -> SubjectKey:
     """A new subject key, wrapped under the current epoch's key (flushes). Takes the epochs'
     lock shared, so a shred cannot destroy the epoch between the wrap and the commit."""
-    _lock(shared=True)
-    epoch = current()
+    if current(create=False) is None:
+        # The very first key: open the first epoch under the exclusive lock, so that two
+        # first keys made at once do not open two epochs (the other waits, then finds it).
+        _lock(shared=False)
+        epoch = current()
+    else:
+        _lock(shared=True)
+        epoch = current()  # read again under the lock: a shred may just have opened one
     wrapped = store().wrap(epoch.id, key, _aad(subject_id, epoch.id))
     row = SubjectKey(subject_id=subject_id, wrapped_key=wrapped, epoch_id=epoch.id)
     db.session.add(row)
