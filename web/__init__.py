@@ -68,9 +68,12 @@ def _html_error(exc):
     code = getattr(exc, "code", 500) or 500
     # Refusals say why (our own wording, never data); other errors keep to their name.
     reason = getattr(exc, "description", None) if code == 403 else None
-    return render_template(
-        "error.html", code=code, name=getattr(exc, "name", "Error"), reason=reason
-    ), code
+    # The headers the error must carry (Allow on a 405, Retry-After...) survive the page.
+    return (
+        render_template("error.html", code=code, name=getattr(exc, "name", "Error"), reason=reason),
+        code,
+        api.errors.exception_headers(exc),
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -278,7 +278,7 @@ def withdraw_request(request_id: str):
 @bp.get("/requests")
 @require("requests:read")
 def list_requests():
-    filters = schemas.RequestListIn().load(request.args.to_dict())
+    filters = schemas.RequestListIn().load(request.args)
     if not _reads_all():
         filters["api_key_id"] = g.api_key.id
     page = requests.search(**filters)
@@ -353,7 +353,7 @@ def request_export_zip(request_id: str):
 @require("disclosures:read")
 def disclosures_export():
     """The FTC disclosure list, by brand or campaign, as JSON or CSV (streamed)."""
-    args = schemas.DisclosureExportIn().load(request.args.to_dict())
+    args = schemas.DisclosureExportIn().load(request.args)
     brand, campaign = args.get("brand"), args.get("campaign")
     rows = disclosure_list.entries(brand=brand, campaign=campaign)
     audit.record(_actor(), "disclosures.exported", details={"brand": brand, "campaign": campaign})

@@ -12,13 +12,23 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return jsonify(body), status
 
 
+def exception_headers(exc) -> dict[str, str]:
+    """The headers an HTTP error must carry (``Allow`` on 405, ``Retry-After``,
+    ``WWW-Authenticate``...), which a custom error page would otherwise drop."""
+    if not isinstance(exc, HTTPException):
+        return {}
+    return {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+
+
 def http_error(exc):
     if isinstance(exc, HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         message = exc.description if exc.code != 500 else "Something went wrong on our side."
         if exc.code == 429:
             message = "Too many requests; slow down and try again later."
-        return error_response(exc.code or 500, code, message)
+        resp, status = error_response(exc.code or 500, code, message)
+        resp.headers.update(exception_headers(exc))
+        return resp, status
     return error_response(500, "internal_server_error", "Something went wrong on our side.")
 
 

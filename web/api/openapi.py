@@ -7,6 +7,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from rights.apikeys import SCOPES
+from rights.idempotency import KEY_MAX_LENGTH, KEY_PATTERN
 from web.api import schemas
 
 ERROR = {
@@ -30,30 +31,60 @@ def _json(schema) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+ERROR_TEXT = {
+    401: "No valid API key",
+    403: "Key lacks the scope",
+    404: "Not found",
+    409: "Conflict (the record's state, an erased person, or a concurrent writer: retry)",
+    413: "Body too large",
+    422: "Invalid input (see error.fields)",
+    429: "Rate limited",
+}
+
+
 def _errors(*codes: int) -> dict:
-    text = {
-        400: "Bad request",
-        401: "No valid API key",
-        403: "Key lacks the scope",
-        404: "Not found",
-        409: "Conflict",
-        422: "Invalid input (see error.fields)",
-        429: "Rate limited",
-    }
-    return {
-        str(c): {"description": text[c], **_json({"$ref": "#/components/schemas/Error"})}
+    out = {
+        str(c): {"description": ERROR_TEXT[c], **_json({"$ref": "#/components/schemas/Error"})}
         for c in codes
     }
+    if "401" in out:
+        out["401"]["headers"] = {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
+        }
+    if "429" in out:
+        out["429"]["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+    return out
 
+
+# gunicorn (or a proxy in front of it) refuses a request line over its limit (4094 bytes) with
+# its own HTML page, before Lethe sees it: any operation with a path or query parameter can get
+# this answer.
+LONG_URL = {
+    "414": {
+        "description": "URI too long (refused by the HTTP server)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+KEYED = (401, 403)  # every operation that needs an API key
+WRITE = (409, 413, 422)  # every POST with a body: state or concurrency, size, input
 
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": "Retrying a POST with the same key and body replays the first answer "
-    "(header Idempotent-Replayed: true); the same key with another body is refused (422).",
-    "schema": {"type": "string", "maxLength": 200},
+    "(header Idempotent-Replayed: true); the same key with another body is refused (422). "
+    f"1 to {KEY_MAX_LENGTH} printable ASCII characters, spaces only inside; anything else is "
+    "refused (422).",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": KEY_MAX_LENGTH,
+        "pattern": KEY_PATTERN,
+    },
 }
+REPLAYED = {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}}
 
 # What the views add to the dumped schemas (apispec sees only the marshmallow fields, and
 # marks the schemas closed, so anything else answered must be declared here).
@@ -117,12 +148,97 @@ DISCLOSURE_LIST = {
 }
 
 INGEST = {
-    "/members": ("MemberIn", "Create or update a member (email, name, handle, address)."),
-    "/perk-awards": ("PerkAwardIn", "Create or update a perk award."),
-    "/disclosures": ("DisclosureIn", "Create or update an FTC disclosure-list entry."),
-    "/promotions": ("PromotionIn", "Record a use of a member's name or likeness."),
-    "/consents": ("ConsentIn", "Record a consent given or withdrawn."),
+    "/members": (
+        "ingestMember",
+        "MemberIn",
+        "Create or update a member (email, name, handle, address).",
+    ),
+    "/perk-awards": ("ingestPerkAward", "PerkAwardIn", "Create or update a perk award."),
+    "/disclosures": (
+        "ingestDisclosure",
+        "DisclosureIn",
+        "Create or update an FTC disclosure-list entry.",
+    ),
+    "/promotions": (
+        "ingestPromotion",
+        "PromotionIn",
+        "Record a use of a member's name or likeness.",
+    ),
+    "/consents": ("ingestConsent", "ConsentIn", "Record a consent given or withdrawn."),
 }
+
+# A filed request (its id in the 201 body) leads to reading it, its downloads, withdrawing it.
+REQUEST_LINKS = {
+    "GetRequest": "getRequest",
+    "GetRequestReport": "getRequestReport",
+    "GetRequestExport": "getRequestExport",
+    "GetRequestExportZip": "getRequestExportZip",
+    "WithdrawRequest": "withdrawRequest",
+}
+
+
+# A member just ingested (its id in the body) can have a request filed for it as verified (the
+# platform vouches for its own member; scope requests:verified), which an access or portability
+# request completes at once. The body is the link's, not merged with another (the OpenAPI
+# meaning of a link's requestBody; x-schemathesis says so to schemathesis, which merges by
+# default).
+MEMBER_LINKS = {
+    f"FileVerified{kind.title()}Request": {
+        "operationId": "fileRequest",
+        "description": f"File a verified {kind} request for this member.",
+        "requestBody": {"type": kind, "member_id": "$response.body#/external_id", "verified": True},
+        "x-schemathesis": {"merge_body": False},
+    }
+    for kind in ("access", "portability")
+}
+
+
+def _request_rules() -> dict:
+    """What RequestIn's schema validator checks, as JSON Schema: either an email (then never
+    verified: the platform vouches only for its own members) or a member_id; and per type,
+    the fields it needs and the fields it does not take (schemas.TYPE_FIELDS)."""
+    every = {name for allowed in schemas.TYPE_FIELDS.values() for name in allowed}
+    who = [
+        {
+            "title": "by email",
+            "required": ["email"],
+            "properties": {
+                "email": {"type": "string"},
+                "member_id": {"type": "null"},
+                "verified": {"const": False},
+            },
+        },
+        {
+            "title": "by member_id",
+            "required": ["member_id"],
+            "properties": {"member_id": {"type": "string"}, "email": {"type": "null"}},
+        },
+    ]
+    by_type = [
+        {
+            "title": kind,
+            "required": ["type", *sorted(n for n, needed in allowed.items() if needed)],
+            "properties": {
+                "type": {"const": kind},
+                **{name: False for name in sorted(every - set(allowed))},
+            },
+        }
+        for kind, allowed in schemas.TYPE_FIELDS.items()
+    ]
+    return {"allOf": [{"oneOf": who}, {"oneOf": by_type}]}
+
+
+def _consent_rules() -> dict:
+    """ConsentIn: each status with the date it needs (ConsentIn.DATE_FOR_STATUS)."""
+    branches = []
+    for status in schemas.CONSENT_STATUSES:
+        needed = schemas.ConsentIn.DATE_FOR_STATUS.get(status)
+        branch = {"title": status, "properties": {"status": {"const": status}}}
+        if needed:
+            branch["required"] = [needed]
+            branch["properties"][needed] = {"type": "string"}
+        branches.append(branch)
+    return {"oneOf": branches}
 
 
 @cache
@@ -133,7 +249,9 @@ def openapi_document() -> dict:
         openapi_version="3.1.0",
         info={
             "description": "Data subject rights for the perk platform. Errors always have "
-            'the shape {"error": {"code", "message", "fields"}}.'
+            'the shape {"error": {"code", "message", "fields"}}. Text never holds NUL or an '
+            "unpaired surrogate; booleans are JSON true or false only; unknown fields are "
+            "refused."
         },
         servers=[{"url": "/api/v1"}],
         plugins=[MarshmallowPlugin()],
@@ -162,19 +280,31 @@ def openapi_document() -> dict:
     ):
         spec.components.schema(name, schema=getattr(schemas, name))
     secured = [{"apiKey": []}]
-    for path, (schema, summary) in INGEST.items():
+    for path, (operation_id, schema, summary) in INGEST.items():
+        links = {"links": MEMBER_LINKS} if path == "/members" else {}
         spec.path(
             path=path,
             operations={
                 "post": {
+                    "operationId": operation_id,
                     "summary": summary + " Needs scope records:write.",
                     "security": secured,
                     "parameters": [IDEMPOTENCY],
                     "requestBody": {"required": True, **_json(schema)},
                     "responses": {
-                        "201": {"description": "Created", **_json("RecordOut")},
-                        "200": {"description": "Updated", **_json("RecordOut")},
-                        **_errors(401, 403, 409, 422),
+                        "201": {
+                            "description": "Created",
+                            "headers": REPLAYED,
+                            **_json("RecordOut"),
+                            **links,
+                        },
+                        "200": {
+                            "description": "Updated",
+                            "headers": REPLAYED,
+                            **_json("RecordOut"),
+                            **links,
+                        },
+                        **_errors(*KEYED, *WRITE),
                     },
                 }
             },
@@ -189,6 +319,7 @@ def openapi_document() -> dict:
         path="/recipient-identifiers",
         operations={
             "post": {
+                "operationId": "setRecipientIdentifier",
                 "summary": "Record what a webhook subscriber calls a member (its own customer "
                 "id), sent in that subscriber's events; identifier null forgets it. Needs scope "
                 "records:write.",
@@ -198,6 +329,7 @@ def openapi_document() -> dict:
                 "responses": {
                     "200": {
                         "description": "Recorded, or forgotten",
+                        "headers": REPLAYED,
                         **_json(
                             {
                                 "type": "object",
@@ -209,7 +341,7 @@ def openapi_document() -> dict:
                             }
                         ),
                     },
-                    **_errors(401, 403, 409, 422),
+                    **_errors(*KEYED, *WRITE),
                 },
             }
         },
@@ -218,6 +350,7 @@ def openapi_document() -> dict:
         path="/deliveries/{delivery_id}/confirm",
         operations={
             "post": {
+                "operationId": "confirmDelivery",
                 "summary": "A subscriber confirms it has acted on a webhook delivery (scope "
                 "deliveries:confirm; only its own deliveries).",
                 "security": secured,
@@ -233,6 +366,7 @@ def openapi_document() -> dict:
                 "responses": {
                     "200": {
                         "description": "Confirmed",
+                        "headers": REPLAYED,
                         **_json(
                             {
                                 "type": "object",
@@ -245,7 +379,8 @@ def openapi_document() -> dict:
                             }
                         ),
                     },
-                    **_errors(401, 403, 404, 422),
+                    **_errors(*KEYED, 404, *WRITE),
+                    **LONG_URL,
                 },
             }
         },
@@ -254,30 +389,13 @@ def openapi_document() -> dict:
         path="/disclosures/export",
         operations={
             "get": {
+                "operationId": "exportDisclosures",
                 "summary": "The FTC disclosure list (scope disclosures:read): entries whose "
                 "award was received, leaving out anything withdrawn, contested, restricted or "
                 "erased. Streamed.",
                 "security": secured,
-                "parameters": [
-                    {
-                        "name": "brand",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "campaign",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "format",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
-                    },
-                ],
+                # One parameter per field of the schema the view loads the query with.
+                "parameters": [{"in": "query", "schema": schemas.DisclosureExportIn}],
                 "responses": {
                     "200": {
                         "description": "The list",
@@ -286,7 +404,8 @@ def openapi_document() -> dict:
                             "text/csv": {"schema": {"type": "string"}},
                         },
                     },
-                    **_errors(401, 403, 422),
+                    **_errors(*KEYED, 422),
+                    **LONG_URL,
                 },
             }
         },
@@ -295,31 +414,34 @@ def openapi_document() -> dict:
         path="/requests",
         operations={
             "post": {
+                "operationId": "fileRequest",
                 "summary": "File a rights request for a member (scope requests:write; "
                 "verified=true needs requests:verified).",
                 "security": secured,
                 "parameters": [IDEMPOTENCY],
                 "requestBody": {"required": True, **_json("RequestIn")},
                 "responses": {
-                    "201": {"description": "Filed", **_json("RequestOut")},
-                    **_errors(401, 403, 422),
+                    "201": {
+                        "description": "Filed",
+                        "headers": REPLAYED,
+                        **_json("RequestOut"),
+                        "links": {
+                            name: {
+                                "operationId": operation_id,
+                                "parameters": {"request_id": "$response.body#/id"},
+                            }
+                            for name, operation_id in REQUEST_LINKS.items()
+                        },
+                    },
+                    **_errors(*KEYED, *WRITE),
                 },
             },
             "get": {
+                "operationId": "listRequests",
                 "summary": "List requests, newest first (scope requests:read).",
                 "security": secured,
-                "parameters": [
-                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
-                    for n, t in (
-                        ("status", "string"),
-                        ("type", "string"),
-                        ("channel", "string"),
-                        ("due_before", "string"),
-                        ("due_after", "string"),
-                        ("page", "integer"),
-                        ("per_page", "integer"),
-                    )
-                ],
+                # One parameter per field of the schema the view loads the query with.
+                "parameters": [{"in": "query", "schema": schemas.RequestListIn}],
                 "responses": {
                     "200": {
                         "description": "One page",
@@ -338,7 +460,8 @@ def openapi_document() -> dict:
                             }
                         ),
                     },
-                    **_errors(401, 403, 422),
+                    **_errors(*KEYED, 422),
+                    **LONG_URL,
                 },
             },
         },
@@ -347,12 +470,15 @@ def openapi_document() -> dict:
         path="/requests/{request_id}",
         operations={
             "get": {
-                "summary": "A request; once completed, 'result' links to the report or export.",
+                "operationId": "getRequest",
+                "summary": "A request; once completed, 'result' links to the report or export. "
+                "A request filed through another key is not found (404).",
                 "security": secured,
                 "parameters": [request_id],
                 "responses": {
                     "200": {"description": "The request", **_json("RequestOut")},
-                    **_errors(401, 403, 404),
+                    **_errors(*KEYED, 404),
+                    **LONG_URL,
                 },
             }
         },
@@ -361,32 +487,43 @@ def openapi_document() -> dict:
         path="/requests/{request_id}/withdraw",
         operations={
             "post": {
+                "operationId": "withdrawRequest",
                 "summary": "Withdraw a request at the member's wish (scope requests:write); the "
-                "subject is told.",
+                "subject is told. A request that is closed, or an erasure already under way, "
+                "cannot be withdrawn (409).",
                 "security": secured,
                 "parameters": [request_id, IDEMPOTENCY],
                 "responses": {
-                    "200": {"description": "Withdrawn", **_json("RequestOut")},
-                    **_errors(401, 403, 404, 409, 422),
+                    "200": {"description": "Withdrawn", "headers": REPLAYED, **_json("RequestOut")},
+                    **_errors(*KEYED, 404, *WRITE),
+                    **LONG_URL,
                 },
             }
         },
     )
-    for suffix, what, mime in (
-        ("/report", "The access report (Art. 15)", "application/json"),
-        ("/export", "The portability export (Art. 20)", "application/json"),
-        ("/export.zip", "The portability export as CSV files", "application/zip"),
+    for operation_id, suffix, what, mime in (
+        ("getRequestReport", "/report", "The access report (Art. 15)", "application/json"),
+        ("getRequestExport", "/export", "The portability export (Art. 20)", "application/json"),
+        (
+            "getRequestExportZip",
+            "/export.zip",
+            "The portability export as CSV files",
+            "application/zip",
+        ),
     ):
         spec.path(
             path="/requests/{request_id}" + suffix,
             operations={
                 "get": {
-                    "summary": what + "; available until result.expires_at. Never cached.",
+                    "operationId": operation_id,
+                    "summary": what + "; available until result.expires_at, to the key that "
+                    "filed the request. Never cached.",
                     "security": secured,
                     "parameters": [request_id],
                     "responses": {
                         "200": {"description": what, "content": {mime: {}}},
-                        **_errors(401, 403, 404),
+                        **_errors(*KEYED, 404),
+                        **LONG_URL,
                     },
                 }
             },
@@ -395,6 +532,7 @@ def openapi_document() -> dict:
         path="/statements",
         operations={
             "post": {
+                "operationId": "holdingsStatement",
                 "summary": "Public, rate-limited: a former member's record key in the body -> "
                 "a freshly signed holdings statement (JWS, typ lethe-statement+jws). Unknown "
                 "and malformed keys get the same 404.",
@@ -419,7 +557,7 @@ def openapi_document() -> dict:
                             }
                         ),
                     },
-                    **_errors(404, 422, 429),
+                    **_errors(404, 413, 422, 429),
                 },
             }
         },
@@ -428,8 +566,11 @@ def openapi_document() -> dict:
         path="/openapi.json",
         operations={
             "get": {
+                "operationId": "openapi",
                 "summary": "This document.",
-                "responses": {"200": {"description": "OpenAPI 3.1"}},
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", **_json({"type": "object"})},
+                },
             }
         },
     )
@@ -438,4 +579,7 @@ def openapi_document() -> dict:
     components["RecordOut"]["properties"]["kind"] = RECORD_KIND
     components["RequestOut"]["properties"]["extended"] = EXTENDED
     components["RequestOut"]["properties"]["result"] = RESULT
+    # The cross-field rules the schemas' validators check, stated from the same tables.
+    components["RequestIn"].update(_request_rules())
+    components["ConsentIn"].update(_consent_rules())
     return doc
