@@ -90,15 +90,18 @@ def checkpoint_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def serialise(session, key: int) -> None:
+def serialise(session, key: int, *, shared: bool = False, mapper=None) -> None:
     """Take, for the rest of ``session``'s transaction, the lock that serialises every
     transaction asking for ``key`` (a 64-bit integer): on PostgreSQL a transaction-scoped
-    advisory lock; on SQLite the database's write lock, taken now (one writer at a time is how
-    SQLite serialises anything). Read-then-write steps (the audit chain's tail, a first use of
-    an idempotency key) take it before they read."""
-    conn = session.connection()
+    advisory lock (``shared``: many holders at once, none with an exclusive holder); on SQLite
+    the database's write lock, taken now (one writer at a time is how SQLite serialises
+    anything, so ``shared`` makes no difference there). ``mapper`` picks the database (a
+    model of the key store, say). Read-then-write steps (the audit chain's tail, a first use
+    of an idempotency key, opening a shred epoch) take it before they read."""
+    conn = session.connection(bind_arguments={"mapper": mapper} if mapper is not None else None)
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": key})
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        conn.exec_driver_sql(f"SELECT {fn}(%(k)s)", {"k": key})
         return
     dbapi_connection = conn.connection.dbapi_connection
     if _is_sqlite(dbapi_connection) and not dbapi_connection.in_transaction:

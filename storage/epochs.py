@@ -42,7 +42,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 
 from storage import epoch_keys
 from storage.clock import utcnow
-from storage.db import db, lock_key
+from storage.db import db, lock_key, serialise
 from storage.models.keystore import KeyEpoch, SubjectKey
 
 NONCE_BYTES = 12
@@ -90,14 +90,7 @@ def _keystore_connection():
 
 def _lock(*, shared: bool) -> None:
     """The epochs' lock, for the rest of the key store's transaction (see module docstring)."""
-    conn = _keystore_connection()
-    if conn.dialect.name == "postgresql":
-        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        conn.exec_driver_sql(f"SELECT {fn}(%(k)s)", {"k": EPOCH_LOCK})
-        return
-    dbapi_connection = conn.connection.dbapi_connection
-    if not dbapi_connection.in_transaction:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+    serialise(db.session, EPOCH_LOCK, shared=shared, mapper=SubjectKey)
 
 
 def _new_id(now: datetime) -> str:
