@@ -307,6 +307,7 @@ def record_key_hash(record_key: str) -> str | None:
 def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str) -> dict:
     subject = db.session.get(Subject, request.subject_id)
     key_epoch = epochs.current()
+    legacy = epochs.ever_under_kek(subject.id)
     categories = []
     for cat in CATEGORIES:
         entry = {"category": cat.key, "title": cat.title, "records": erasure.counts.get(cat.key, 0)}
@@ -333,8 +334,10 @@ def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str)
         # Deleting the key's row leaves copies (old row versions, the write-ahead log, backups)
         # wrapped under the current shred epoch's key; that key is destroyed when the epoch
         # ends, and from then on no copy anywhere can be read.
-        "key_epoch": key_epoch.id,
-        "unrecoverable_after": key_epoch.ends_at.isoformat(),
+        # A key made before epochs existed was wrapped under the key-encryption key, which no
+        # shred destroys: backups from then stay readable with it, so nothing is promised.
+        "key_epoch": None if legacy else key_epoch.id,
+        "unrecoverable_after": None if legacy else key_epoch.ends_at.isoformat(),
         "categories": categories,
         # Who received the data and is told (Art. 19), as things stood when this was signed;
         # holdings statements show each one's state now.

@@ -572,6 +572,10 @@ def resume_link_job(reference: str) -> None:
     request = by_reference(reference)
     if request is None:
         return
+    # Two workers running two such jobs at once: one checks and sends, the other waits for it.
+    db.session.execute(
+        select(RightsRequest.id).where(RightsRequest.id == request.id).with_for_update()
+    )
     recent = db.session.execute(
         select(OutboxMessage.id)
         .where(

@@ -49,6 +49,7 @@ def recover(*, actor: str = "cli") -> dict:
     key the key manager no longer holds are recorded as destroyed, and the keys under them —
     readable by nobody, ever — are deleted; then run ``flask erasure replay``."""
     result = epochs.recover()
+    db.session.commit()  # the epochs lock goes before the audit chain's is taken
     audit.record(actor, "keys.recovered", details=result)
     db.session.commit()
     return result

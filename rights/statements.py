@@ -15,7 +15,7 @@ from storage import epochs
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES
 from storage.db import db
-from storage.models import Receipt, Subject
+from storage.models import ErasureRun, Receipt, Subject
 
 PLAIN_KINDS = ("text", "datetime", "json", "perk", "award")
 
@@ -88,16 +88,19 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
 
 
 def key_unrecoverable(receipt: Receipt) -> dict:
-    """``unrecoverable_after`` as the receipt promised it, and ``unrecoverable`` — whether the
-    epoch key it depends on is destroyed now (with when)."""
-    claims = signing.claims_of(receipt.jws)
-    epoch = epochs.by_id(claims.get("key_epoch")) if claims.get("key_epoch") else None
+    """``unrecoverable_after`` as the receipt promised it, and ``unrecoverable`` — whether
+    every shred epoch alive when the key was deleted has had its key destroyed since (with
+    when). Nothing is claimed for a key made before epochs (the receipt says so by a null)."""
+    promised = signing.claims_of(receipt.jws).get("unrecoverable_after")
+    since = None
+    if promised:
+        run = db.session.get(ErasureRun, receipt.request_id)
+        deleted_by = run.finished_at if run is not None and run.finished_at else utcnow()
+        since = epochs.unreadable_since(deleted_by)
     return {
-        "unrecoverable_after": claims.get("unrecoverable_after"),
-        "unrecoverable": bool(epoch and epoch.destroyed_at),
-        "unrecoverable_since": epoch.destroyed_at.isoformat()
-        if epoch and epoch.destroyed_at
-        else None,
+        "unrecoverable_after": promised,
+        "unrecoverable": since is not None,
+        "unrecoverable_since": since.isoformat() if since else None,
     }
 
 

@@ -1,6 +1,8 @@
 """SQLAlchemy wiring: the declarative base, naming convention and the tz-aware column type."""
 
 import hashlib
+import logging
+import time
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
@@ -86,8 +88,16 @@ def checkpoint_sqlite(engine: Engine) -> None:
     sit in the log or the file. Nothing to do on other databases."""
     if engine.dialect.name != "sqlite":
         return
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(50):
+        with engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
+        if not busy:
+            return
+        time.sleep(0.1)  # a reader still uses the log: try again shortly
+    logging.getLogger("lethe.storage").warning(
+        "the key store's write-ahead log could not be emptied (readers kept it busy); "
+        "the next erasure or restart empties it"
+    )
 
 
 def serialise(session, key: int, *, shared: bool = False, mapper=None) -> None:

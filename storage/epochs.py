@@ -97,13 +97,19 @@ def _new_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-def current(*, create: bool = True) -> KeyEpoch | None:
-    """The current epoch; the first one is opened on first use (flushes)."""
-    row = db.session.execute(
+def _current_row() -> KeyEpoch | None:
+    return db.session.execute(
         select(KeyEpoch).where(KeyEpoch.state == CURRENT)
     ).scalar_one_or_none()
+
+
+def current(*, create: bool = True) -> KeyEpoch | None:
+    """The current epoch; the first one is opened on first use, under the exclusive epochs
+    lock and after reading again, so two first uses at once open one epoch (flushes)."""
+    row = _current_row()
     if row is None and create:
-        row = _open(utcnow())
+        _lock(shared=False)
+        row = _current_row() or _open(utcnow())
     return row
 
 
@@ -139,10 +145,7 @@ def wrap_new(subject_id: str, key: bytes) -> SubjectKey:
     """A new subject key, wrapped under the current epoch's key (flushes). Takes the epochs'
     lock shared, so a shred cannot destroy the epoch between the wrap and the commit."""
     if current(create=False) is None:
-        # The very first key: open the first epoch under the exclusive lock, so that two
-        # first keys made at once do not open two epochs (the other waits, then finds it).
-        _lock(shared=False)
-        epoch = current()
+        epoch = current()  # the very first key: opens the first epoch (exclusive lock)
     else:
         _lock(shared=True)
         epoch = current()  # read again under the lock: a shred may just have opened one
@@ -154,8 +157,8 @@ def wrap_new(subject_id: str, key: bytes) -> SubjectKey:
 
 def unwrap_rows(rows) -> dict[str, bytes]:
     """The data keys of ``rows`` (subject keys, or rows with their ``subject_id``,
-    ``wrapped_key`` and ``epoch_id``), one key-manager call per epoch. Keys whose epoch key is gone
-    (a key store restored from before a shred) are left out: they are unreadable."""
+    ``wrapped_key`` and ``epoch_id``), one key-manager call per epoch. Keys under an epoch whose
+    key is destroyed are left out: they are unreadable (see :func:`_after_epoch_gone`)."""
     out: dict[str, bytes] = {}
     by_epoch: dict[str | None, list] = defaultdict(list)
     for row in rows:
@@ -174,9 +177,27 @@ def unwrap_rows(rows) -> dict[str, bytes]:
                 epoch_id, [(r.wrapped_key, _aad(r.subject_id, epoch_id)) for r in group]
             )
         except epoch_keys.EpochKeyGone:
+            out.update(_after_epoch_gone(epoch_id, [r.subject_id for r in group]))
             continue
         out.update(zip((r.subject_id for r in group), keys, strict=True))
     return out
+
+
+def _after_epoch_gone(epoch_id: str, subject_ids: list[str]) -> dict[str, bytes]:
+    """An epoch's key was not in the key manager. If the key store says the epoch was
+    destroyed, a shred may have moved these keys since they were read: read them again, once.
+    Keys still under a destroyed epoch are unreadable (a key store restored from before a
+    shred) and are left out. An epoch the key store thinks alive is a misconfiguration (the
+    wrong key folder or token): raised, never taken for an erasure."""
+    epoch = db.session.get(KeyEpoch, epoch_id)
+    if epoch is None or epoch.state != DESTROYED:
+        raise EpochGone(epoch_id)
+    rows = db.session.execute(
+        select(SubjectKey.subject_id, SubjectKey.wrapped_key, SubjectKey.epoch_id).where(
+            SubjectKey.subject_id.in_(subject_ids), SubjectKey.epoch_id != epoch_id
+        )
+    ).all()
+    return unwrap_rows(rows) if rows else {}
 
 
 def unwrap_blob(subject_id: str, epoch_id: str | None, blob: bytes) -> bytes:
@@ -233,6 +254,9 @@ def rewrap_batch(from_epoch: str | None, batch: int = 1000) -> int:
     epochs) unwrapped and wrapped again under the current epoch's key (flushes; the caller
     commits). Returns how many moved; raises EpochGone if the key manager has lost the
     epoch's key (see :func:`recover`)."""
+    # Shared, like a new key: the epoch it wraps under cannot be destroyed (nor a new one
+    # opened) before this batch commits.
+    _lock(shared=True)
     to = current()
     query = (
         select(SubjectKey.subject_id, SubjectKey.wrapped_key, SubjectKey.epoch_id)
@@ -257,13 +281,18 @@ def rewrap_batch(from_epoch: str | None, batch: int = 1000) -> int:
         to.id, [(keys[r.subject_id], _aad(r.subject_id, to.id)) for r in readable]
     )
     table = SubjectKey.__table__
-    db.session.execute(
+    # Only rows still under the epoch they were read from: a row another shredder moved, or
+    # an erasure deleted, meanwhile is left as it is.
+    still = (
+        table.c.epoch_id.is_(None) if from_epoch is None else table.c.epoch_id == from_epoch
+    )
+    moved = db.session.execute(
         update(table)
-        .where(table.c.subject_id == bindparam("sid"))
+        .where(table.c.subject_id == bindparam("sid"), still)
         .values(wrapped_key=bindparam("blob"), epoch_id=to.id),
         [{"sid": r.subject_id, "blob": w} for r, w in zip(readable, wrapped, strict=True)],
     )
-    return len(readable)
+    return moved.rowcount if moved.rowcount is not None and moved.rowcount >= 0 else len(readable)
 
 
 def finish(epoch: KeyEpoch, now: datetime | None = None) -> bool:
@@ -294,6 +323,7 @@ def shred(
         counts["done"] = True
         return counts
     old = retiring()
+    left_over = old is not None
     if old is None and (force or _ended()):
         old = begin()
     else:
@@ -318,6 +348,12 @@ def shred(
         counts["done"] = epoch.state == DESTROYED
     else:
         counts["done"] = True
+    if force and left_over and counts["done"]:
+        # That finished a shred left half-way; "now" means the current epoch too.
+        again = shred(batch=batch, deadline=deadline, force=True, progress=progress)
+        counts["rewrapped"] += again["rewrapped"]
+        counts["destroyed"] += again["destroyed"]
+        counts["done"] = again["done"]
     return counts
 
 
@@ -329,11 +365,21 @@ def recover() -> dict:
     erases the rows of everyone erased since. Returns counts."""
     _lock(shared=False)
     now = utcnow()
+    held = set(store().list_epochs())
+    if not held:
+        # Far likelier a wrong key folder or token than a restore: that would delete every key.
+        raise EpochGone("the key manager holds no epoch key at all: check its configuration")
+    known = {e.id for e in db.session.execute(select(KeyEpoch)).scalars()}
     dead = []
     for epoch in alive():
-        if not store().exists(epoch.id):
+        if epoch.id not in held:
             epoch.state, epoch.destroyed_at = DESTROYED, epoch.destroyed_at or now
             dead.append(epoch.id)
+    # Epoch keys the restored key store never heard of (opened after the backup was taken):
+    # copies of keys erased under them must not stay readable, so they go too.
+    orphans = sorted(held - known)
+    for epoch_id in orphans:
+        store().destroy(epoch_id)
     db.session.flush()
     unreadable = 0
     for epoch_id in _dead_with_keys():
@@ -346,7 +392,7 @@ def recover() -> dict:
         left.state, left.retiring_at = CURRENT, None
     current()
     db.session.flush()
-    return {"epochs_lost": dead, "unreadable_keys": unreadable}
+    return {"epochs_lost": dead, "unreadable_keys": unreadable, "orphans_destroyed": orphans}
 
 
 def _dead_with_keys() -> list[str]:
@@ -365,6 +411,34 @@ def _dead_with_keys() -> list[str]:
 def _ended() -> bool:
     epoch = current(create=False)
     return epoch is not None and epoch.ends_at <= utcnow()
+
+
+def ever_under_kek(subject_id: str) -> bool:
+    """Was this subject's key ever wrapped under the key-encryption key (made before epochs
+    existed)? Then copies in backups from that time open with that key, which no shred
+    destroys: no promise of unreadability can be made for them."""
+    row = db.session.get(SubjectKey, subject_id)
+    if row is not None and row.epoch_id is None:
+        return True
+    first = db.session.execute(select(func.min(KeyEpoch.started_at))).scalar_one_or_none()
+    return row is not None and first is not None and row.created_at < first
+
+
+def unreadable_since(deleted_by: datetime) -> datetime | None:
+    """When a key deleted at or before ``deleted_by`` became unreadable everywhere: once every
+    epoch alive at that moment has had its key destroyed (a shred may have re-wrapped the key
+    into the next epoch before it was deleted). None while one of them is still alive."""
+    then = list(
+        db.session.execute(
+            select(KeyEpoch).where(
+                KeyEpoch.started_at < deleted_by,
+                (KeyEpoch.destroyed_at.is_(None)) | (KeyEpoch.destroyed_at >= deleted_by),
+            )
+        ).scalars()
+    )
+    if not then or any(e.destroyed_at is None for e in then):
+        return None
+    return max(e.destroyed_at for e in then)
 
 
 def unrecoverable_after() -> datetime:

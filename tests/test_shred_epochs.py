@@ -128,7 +128,9 @@ def test_never_more_than_two_epoch_keys(app):
         db.session.commit()
         assert len(epochs.alive()) == 2
         assert sorted(epochs.store().list_epochs()) == sorted(e.id for e in epochs.alive())
-        shredding.shred_now()
+        # "Now" finishes the shred left half-way, and then ends the current epoch too.
+        result = shredding.shred_now()
+        assert result["destroyed"][0] == first and len(result["destroyed"]) == 2
         assert len(epochs.alive()) == 1
         assert len(epochs.store().list_epochs()) == 1
 
@@ -304,10 +306,24 @@ def test_restoring_a_key_store_backup_from_before_a_shred(app, tmp_path):
     _restore(keys, tmp_path / "keys-after-erasure.db")
     with app.app_context():
         # The old main database brought the erased member back; their key is not there, and
-        # the others' keys are wrapped under the destroyed epoch: unreadable.
+        # the others' keys are wrapped under an epoch whose key is gone. Until an operator
+        # says it was a restore, that is an error, never taken for an erasure.
         assert db.session.execute(
             select(func.count()).select_from(Member).where(Member.subject_id == erased)
         ).scalar_one() == 1
+        with pytest.raises(epochs.EpochGone):
+            vault.subject_key(kept)
+        db.session.rollback()
+        # A shred refuses to drop keys it cannot read: that is for the operator to say.
+        with pytest.raises(epochs.EpochGone):
+            shredding.shred_now()
+        db.session.rollback()
+        # The key store recovers: the dead keys are dropped, a new epoch takes new keys, and
+        # the epoch key the restored key store never heard of is destroyed too.
+        result = shredding.recover()
+        assert result["unreadable_keys"] == 2 and len(result["epochs_lost"]) == 1
+        assert len(result["orphans_destroyed"]) == 1
+        assert len(epochs.store().list_epochs()) <= 2
         with pytest.raises(vault.KeyMissing):
             vault.subject_key(kept)
         counts = erasure.replay()
@@ -315,13 +331,6 @@ def test_restoring_a_key_store_backup_from_before_a_shred(app, tmp_path):
         assert db.session.execute(
             select(func.count()).select_from(Member).where(Member.subject_id == erased)
         ).scalar_one() == 0
-        # A shred refuses to drop keys it cannot read: that is for the operator to say.
-        with pytest.raises(epochs.EpochGone):
-            shredding.shred_now()
-        db.session.rollback()
-        # The key store recovers: the dead keys are dropped, a new epoch takes new keys.
-        result = shredding.recover()
-        assert result["unreadable_keys"] == 2 and len(result["epochs_lost"]) == 1
         assert db.session.execute(select(func.count()).select_from(SubjectKey)).scalar_one() == 0
         factories.member(9)
         factories.commit()
@@ -426,8 +435,58 @@ def test_the_erasure_page_says_in_words_when_no_copy_can_be_read(app, client, ma
         status_url = client.post(path).headers["Location"]
         deliver(app)  # the worker erases
         page = client.get(status_url).get_data(as_text=True)
-        assert "destroyed by tomorrow at 00:00 UTC" in page
+        assert "destroyed soon after tomorrow at 00:00 UTC" in page
         with app.app_context():
             shredding.shred_now()
         page = client.get(status_url).get_data(as_text=True)
         assert "has been destroyed: no copy of it anywhere" in page
+
+
+def test_a_shred_started_while_another_rewraps_waits_and_loses_no_key(app):
+    """Review finding: a batch of keys from before epochs was being wrapped under epoch E1
+    while a forced shred moved every key and destroyed E1; the batch then wrote its keys
+    under the destroyed epoch. A batch now holds the epochs lock (shared) until it commits,
+    and only moves rows still where it read them."""
+    import threading
+
+    names = _members(app, 3)
+    kek = AESGCM(base64.urlsafe_b64decode(app.config["KEY_ENCRYPTION_KEY"]))
+    with app.app_context():
+        for row in db.session.execute(select(SubjectKey)).scalars():
+            key = epochs.unwrap_rows([row])[row.subject_id]
+            nonce = os.urandom(12)
+            row.wrapped_key = nonce + kek.encrypt(nonce, key, row.subject_id.encode())
+            row.epoch_id = None
+        db.session.commit()
+    other: dict = {}
+
+    def forced_shred():
+        with app.app_context():
+            other["result"] = shredding.shred_now()
+
+    with app.app_context():
+        store = epochs.store()
+        real = store.wrap_many
+        started = threading.Event()
+
+        def wrap_many_then_race(epoch_id, items):
+            out = real(epoch_id, items)
+            if not started.is_set():
+                started.set()
+                thread = threading.Thread(target=forced_shred)
+                thread.start()
+                thread.join(timeout=1.0)  # it must wait for this batch's commit
+                other["waited"] = thread.is_alive()
+                other["thread"] = thread
+            return out
+
+        store.wrap_many = wrap_many_then_race
+        try:
+            epochs.rewrap_batch(None, batch=10)
+            db.session.commit()
+        finally:
+            store.wrap_many = real
+    other["thread"].join(timeout=60)
+    assert other["waited"], "the forced shred did not wait for the batch"
+    assert other["result"]["done"]
+    assert _names_now(app) == names

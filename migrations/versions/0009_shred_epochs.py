@@ -56,6 +56,16 @@ def upgrade_keystore():
 
 
 def downgrade_keystore():
+    # Keys wrapped under an epoch's key cannot be read by the code before epochs: refuse
+    # rather than make every subject unreadable.
+    wrapped = op.get_bind().execute(
+        sa.text("SELECT count(*) FROM subject_keys WHERE epoch_id IS NOT NULL")
+    ).scalar()
+    if wrapped:
+        raise RuntimeError(
+            f"{wrapped} subject key(s) are wrapped under shred epochs; the code before 0009 "
+            "cannot read them. Downgrading would make every such subject unreadable."
+        )
     with op.batch_alter_table('subject_keys', schema=None) as batch_op:
         batch_op.drop_index('ix_subject_keys_epoch_id_subject_id')
         batch_op.drop_column('epoch_id')

@@ -197,17 +197,23 @@ def _unreadable_in_words(receipt) -> str:
     if not when:
         return ""
     at = datetime.fromisoformat(when)
-    today = utcnow().date()
-    if at.date() == today:
+    now = utcnow()
+    if at <= now:
+        return (
+            "Copies of your data in our backups and logs are encrypted, and the key that opens "
+            "them is being destroyed now: once that is done, no copy anywhere can be read by "
+            "anyone, us included."
+        )
+    if at.date() == now.date():
         day = "today"
-    elif (at.date() - today).days == 1:
+    elif (at.date() - now.date()).days == 1:
         day = "tomorrow"
     else:
         day = f"{at.day} {at:%B %Y}"
     return (
         "Copies of your data in our backups and logs are encrypted, and the key that opens "
-        f"them is destroyed by {day} at {at:%H:%M} UTC: from then on no copy anywhere can be "
-        "read by anyone, us included."
+        f"them is destroyed soon after {day} at {at:%H:%M} UTC, when we change keys: from then "
+        "on no copy anywhere can be read by anyone, us included."
     )
 
 
