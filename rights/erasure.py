@@ -266,11 +266,13 @@ def restrict_retained(subject_id: str, erased_at) -> dict[str, int]:
 def destroy_identity(subject_id: str, erased_at) -> None:
     """Crypto-shred the subject's key and unlink the subject from its email (commits both
     databases; safe to repeat)."""
-    vault.destroy_subject_key(subject_id)
+    # The main database first, then the key store: every transaction that writes both takes
+    # their locks in that order (on SQLite each is one lock for the whole database).
     subject = db.session.get(Subject, subject_id)
     subject.email_index = None
     subject.erased_at = subject.erased_at or erased_at
     db.session.flush()
+    vault.destroy_subject_key(subject_id)
 
 
 # --- receipts and record keys -------------------------------------------------------------
