@@ -154,3 +154,19 @@ def test_read_all_is_a_scope_a_key_can_be_given(app, runner):
         args=["apikeys", "create", "auditor", "--scopes", "requests:read requests:read:all"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_a_list_never_shows_or_spends_a_record_key(app, client, platform):
+    """The one-time record key is shown by GET /requests/<id> alone: a list read first neither
+    shows it nor uses it up (it committed once per listed item, as a side effect)."""
+    filed = _file(client, platform, type="erasure", member_id="m-1", verified=True)
+    deliver(app)
+    listed = client.get(f"{API}/requests", headers=platform).get_json()
+    (item,) = listed["items"]
+    assert item["status"] == "completed"
+    assert item["result"]["receipt"].count(".") == 2
+    assert "record_key" not in item["result"]
+    first = client.get(f"{API}/requests/{filed['id']}", headers=platform).get_json()
+    assert first["result"]["record_key"]
+    again = client.get(f"{API}/requests/{filed['id']}", headers=platform).get_json()
+    assert "record_key" not in again["result"]

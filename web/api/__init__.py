@@ -186,7 +186,7 @@ def ingest_consent():
     return _ingest(schemas.ConsentIn, records.upsert_consent, "consent")
 
 
-def _request_out(req) -> dict:
+def _request_out(req, record_key: str | None = None) -> dict:
     """The request as this key may see it: whole for the key that filed it; for a key with
     ``requests:read:all``, its metadata only (no free text such as an extension's reason, and
     no result: the data goes only to the service that filed for its member)."""
@@ -207,11 +207,8 @@ def _request_out(req) -> dict:
             receipt = erasure.receipt_for(req)
             if receipt is not None:
                 result["receipt"] = receipt.jws
-                key = erasure.reveal_record_key(receipt)
-                if key is not None:
-                    # The first read after completion only: it is not kept anywhere else.
-                    result["record_key"] = key
-                    db.session.commit()
+            if record_key is not None:
+                result["record_key"] = record_key
         elif req.type == "portability":
             result["export_json_url"] = url_for("api.request_export", request_id=req.id)
             result["export_zip_url"] = url_for("api.request_export_zip", request_id=req.id)
@@ -263,7 +260,16 @@ def _reads_all() -> bool:
 @bp.get("/requests/<request_id>")
 @require("requests:read")
 def get_request(request_id: str):
-    return jsonify(_request_out(_get_request(request_id, metadata=True)))
+    req = _get_request(request_id, metadata=True)
+    record_key = None
+    if _filed_by_this_key(req) and req.type == "erasure" and req.status == "completed":
+        receipt = erasure.receipt_for(req)
+        # The first read after completion only, and only here (never in a list): the key's
+        # sealed copy is wiped as it is shown, so it is kept nowhere else.
+        record_key = erasure.reveal_record_key(receipt) if receipt is not None else None
+        if record_key is not None:
+            db.session.commit()
+    return jsonify(_request_out(req, record_key=record_key))
 
 
 @bp.post("/requests/<request_id>/withdraw")
