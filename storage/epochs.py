@@ -113,8 +113,6 @@ def current(*, create: bool = True) -> KeyEpoch | None:
     return row
 
 
-def by_id(epoch_id: str) -> KeyEpoch | None:
-    return db.session.get(KeyEpoch, epoch_id)
 
 
 def retiring() -> KeyEpoch | None:
@@ -441,10 +439,6 @@ def unreadable_since(deleted_by: datetime) -> datetime | None:
     return max(e.destroyed_at for e in then)
 
 
-def unrecoverable_after() -> datetime:
-    """When a key destroyed now is unreadable everywhere: the end of the current epoch (its
-    shred destroys the key it, and any copy of it, was wrapped under)."""
-    return current().ends_at
 
 
 def alive() -> list[KeyEpoch]:
