@@ -22,10 +22,11 @@ finished the last.
 Keys made before epochs existed (``epoch_id`` NULL, wrapped under ``KEY_ENCRYPTION_KEY``) are
 re-wrapped into the current epoch by the first shred, the same way.
 
-Concurrency: making a subject key and a shred's decisive steps (opening an epoch, destroying
-one) are serialised by one lock in the key store — shared for the makers, exclusive for the
-shred (an advisory lock on PostgreSQL, the write lock on SQLite) — so no key is wrapped under
-an epoch that a shred has just destroyed. Re-wrapping claims batches with ``FOR UPDATE SKIP
+Concurrency: wrapping a key (a new one, or a re-wrap batch) and a shred's decisive steps
+(opening an epoch, destroying one) are serialised by one lock in the key store — shared for the
+wrappers until they commit, exclusive for the shred (an advisory lock on PostgreSQL, the write
+lock on SQLite) — so no key is ever wrapped under an epoch that a shred has just destroyed; and
+a re-wrap moves only rows still under the epoch it read them from. Re-wrapping claims batches with ``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, so several shredders share the work.
 """
 
