@@ -19,7 +19,7 @@ BENCH_ARGS ?=
 
 help:
 	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker (demo data loaded)"
-	@echo "make test   the test suite (PYTEST_ARGS='-k access' to pass options to pytest)"
+	@echo "make test   the test suite, one pytest-xdist worker per CPU (PYTEST_ARGS='-k access' to pass options to pytest, '-n 0' for one process)"
 	@echo "make lint   ruff + import-linter contracts"
 	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py, bench_incident.py (BENCH_ARGS='--records 1000')"
 

@@ -26,8 +26,8 @@ Concurrency: wrapping a key (a new one, or a re-wrap batch) and a shred's decisi
 (opening an epoch, destroying one) are serialised by one lock in the key store — shared for the
 wrappers until they commit, exclusive for the shred (an advisory lock on PostgreSQL, the write
 lock on SQLite) — so no key is ever wrapped under an epoch that a shred has just destroyed; and
-a re-wrap moves only rows still under the epoch it read them from. Re-wrapping claims batches with ``FOR UPDATE SKIP
-LOCKED`` on PostgreSQL, so several shredders share the work.
+a re-wrap moves only rows still under the epoch it read them from. Re-wrapping claims batches
+with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several shredders share the work.
 """
 
 import base64

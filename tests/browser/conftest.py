@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from rights import apikeys, demo, jobs
 from storage.db import db
-from tests.conftest import _reset_schema, make_config
+from tests.conftest import _reset_schema, _seed_sqlite, make_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -125,15 +125,14 @@ def live_server(app_factory):
 
 
 @pytest.fixture(scope="module")
-def module_live_server(tmp_path_factory, smtp_server):
+def module_live_server(tmp_path_factory, smtp_server, sqlite_template):
     """Like ``live_server``, but one server (and database) for a whole test module, with the
     demo data loaded (``rights.demo``: the story of Sam Rivera, a queue with overdue requests,
     the demo officers). For read-mostly modules where a server per test costs too much."""
     tmp = tmp_path_factory.mktemp("live")
-    app = create_app(
-        make_config(tmp, smtp_server.port, WTF_CSRF_ENABLED=True),
-        instance_path=str(tmp / "instance"),
-    )
+    config = make_config(tmp, smtp_server.port, WTF_CSRF_ENABLED=True)
+    _seed_sqlite(config, sqlite_template)
+    app = create_app(config, instance_path=str(tmp / "instance"))
     try:
         _reset_schema(app)
         with app.app_context():
