@@ -489,3 +489,18 @@ def _serial_under_xdist(request, tmp_path_factory):
             fcntl.flock(lock, fcntl.LOCK_UN)
             if serial:
                 fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+# --- lines a test wants in the run's summary (the Schemathesis case count, for the CI log):
+# they travel in the test's report, so they arrive from pytest-xdist workers too.
+_SUMMARY_LINES: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _SUMMARY_LINES.extend(v for k, v in report.user_properties if k == "summary")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _SUMMARY_LINES:
+        terminalreporter.write_line(line)

@@ -331,7 +331,9 @@ def _case_count(output: str) -> int:
     return int(found.group(1))
 
 
-def test_schemathesis_finds_no_failure_against_a_live_server(live_server, tmp_path, capsys):
+def test_schemathesis_finds_no_failure_against_a_live_server(
+    live_server, tmp_path, capsys, request
+):
     base, key, known = live_server
     assert (BIN / "schemathesis").exists(), (
         "schemathesis is missing: pip install -r requirements.txt"
@@ -383,11 +385,15 @@ def test_schemathesis_finds_no_failure_against_a_live_server(live_server, tmp_pa
     output = done.stdout + done.stderr
     (tmp_path / "schemathesis.out").write_text(output)
     cases = _case_count(output)
+    line = (
+        f"schemathesis: {cases} generated cases in {seconds:.0f}s "
+        f"(max-examples {MAX_EXAMPLES}, max-time {MAX_SECONDS}s, seed {SEED}), "
+        f"exit {done.returncode}"
+    )
     with capsys.disabled():
-        print(
-            f"\nschemathesis: {cases} generated cases in {seconds:.0f}s "
-            f"(max-examples {MAX_EXAMPLES}, max-time {MAX_SECONDS}s, seed {SEED}), "
-            f"exit {done.returncode}"
-        )
+        print("\n" + line)
+    # Under pytest-xdist a worker's output never reaches the terminal: the report carries the
+    # line to the controller, which prints it in the summary (tests/conftest.py).
+    request.node.user_properties.append(("summary", line))
     assert done.returncode == 0, output[-30000:]
     assert cases >= MIN_CASES, output[-4000:]
