@@ -168,8 +168,8 @@ class RequestForm(FlaskForm):
     # The API's field names that the form spells otherwise.
     FORM_NAME = {"grounds_text": "reason"}
     UNSTORABLE = (
-        "This holds a character we cannot store (an invisible control character): "
-        "delete it and type the text again."
+        "Your answer to “{label}” holds a character we cannot store (an invisible control "
+        "character): delete it and type the text again."
     )
 
     def validate(self, extra_validators=None) -> bool:
@@ -205,7 +205,8 @@ class RequestForm(FlaskForm):
         for name in ("email", *self.USED_BY_TYPE[chosen]):
             field = getattr(self, name)
             if name != "pictures" and not clean_text(field.data):
-                field.errors = [*field.errors, self.UNSTORABLE]
+                label = field.label.text.removesuffix(" (optional)")
+                field.errors = [*field.errors, self.UNSTORABLE.format(label=label)]
                 return False
         try:
             RequestIn().load({"type": chosen, "email": self.email.data, **self.details()})
