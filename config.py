@@ -102,7 +102,7 @@ def defaults(instance: Path) -> dict:
         "DPO_CONTACT": "dpo@perkly.example",
         "RECORD_TRANSFERS": "None outside the EEA",
         # Room for a request form with its pictures (at most three of 4 MB each, checked one
-        # by one in rights/evidence.py); anything larger is refused before it is read.
+        # by one in rights/lifecycle/evidence.py); anything larger is refused before it is read.
         "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,
     }
 

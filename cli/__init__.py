@@ -16,8 +16,11 @@ from cli import keys
 from cli import officers as officers_cli
 from cli import retention as retention_cli
 from cli import subscribers as subscribers_cli
-from rights import apikeys, demo, jobs, requests
+from demo import loader as demo
+from rights import jobs
 from rights.errors import RightsError
+from rights.ledger import apikeys
+from rights.lifecycle import requests
 from storage.db import db
 
 apikeys_group = AppGroup("apikeys", help="Manage API keys for the platform's services.")

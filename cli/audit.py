@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import audit_checkpoints
+from rights.ledger import audit_checkpoints
 from storage.db import db
 
 group = AppGroup("audit", help="The audit trail: verify it, sign checkpoints.")

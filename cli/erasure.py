@@ -4,8 +4,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import erasure, requests
+from rights.erasure import erasure
 from rights.errors import RightsError
+from rights.lifecycle import requests
 
 group = AppGroup("erasure", help="Erasure: run one now, or replay all after a restore.")
 

@@ -12,8 +12,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import shredding, signing
+from rights.erasure import shredding
 from rights.errors import InvalidSignature
+from rights.ledger import signing
 from storage.db import db
 
 keys_group = AppGroup(

@@ -4,8 +4,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import officers
 from rights.errors import RightsError
+from rights.ledger import officers
 from storage.db import db
 
 group = AppGroup("officers", help="Privacy-officer accounts.")

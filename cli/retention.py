@@ -7,7 +7,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import retention
+from rights.erasure import retention
 
 group = AppGroup("retention", help="Retention: sweep expired records, see what is due.")
 

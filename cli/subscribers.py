@@ -4,8 +4,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from rights import webhooks
 from rights.errors import RightsError
+from rights.recipients import webhooks
 from storage.db import db
 
 group = AppGroup("subscribers", help="Webhook subscribers (Art. 19 recipients).")

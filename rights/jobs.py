@@ -1,15 +1,11 @@
 """Background jobs the worker runs from the outbox, by topic. Jobs take a request id and
 commit as they go; they are written to resume if a worker dies mid-way."""
 
-from rights import (
-    audit_checkpoints,
-    erasure,
-    outbox,
-    requests,
-    retention,
-    shredding,
-    webhooks,
-)
+from rights.delivery import outbox
+from rights.erasure import erasure, retention, shredding
+from rights.ledger import audit_checkpoints
+from rights.lifecycle import requests
+from rights.recipients import webhooks
 from storage.db import db
 
 HANDLERS = {

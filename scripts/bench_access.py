@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchdata import make_app, seed  # noqa: E402
 from flask import stream_template  # noqa: E402
 
-from rights import access, portability, requests  # noqa: E402
+from rights.access import access, portability
+from rights.lifecycle import requests  # noqa: E402
 from storage.db import db  # noqa: E402
 
 

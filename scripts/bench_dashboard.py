@@ -26,8 +26,8 @@ import pyotp  # noqa: E402
 from benchdata import make_app  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from rights import officers  # noqa: E402
-from rights.deadlines import due_date  # noqa: E402
+from rights.ledger import officers  # noqa: E402
+from rights.lifecycle.deadlines import due_date  # noqa: E402
 from storage import vault  # noqa: E402
 from storage.clock import utcnow  # noqa: E402
 from storage.db import db  # noqa: E402

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchdata import make_app, seed, seed_promotions  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from rights import erasure, requests  # noqa: E402
+from rights.erasure import erasure
+from rights.lifecycle import requests  # noqa: E402
 from storage.clock import utcnow  # noqa: E402
 from storage.datamap import CATEGORIES  # noqa: E402
 from storage.db import db  # noqa: E402

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchdata import make_app  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from rights import incidents, records  # noqa: E402
+from rights.contest import incidents
+from rights.holdings import records  # noqa: E402
 from storage import vault  # noqa: E402
 from storage.clock import utcnow  # noqa: E402
 from storage.db import db  # noqa: E402

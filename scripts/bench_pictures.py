@@ -1,4 +1,4 @@
-"""Benchmark: what checking an evidence picture costs (rights.evidence.check_picture).
+"""Benchmark: what checking an evidence picture costs (rights.lifecycle.evidence.check_picture).
 
 Not a test: prints figures. Builds a set of pictures in memory — the outside test's 24 MP PNG
 of 2,991 bytes, the same trick at 12 MP, a 12 MP noisy JPEG, a 1280 x 2000 screenshot-like PNG,
@@ -14,7 +14,7 @@ fresh processes.
     python scripts/bench_pictures.py [--repeat 3] [--compare-original /tmp/evidence_orig.py]
 
 With --compare-original, the same measurements are made with the module at that path too
-(e.g. `git show HEAD:rights/evidence.py > /tmp/evidence_orig.py`), imported by path.
+(e.g. `git show HEAD:rights/lifecycle/evidence.py > /tmp/evidence_orig.py`), imported by path.
 """
 
 import argparse
@@ -94,7 +94,7 @@ def pictures() -> dict[str, bytes]:
 
 def _load_module(path: str | None):
     if path is None:
-        from rights import evidence
+        from rights.lifecycle import evidence
 
         return evidence
     spec = importlib.util.spec_from_file_location("evidence_under_test", path)

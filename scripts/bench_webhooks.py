@@ -41,7 +41,7 @@ from benchdata import make_app  # noqa: E402
 from sqlalchemy import event, func, insert, select, update  # noqa: E402
 from standardwebhooks.webhooks import Webhook  # noqa: E402
 
-from rights import webhooks  # noqa: E402
+from rights.recipients import webhooks  # noqa: E402
 from storage.clock import utcnow  # noqa: E402
 from storage.db import db  # noqa: E402
 from storage.models import Delivery, OutboxMessage  # noqa: E402
@@ -218,14 +218,14 @@ def put_back(app) -> None:
 # The steps of a delivery, timed where they exist (the worker's code moves): (label, module,
 # attribute). Labels may repeat: whichever exists is timed under it.
 STEPS = (
-    ("claim", "rights.webhooks", "_claim"),
-    ("check_target (resolve)", "rights.webhooks", "check_target"),
-    ("body_of (outbox row, json)", "rights.webhooks", "body_of"),
-    ("signed (headers)", "rights.webhooks", "signed"),
+    ("claim", "rights.recipients.webhooks", "_claim"),
+    ("check_target (resolve)", "rights.recipients.webhooks", "check_target"),
+    ("body_of (outbox row, json)", "rights.recipients.webhooks", "body_of"),
+    ("signed (headers)", "rights.recipients.webhooks", "signed"),
     ("vault.unseal (the secret)", "storage.vault", "unseal"),
     ("Webhook.sign (HMAC)", "standardwebhooks.webhooks", "Webhook.sign"),
-    ("POST", "rights.webhooks", "_post"),
-    ("POST", "rights.outbound_http", "post"),
+    ("POST", "rights.recipients.webhooks", "_post"),
+    ("POST", "rights.recipients.outbound_http", "post"),
     ("commit (flush, COMMIT)", "flask_sqlalchemy.session", "Session.commit"),
 )
 

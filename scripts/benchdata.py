@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from app import create_app
-from rights import records
+from rights.holdings import records
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import InfluenceTopic

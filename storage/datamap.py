@@ -430,7 +430,7 @@ class LedgerRecord:
     subject_column: str | None = None
     where: tuple[str, tuple[str, ...]] | None = None
     # "rows": swept row by row; "chain": the audit trail, pruned only up to a signed
-    # checkpoint so that what is left still verifies (rights/audit_checkpoints.py).
+    # checkpoint so that what is left still verifies (rights/ledger/audit_checkpoints.py).
     swept_as: str = "rows"
 
 

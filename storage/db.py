@@ -3,6 +3,8 @@
 import hashlib
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
@@ -80,6 +82,20 @@ def _sqlite_settings(dbapi_connection, connection_record):
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")  # a no-op answer ("memory") for :memory:
     cursor.close()
+
+
+@contextmanager
+def unit_of_work(session=None) -> Iterator:
+    """One unit of work outside a web request (a worker job's step, a CLI command): commits
+    when the block ends, rolls back if it raises. With :mod:`web.transaction` for requests,
+    the only places Lethe commits; services only flush."""
+    session = session if session is not None else db.session
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
 
 
 def checkpoint_sqlite(engine: Engine) -> None:

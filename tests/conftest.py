@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
-from rights import apikeys, officers
+from rights.ledger import apikeys, officers
 from storage import epoch_keys
 from storage.db import db
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from rights import records
+from rights.holdings import records
 from storage.db import db
 from tests.helpers import PROVENANCE
 

@@ -7,7 +7,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import event
 
-from rights import access, demo, requests
+from demo import loader as demo
+from rights.access import access
+from rights.lifecycle import requests
 from storage.datamap import CATEGORIES
 from storage.db import db
 from tests import factories

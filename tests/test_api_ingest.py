@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from rights import apikeys
+from rights.ledger import apikeys
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db

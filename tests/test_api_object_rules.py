@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from rights import requests as lifecycle
+from rights.lifecycle import requests as lifecycle
 from storage.db import db
 from storage.models import RequestEvent, RightsRequest
 from tests.helpers import API, assert_error, award_body, deliver, member_body

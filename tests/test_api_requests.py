@@ -10,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import requests as lifecycle
+from rights.lifecycle import requests as lifecycle
 from storage.clock import add_months
 from storage.db import db
 from storage.models import OutboxMessage, RequestType, RightsRequest

@@ -180,7 +180,7 @@ def live_server(app_factory, tmp_path):
     yields (base URL, API key with every scope, the demo's identifiers)."""
     from sqlalchemy import select
 
-    from rights import webhooks
+    from rights.recipients import webhooks
     from storage.db import db
     from storage.models import Member, PerkAward, Subscriber
 

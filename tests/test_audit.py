@@ -3,7 +3,8 @@
 import pytest
 from sqlalchemy import select, update
 
-from rights import audit, audit_checkpoints, requests
+from rights.ledger import audit, audit_checkpoints
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import AuditCheckpoint, AuditEvent
 from tests.helpers import deliver

@@ -2,7 +2,8 @@
 
 from freezegun import freeze_time
 
-from rights import apikeys, requests
+from rights.ledger import apikeys
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import Member
 

@@ -6,8 +6,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from rights import audit, records, requests, subjects
 from rights.errors import Conflict
+from rights.holdings import records, subjects
+from rights.ledger import audit
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import AuditEvent, Subject
 from tests import factories

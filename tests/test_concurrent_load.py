@@ -17,7 +17,7 @@ from collections import Counter
 
 from sqlalchemy import text
 
-from rights import apikeys
+from rights.ledger import apikeys
 from storage.db import db
 from tests import factories
 from tests.conftest import PG_URL

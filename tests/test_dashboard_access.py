@@ -11,7 +11,12 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import apikeys, incidents, officers, outbox, requests, retention, webhooks
+from rights.contest import incidents
+from rights.delivery import outbox
+from rights.erasure import retention
+from rights.ledger import apikeys, officers
+from rights.lifecycle import requests
+from rights.recipients import webhooks
 from storage import vault
 from storage.db import db
 from storage.models import AuditEvent, EvidenceAttachment, Officer, RightsRequest, Subscriber

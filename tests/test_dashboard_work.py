@@ -9,7 +9,7 @@ from datetime import timedelta
 from freezegun import freeze_time
 from sqlalchemy import select, text, update
 
-from rights import requests
+from rights.lifecycle import requests
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditEvent, RequestEvent
@@ -427,7 +427,7 @@ def test_downloads_are_audited(app, client, api_key):
 
 
 def test_overview_figures_are_counted_in_the_database(app):
-    from rights import reporting
+    from rights.reports import reporting
 
     start = utcnow() - timedelta(days=60)
     # Closed after 2, 4, 10 and 40 days (the last one late): median 7, 3 of 4 on time.
@@ -447,7 +447,7 @@ def test_overview_figures_are_counted_in_the_database(app):
 
 
 def test_officers_never_see_the_subjects_links_or_record_key(app, login_as):
-    from rights import erasure
+    from rights.erasure import erasure
 
     rid, _ = _file(app, "erasure", email="person9@example.org")  # a verify link is mailed
     with app.app_context():
@@ -473,7 +473,7 @@ def test_officers_never_see_the_subjects_links_or_record_key(app, login_as):
 
 
 def test_a_running_erasure_can_only_be_carried_through(app, login_as):
-    from rights import erasure
+    from rights.erasure import erasure
 
     with app.app_context():
         factories.member(1)

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 from freezegun import freeze_time
 
-from rights import requests
-from rights.deadlines import due_date, extended_due_date
 from rights.errors import Invalid, InvalidTransition
+from rights.lifecycle import requests
+from rights.lifecycle.deadlines import due_date, extended_due_date
 from tests.helpers import deliver
 
 

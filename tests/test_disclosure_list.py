@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from freezegun import freeze_time
 
-from rights import requests, restrictions
+from rights.holdings import restrictions
+from rights.lifecycle import requests
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import Disclosure, PerkAward
@@ -22,7 +23,7 @@ def _world(app, members=3):
         for n in range(1, members + 1):
             factories.member(n)
             factories.award(n, n, status="received")
-            from rights import records
+            from rights.holdings import records
 
             records.upsert_disclosure(
                 {"disclosure_id": f"dl-{n}", "award_id": f"aw-{n}", "status": "disclosed"},
@@ -77,7 +78,7 @@ def test_unknown_scope_and_bad_parameters_are_clear_errors(app, client, key_with
 def test_only_received_undisputed_entries_are_listed(app, client, key_with):
     _world(app, 4)
     with app.app_context():
-        from rights import records
+        from rights.holdings import records
 
         factories.award(2, 2, status="ineligible")  # nothing received
         records.upsert_disclosure(
@@ -116,7 +117,7 @@ def test_restricted_records_vanish_at_once_and_return_only_after_the_notice(app,
 
 
 def test_erased_members_are_not_listed(app, client, key_with):
-    from rights import erasure
+    from rights.erasure import erasure
 
     _world(app, 2)
     with app.app_context():
@@ -133,7 +134,8 @@ def test_erased_members_are_not_listed(app, client, key_with):
 
 
 def test_a_long_list_streams_in_batches(app, client, key_with):
-    from rights import disclosure_list, records
+    from rights.holdings import records
+    from rights.recipients import disclosure_list
 
     with app.app_context():
         factories.member(1)

@@ -16,7 +16,11 @@ from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 from sqlalchemy import func, select
 
-from rights import apikeys, demo, erasure, records, requests, signing
+from demo import loader as demo
+from rights.erasure import erasure
+from rights.holdings import records
+from rights.ledger import apikeys, signing
+from rights.lifecycle import requests
 from storage import vault
 from storage.datamap import CATEGORIES
 from storage.db import db

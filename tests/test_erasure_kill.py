@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from rights import erasure, records, requests, signing
+from rights.erasure import erasure
+from rights.holdings import records
+from rights.ledger import signing
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import ErasureRun, Promotion, Receipt, SubjectKey
 from tests import factories
@@ -24,7 +27,7 @@ CHILD = textwrap.dedent(
     import json, os, signal, sys
     sys.path.insert(0, {root!r})
     from app import create_app
-    from rights import erasure
+    from rights.erasure import erasure
     from storage.db import db
 
     config = json.load(open(sys.argv[1]))

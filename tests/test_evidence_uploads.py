@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageOps
 from sqlalchemy import func, select
 
-from rights import evidence
 from rights.errors import Invalid
+from rights.lifecycle import evidence
 from storage.db import db
 from storage.models import EvidenceAttachment, RightsRequest
 from tests import factories

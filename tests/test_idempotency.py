@@ -5,7 +5,8 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from rights import apikeys, idempotency
+from rights.ledger import apikeys
+from rights.lifecycle import idempotency
 from storage import vault
 from storage.db import db
 from storage.models import (

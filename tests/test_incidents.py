@@ -7,8 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from rights import access, incidents, requests, webhooks
+from rights.access import access
+from rights.contest import incidents
 from rights.errors import Invalid
+from rights.lifecycle import requests
+from rights.recipients import webhooks
 from storage import vault
 from storage.clock import utcnow
 from storage.db import db
@@ -42,7 +45,7 @@ def _story(app, faulty=12, fine=5):
                 factories.award(n, n, status="received", source="fulfilment-sync")
             else:
                 factories.award(n, n, status="received", source="carrier", shipped_at=utcnow())
-        from rights import records
+        from rights.holdings import records
 
         records.upsert_disclosure(
             {"disclosure_id": "dl-1", "award_id": "aw-1", "status": "disclosed"},

@@ -5,7 +5,8 @@ import json
 
 from sqlalchemy import select
 
-from rights import records, requests, restrictions
+from rights.holdings import records, restrictions
+from rights.lifecycle import requests
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import Consent, InfluenceScore, OutboxMessage, Promotion

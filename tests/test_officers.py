@@ -7,8 +7,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from rights import officers
 from rights.errors import Conflict, Invalid
+from rights.ledger import officers
 from storage.db import db
 from storage.models import AuditEvent, Officer
 

@@ -10,8 +10,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from rights import outbound_http, webhooks
 from rights.errors import Invalid
+from rights.recipients import outbound_http, webhooks
 from storage.db import db
 from storage.models import Delivery
 from tests.helpers import API, deliver

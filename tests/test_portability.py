@@ -5,7 +5,10 @@ import io
 import json
 import zipfile
 
-from rights import demo, portability, records, requests
+from demo import loader as demo
+from rights.access import portability
+from rights.holdings import records
+from rights.lifecycle import requests
 from storage.datamap import CATEGORIES
 from storage.db import db
 from storage.models import Feedback, FeedbackPicture

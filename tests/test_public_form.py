@@ -5,7 +5,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from rights import requests
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import RightsRequest
 from tests import factories

@@ -9,7 +9,8 @@ from datetime import timedelta
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import records, requests, verification
+from rights.holdings import records
+from rights.lifecycle import requests, verification
 from storage.db import db
 from storage.models import (
     Disclosure,
@@ -239,7 +240,7 @@ def test_the_officer_sees_what_is_held_back(app, login_as):
         feedback_id = feedback.id
     rid = _file(app)
     with app.app_context():
-        from rights import restrictions
+        from rights.holdings import restrictions
         from storage.models import Feedback
 
         assert restrictions.is_restricted(db.session.get(Feedback, feedback_id))

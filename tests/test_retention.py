@@ -12,7 +12,10 @@ from freezegun import freeze_time
 from sqlalchemy import delete, func, select, update
 
 from retention_policies import sweeps
-from rights import audit, audit_checkpoints, erasure, records, requests, retention, statements
+from rights.erasure import erasure, retention, statements
+from rights.holdings import records
+from rights.ledger import audit, audit_checkpoints
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import (
     AuditCheckpoint,

@@ -10,7 +10,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from retention_policies import policies
-from rights import retention
+from rights.erasure import retention
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, LEDGER_RECORDS
 from storage.db import db

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from freezegun import freeze_time
 from sqlalchemy import func, insert, select, text
 
-from rights import erasure, requests, shredding, signing, statements
+from rights.erasure import erasure, shredding, statements
+from rights.ledger import signing
+from rights.lifecycle import requests
 from storage import epochs, vault
 from storage.clock import utcnow
 from storage.db import db

@@ -13,7 +13,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import event, select
 
-from rights import officers
+from rights.ledger import officers
 from storage.db import db
 from storage.models import AuditEvent, Officer
 from tests.conftest import OFFICER_PASSWORD

@@ -15,8 +15,8 @@ from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 from sqlalchemy import select
 
-from rights import signing
 from rights.errors import InvalidSignature, RightsError
+from rights.ledger import signing
 from storage.db import db
 from storage.models import AuditEvent, SigningKey
 

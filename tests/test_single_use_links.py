@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import func, select
 
-from rights import requests as lifecycle
+from rights.lifecycle import requests as lifecycle
 from storage.db import db
 from storage.models import AuditEvent, OutboxMessage, RequestEvent, RightsRequest
 from tests import factories

@@ -11,7 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 
 from app import create_app
-from rights import demo, subjects
+from demo import loader as demo
+from rights.holdings import subjects
 from storage import vault
 from storage.datamap import CATEGORIES
 from storage.db import db

@@ -6,7 +6,7 @@ import re
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from rights import requests
+from rights.lifecycle import requests
 from storage.db import db
 from storage.models import RequestStatus, RightsRequest, VerificationToken
 from tests import factories
@@ -174,7 +174,7 @@ def test_a_request_stored_with_a_nul_in_its_records_can_still_be_confirmed(app, 
     subject's key; confirming one must not be a server error on PostgreSQL."""
     import re
 
-    from rights import requests as lifecycle
+    from rights.lifecycle import requests as lifecycle
     from storage.db import db
     from tests.helpers import deliver
 

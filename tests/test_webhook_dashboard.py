@@ -6,7 +6,9 @@ import re
 
 from sqlalchemy import select
 
-from rights import outbox, requests, webhooks
+from rights.delivery import outbox
+from rights.lifecycle import requests
+from rights.recipients import webhooks
 from storage.db import db
 from storage.models import AuditEvent, Delivery, Subscriber
 from tests import factories

@@ -14,8 +14,11 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from rights import apikeys, downstream, erasure, requests, signing, statements, webhooks
+from rights.erasure import erasure, statements
 from rights.errors import Invalid
+from rights.ledger import apikeys, signing
+from rights.lifecycle import requests
+from rights.recipients import downstream, webhooks
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditEvent, Delivery, RecipientIdentifier, Subscriber

@@ -2,7 +2,8 @@
 headers and error pages.
 
 Views load input with a schema or form, call one service function, and render or dump the
-result. They hold no queries and no business rules; they own the commit.
+result. They hold no queries and no business rules; :mod:`web.transaction` commits (or rolls
+back) once per request, after the view.
 """
 
 import re
@@ -10,7 +11,7 @@ from datetime import datetime
 
 from flask import Flask, current_app, render_template, request
 
-from web import api, dashboard, public, wellknown
+from web import api, dashboard, public, transaction, wellknown
 from web import logging as access_logging
 from web.extensions import csrf
 
@@ -82,6 +83,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     csrf.exempt(api.bp)
+    transaction.install(app)
     app.after_request(_security_headers)
     app.add_template_filter(display, "display")
     access_logging.install()

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify
 
-from rights import signing
+from rights.ledger import signing
 
 bp = Blueprint("wellknown", __name__)
 

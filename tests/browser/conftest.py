@@ -21,7 +21,9 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from rights import apikeys, demo, jobs
+from demo import loader as demo
+from rights import jobs
+from rights.ledger import apikeys
 from storage.db import db
 from tests.conftest import _reset_schema, _seed_sqlite, make_config
 
@@ -127,7 +129,7 @@ def live_server(app_factory):
 @pytest.fixture(scope="module")
 def module_live_server(tmp_path_factory, smtp_server, sqlite_template):
     """Like ``live_server``, but one server (and database) for a whole test module, with the
-    demo data loaded (``rights.demo``: the story of Sam Rivera, a queue with overdue requests,
+    demo data loaded (``demo.loader``: the story of Sam Rivera, a queue with overdue requests,
     the demo officers). For read-mostly modules where a server per test costs too much."""
     tmp = tmp_path_factory.mktemp("live")
     config = make_config(tmp, smtp_server.port, WTF_CSRF_ENABLED=True)

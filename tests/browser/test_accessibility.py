@@ -14,7 +14,10 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from rights import demo, incidents, outbox, webhooks
+from demo import loader as demo
+from rights.contest import incidents
+from rights.delivery import outbox
+from rights.recipients import webhooks
 from storage import vault
 from storage.db import db
 from storage.models import Perk, PerkAward, RightsRequest, Subscriber

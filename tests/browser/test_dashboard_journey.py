@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from rights import demo
-from rights import requests as rights_requests
+from demo import loader as demo
+from rights.lifecycle import requests as rights_requests
 from storage.clock import utcnow
 from storage.db import db
 from tests.helpers import wait_for

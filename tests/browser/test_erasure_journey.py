@@ -9,7 +9,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from rights import erasure, signing
+from rights.erasure import erasure
+from rights.ledger import signing
 from tests.helpers import award_body, disclosure_body, member_body, wait_for
 
 pytestmark = pytest.mark.browser

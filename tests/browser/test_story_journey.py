@@ -19,7 +19,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from rights import apikeys, demo, records
+from demo import loader as demo
+from rights.holdings import records
+from rights.ledger import apikeys
 from storage import vault
 from storage.db import db
 from storage.models import Disclosure, Member, PerkAward, Promotion

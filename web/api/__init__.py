@@ -16,20 +16,13 @@ from flask import (
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from rights import (
-    access,
-    apikeys,
-    audit,
-    disclosure_list,
-    erasure,
-    idempotency,
-    portability,
-    records,
-    requests,
-    statements,
-    webhooks,
-)
+from rights.access import access, portability
+from rights.erasure import erasure, statements
 from rights.errors import Forbidden, NotFound, RightsError
+from rights.holdings import records
+from rights.ledger import apikeys, audit
+from rights.lifecycle import idempotency, requests
+from rights.recipients import disclosure_list, webhooks
 from storage.db import db
 from web.api import errors, schemas
 from web.api.openapi import openapi_document

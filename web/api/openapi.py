@@ -6,8 +6,8 @@ from functools import cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from rights.apikeys import SCOPES
-from rights.idempotency import KEY_MAX_LENGTH, KEY_PATTERN
+from rights.ledger.apikeys import SCOPES
+from rights.lifecycle.idempotency import KEY_MAX_LENGTH, KEY_PATTERN
 from web.api import schemas
 
 ERROR = {

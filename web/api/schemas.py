@@ -22,7 +22,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from rights import requests
+from rights.lifecycle import requests
 from storage.models import RequestType
 from storage.models.platform import AWARD_STATUSES, CONSENT_STATUSES, DISCLOSURE_STATUSES
 from web.validation import clean_text

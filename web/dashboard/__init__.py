@@ -3,7 +3,7 @@ their decisions, the audit trail, and (for admins) officers, API keys and signin
 
 Access control lives here and nowhere else in the views: every route declares the permission
 it needs (``@requires``); per-object rules (who may act on which request) come from
-:func:`rights.officers.may_decide`. Every refusal is logged, and an audit entry is written
+:func:`rights.ledger.officers.may_decide`. Every refusal is logged, and an audit entry is written
 for every signed-in officer who is refused.
 """
 
@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_login import UserMixin, current_user, logout_user
 
-from rights import audit, officers
+from rights.ledger import audit, officers
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import Officer

@@ -6,8 +6,8 @@ import io
 import segno
 from flask import abort, flash, redirect, render_template, url_for
 
-from rights import apikeys, officers, signing
 from rights.errors import RightsError
+from rights.ledger import apikeys, officers, signing
 from storage.clock import utcnow
 from storage.db import db
 from web.dashboard import actor, bp, me, requires

@@ -2,7 +2,8 @@
 
 from flask import redirect, render_template, request, session, url_for
 
-from rights import audit, audit_checkpoints, queue
+from rights.ledger import audit, audit_checkpoints
+from rights.reports import queue
 from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import ConfirmForm

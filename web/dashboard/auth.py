@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 
-from rights import audit, officers
+from rights.ledger import audit, officers
 from storage.db import db
 from web.dashboard import SEEN, SINCE, OfficerLogin, actor, bp, me, start_session
 from web.dashboard.forms import ConfirmForm, LoginForm

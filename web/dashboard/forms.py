@@ -16,8 +16,10 @@ from wtforms import (
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from rights import apikeys, officers, queue, webhooks
-from rights.requests import MAX_TEXT
+from rights.ledger import apikeys, officers
+from rights.lifecycle.requests import MAX_TEXT
+from rights.recipients import webhooks
+from rights.reports import queue
 from storage.models import RequestStatus, RequestType
 from web.public.forms import options
 

@@ -2,7 +2,7 @@
 
 from flask import render_template
 
-from rights import queue, reporting
+from rights.reports import queue, reporting
 from storage.clock import utcnow
 from web.dashboard import bp, charts, me, requires
 

@@ -6,8 +6,10 @@ import time
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from rights import incidents, queue, requests
+from rights.contest import incidents
 from rights.errors import NotFound, RightsError
+from rights.lifecycle import requests
+from rights.reports import queue
 from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard import forms as f

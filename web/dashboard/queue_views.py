@@ -2,7 +2,8 @@
 
 from flask import Response, redirect, render_template, request, stream_with_context, url_for
 
-from rights import officers, queue
+from rights.ledger import officers
+from rights.reports import queue
 from storage.clock import utcnow
 from storage.db import db
 from web.dashboard import actor, bp, requires

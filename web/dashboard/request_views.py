@@ -15,19 +15,13 @@ from flask import (
 )
 from flask import request as http
 
-from rights import (
-    access,
-    audit,
-    evidence,
-    notices,
-    officers,
-    queue,
-    requests,
-    restrictions,
-    subjects,
-    webhooks,
-)
+from rights.access import access
 from rights.errors import InvalidTransition, NotFound, RightsError
+from rights.holdings import restrictions, subjects
+from rights.ledger import audit, officers
+from rights.lifecycle import evidence, notices, requests
+from rights.recipients import webhooks
+from rights.reports import queue
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import RequestStatus, RightsRequest

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time
 
 from flask import Response, abort, flash, jsonify, redirect, render_template, url_for
 
-from rights import retention
+from rights.erasure import retention
 from rights.errors import RightsError
 from storage.db import db
 from web.dashboard import actor, bp, requires

@@ -6,8 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from rights import webhooks
 from rights.errors import RightsError
+from rights.recipients import webhooks
 from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import ConfirmForm, DeliveryFilterForm, SubscriberForm, field_errors

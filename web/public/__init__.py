@@ -23,20 +23,13 @@ from flask import (
     request as http,
 )
 
-from rights import (
-    access,
-    erasure,
-    evidence,
-    notices,
-    portability,
-    rectification,
-    requests,
-    signing,
-    statements,
-    verification,
-    webhooks,
-)
+from rights.access import access, portability
+from rights.contest import rectification
+from rights.erasure import erasure, statements
 from rights.errors import InvalidTransition, RightsError, TokenInvalid
+from rights.ledger import signing
+from rights.lifecycle import evidence, notices, requests, verification
+from rights.recipients import webhooks
 from storage.clock import utcnow
 from storage.db import db
 from web.extensions import limiter

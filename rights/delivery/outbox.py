@@ -1,0 +1,213 @@
+"""The outbox: side effects written with their cause, delivered by the worker after commit.
+
+Delivery claims one due message at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any
+number of workers can run), sends it and commits, so a crash re-sends at most the message in
+hand. Failures back off exponentially; after ``MAX_ATTEMPTS`` a message is marked dead.
+"""
+
+import json
+import logging
+import random
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from rights.delivery import mail
+from storage import vault
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 12
+
+
+JOB_LEASE = timedelta(minutes=10)
+
+
+class JobFailed(Exception):
+    pass
+
+
+def enqueue_email(
+    *,
+    subject_id: str,
+    to: str,
+    title: str,
+    body: str,
+    topic: str,
+    request_id: str | None,
+    sealed_with: str = "subject",
+) -> OutboxMessage:
+    """Queue an email to a subject (flushes). The whole message is encrypted with their key,
+    or, for the last message to a person being erased, sealed with the service key and wiped
+    once sent (``sealed_with="service"``)."""
+    msg = OutboxMessage(
+        kind="email",
+        topic=topic,
+        subject_id=subject_id,
+        request_id=request_id,
+        sealed_with=sealed_with,
+    )
+    payload = {"to": to, "subject": title, "body": body}
+    if sealed_with == "service":
+        msg.payload_enc = vault.seal("outbox", json.dumps(payload).encode())
+    else:
+        msg.payload_enc = vault.encrypt_json(subject_id, "outbox.payload_enc", payload)
+    db.session.add(msg)
+    db.session.flush()
+    return msg
+
+
+def enqueue_job(
+    topic: str,
+    *,
+    request_id: str | None = None,
+    subject_id: str | None = None,
+    argument: str | None = None,
+) -> OutboxMessage:
+    """Queue background work for the worker (flushes). Jobs carry ids only: the request's, or
+    — for work that must not look anything up where it is queued, so that queuing costs the
+    same whatever exists — one ``argument`` (a request reference, never personal data) that
+    the handler receives instead."""
+    msg = OutboxMessage(
+        kind="job",
+        topic=topic,
+        request_id=request_id,
+        subject_id=subject_id,
+        payload_enc=argument.encode() if argument else b"",
+        sealed_with="none",
+    )
+    db.session.add(msg)
+    db.session.flush()
+    return msg
+
+
+def enqueue_event(topic: str, *, request_id: str | None, body: dict) -> OutboxMessage:
+    """Queue an event for downstream recipients (Art. 19), in the transaction of the change
+    that causes it (flushes). Bodies are thin — a pseudonymous reference, record ids, what to
+    do — never personal data, so they are stored as they are."""
+    # Not linked to the subject row: the body names them only by their pseudonymous reference,
+    # and the subject's notices (the data map's "notices") are the emails sent to them.
+    msg = OutboxMessage(
+        kind="event",
+        topic=topic,
+        subject_id=None,
+        request_id=request_id,
+        payload_enc=json.dumps(body, sort_keys=True).encode(),
+        sealed_with="none",
+    )
+    db.session.add(msg)
+    db.session.flush()
+    return msg
+
+
+# Kinds this worker delivers. Events wait for their subscribers' delivery (webhooks).
+DELIVERED_KINDS = ("email", "job")
+
+
+def _claim_one() -> OutboxMessage | None:
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= utcnow(),
+            OutboxMessage.kind.in_(DELIVERED_KINDS),
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(1)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def _deliver(msg: OutboxMessage) -> None:
+    if msg.kind != "email":
+        raise ValueError(f"unknown outbox kind {msg.kind}")
+    if msg.sealed_with == "service":
+        payload = json.loads(vault.unseal("outbox", msg.payload_enc))
+    else:
+        payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
+    email = mail.build(payload["to"], payload["subject"], payload["body"], msg.id)
+    # The last message to an erased person (service-sealed) does not bring their development
+    # mail folder back: it goes with everyone's, a week after it was written.
+    mail.send(email, subject_id=msg.subject_id if msg.sealed_with != "service" else None)
+
+
+def _finish(msg: OutboxMessage, status: str) -> None:
+    msg.status = status
+    if status == "sent":
+        msg.sent_at = utcnow()
+    if msg.sealed_with == "service" and status in ("sent", "dead"):
+        msg.payload_enc = b""  # the only copy of an erased person's address: gone once used
+
+
+def _run_job(msg: OutboxMessage, handlers: dict) -> None:
+    """Run a job under a lease: claimed rows are pushed ``JOB_LEASE`` ahead and committed, so
+    no other worker takes the job while it runs (jobs commit as they go); a worker killed
+    mid-job leaves it to be taken again, and jobs are written to resume."""
+    handler = handlers.get(msg.topic)
+    if handler is None:
+        raise ValueError(f"no handler for job {msg.topic}")
+    msg_id = msg.id
+    msg.attempts += 1
+    msg.next_attempt_at = utcnow() + JOB_LEASE
+    argument = msg.payload_enc.decode() if msg.payload_enc else msg.request_id
+    db.session.commit()
+    handler(argument)
+    db.session.commit()
+    msg = db.session.get(OutboxMessage, msg_id)
+    _finish(msg, "sent")
+
+
+def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[str, int]:
+    """Deliver due messages and run due jobs until none is due (or ``limit`` were handled).
+    ``handlers`` maps job topics to functions taking a request id (or the job's argument).
+    Returns counts."""
+    limit = limit or current_app.config["OUTBOX_BATCH"]
+    counts = {"sent": 0, "retry": 0, "dead": 0}
+    for _ in range(limit):
+        msg = _claim_one()
+        if msg is None:
+            break
+        msg_id = msg.id
+        try:
+            if msg.kind == "job":
+                try:
+                    _run_job(msg, handlers or {})
+                except vault.KeyMissing as exc:
+                    # A job is retried, never dead-lettered for a missing key: jobs resume.
+                    raise JobFailed("job met a destroyed subject key") from exc
+            else:
+                _deliver(msg)
+                msg.attempts += 1
+                _finish(msg, "sent")
+        except vault.KeyMissing:
+            # The subject was erased after this was queued: nothing may be sent any more.
+            db.session.rollback()
+            msg = db.session.get(OutboxMessage, msg_id)
+            msg.last_error = "subject key destroyed"
+            _finish(msg, "dead")
+            counts["dead"] += 1
+        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+            db.session.rollback()
+            msg = db.session.get(OutboxMessage, msg_id)
+            if msg.kind != "job":
+                msg.attempts += 1
+            msg.last_error = type(exc).__name__  # never the text: it may quote an address
+            if msg.attempts >= MAX_ATTEMPTS:
+                _finish(msg, "dead")
+                counts["dead"] += 1
+            else:
+                delay = min(2**msg.attempts * 30, 6 * 3600) * random.uniform(0.8, 1.2)
+                msg.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                counts["retry"] += 1
+            log.warning("outbox %s failed (%s), attempt %d", msg.id, msg.last_error, msg.attempts)
+        else:
+            counts["sent"] += 1
+        db.session.commit()
+    if any(counts.values()):
+        log.info("outbox: %s", counts)
+    return counts

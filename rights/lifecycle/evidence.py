@@ -1,0 +1,252 @@
+"""Evidence attached to a request (pictures a subject sends with a rectification, …): checked
+by decoding, re-encoded without metadata, stored under the subject's key with a generated name,
+shown only to the subject and to officers, each viewing audited.
+
+A picture is accepted only if Pillow decodes all of it as JPEG, PNG or WebP within the size and
+pixel limits. What is stored is a fresh encoding of the decoded pixels: nothing the sender's
+file carried besides the picture — EXIF, GPS position, comments, a ZIP or script appended to
+make a polyglot — survives. A file that fails any check, or that Pillow fails on in any way, is
+refused with a message saying why, and nothing of it is stored.
+
+Checking is bounded in cost: pixel count and pixels per byte are checked from the header before
+any pixel is decoded, large JPEGs are decoded reduced, and only DECODE_SLOTS pictures are
+decoded at once in a process (a picture that finds none free is refused with "try again").
+"""
+
+import io
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+from sqlalchemy import select
+
+from rights.errors import Invalid, NotFound
+from rights.ledger import audit
+from storage import vault
+from storage.db import db
+from storage.models import EvidenceAttachment, RightsRequest, Subject
+
+
+def for_request(request: RightsRequest) -> list[EvidenceAttachment]:
+    return list(
+        db.session.execute(
+            select(EvidenceAttachment)
+            .where(EvidenceAttachment.request_id == request.id)
+            .order_by(EvidenceAttachment.id)
+        ).scalars()
+    )
+
+
+def read(request: RightsRequest, attachment_id: int, *, actor: str) -> tuple[str, bytes]:
+    """(media type, content) of one of this request's attachments; audited (flushes)."""
+    item = db.session.get(EvidenceAttachment, attachment_id)
+    if item is None or item.request_id != request.id:
+        raise NotFound("No such attachment on this request.")
+    try:
+        content = vault.decrypt_bytes(
+            item.subject_id, "evidence_attachments.content_enc", item.content_enc
+        )
+    except vault.KeyMissing:
+        raise NotFound("This attachment was erased with the subject's data.") from None
+    audit.record(
+        actor,
+        "evidence.viewed",
+        subject_ref=db.session.get(Subject, item.subject_id).ref,
+        target=f"evidence:{item.id}",
+    )
+    return item.media_type, content
+
+
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_BYTES = 4 * 1024 * 1024
+MAX_PIXELS = 12_000_000  # a 4000 x 3000 photo, what a phone's main camera takes by default
+MAX_SIDE = 12_000  # a long screenshot: 1000 x 12000 is still within MAX_PIXELS
+MAX_FILES = 3
+# Pixels the header claims per byte of file, refused above this before any pixel is decoded.
+# Measured (Pillow's encoders, 1280 x 2000 screenshots of a mostly white page): 3 lines of
+# text on it take 108-142 pixels/byte as an RGB(A) PNG, 374 as a 256-colour PNG, 607 as a
+# 16-colour one, 626 as lossless WebP; 12 lines 58-257; photos 4-40 (JPEG, lossy WebP). An RGB
+# PNG cannot pass ~340 even when blank (deflate's best is ~1:1030 and a pixel is 3 bytes), an
+# 8-bit one ~1030; what goes beyond is one colour, or under 8 bits a pixel: the outside test's
+# 24 MP PNG of 2,991 bytes is 1-bit, 8,024 pixels/byte (12 MP in 1.5 KB: 7,812). 1,000 keeps
+# a margin of 1.6 over the sparsest real page measured and refuses all of those.
+MAX_PIXELS_PER_BYTE = 1_000
+# JPEGs are decoded reduced (libjpeg scales by 1/2, 1/4 or 1/8 while decoding, for a fraction
+# of the memory and time) as far as the shorter side stays at least this: 2000 x 1500 of a
+# 12 MP photo shows a label's or receipt's small print, and no screenshot is reduced (a 4K
+# one's shorter side, 2160, would fall to 1080, blurring text). The stored picture is the
+# reduced one.
+DRAFT_MIN_SIDE = 1_200
+# Pictures decoded at once in this process (each holds up to ~2 copies of its pixels: ~100 MB
+# for 12 MP RGBA); a picture that finds no slot free within SLOT_WAIT_SECONDS is refused with
+# "try again" rather than queued without bound. gunicorn's sync workers run one request at a
+# time anyway; this bounds threaded servers (gthread, the development server).
+DECODE_SLOTS = 2
+SLOT_WAIT_SECONDS = 5.0
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
+BUSY = "We are busy checking other pictures; try again in a minute"
+
+
+class Busy(Invalid):
+    """No decoding slot came free in time: nothing is wrong with the file itself."""
+
+
+@dataclass(frozen=True)
+class Picture:
+    media_type: str
+    content: bytes
+
+
+def check_picture(name: str, data: bytes) -> Picture:
+    """Decode, check and re-encode one uploaded picture; raises Invalid naming the file and
+    what is wrong with it (Busy when too many pictures are being checked at once)."""
+    label = (name or "The file")[:80]
+    if not data:
+        raise Invalid(f"{label} is empty.", {"pictures": [f"{label} is empty"]})
+    if len(data) > MAX_BYTES:
+        raise Invalid(
+            f"{label} is larger than 4 MB.", {"pictures": [f"{label} is larger than 4 MB"]}
+        )
+    bad = Invalid(
+        f"{label} is not a JPEG, PNG or WebP picture we can read.",
+        {"pictures": [f"{label} is not a JPEG, PNG or WebP picture we can read"]},
+    )
+    try:
+        fmt = _probe(label, data, bad)
+        with _decoding_slot():
+            return Picture(FORMATS[fmt], _reencode(data, fmt))
+    except Invalid:
+        raise
+    # Deliberately broad: Pillow and its codecs raise far more than they document on a crafted
+    # file (TypeError, AttributeError, struct.error from malformed EXIF in exif_transpose;
+    # DecompressionBombError; MemoryError; a DecompressionBombWarning wherever warnings are
+    # errors...). Whatever it is, the file is what failed: refused with the file's name, and
+    # nothing of it is kept. (BaseException — KeyboardInterrupt, SystemExit — still goes up.)
+    except Exception:  # noqa: BLE001
+        raise bad from None
+
+
+def _probe(label: str, data: bytes, bad: Invalid) -> str:
+    """The format, from the header alone, once size, pixel count and pixels per byte are
+    within bounds and the structure (PNG: every chunk's checksum) is sound."""
+    with Image.open(io.BytesIO(data)) as probe:
+        fmt = probe.format
+        width, height = probe.size
+        if fmt not in FORMATS:
+            raise bad
+        if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
+            megapixels = MAX_PIXELS // 1_000_000
+            raise Invalid(
+                f"{label} has too many pixels.",
+                {"pictures": [f"{label} is over {megapixels} megapixels; send a smaller picture"]},
+            )
+        # Pillow's own limit, if set lower: Image.open raised above twice it and warned above
+        # it, and the warning is refused here whether or not warnings are errors in this
+        # process (no catch_warnings to make it one: that changes process-wide state, which is
+        # not thread-safe).
+        if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
+            raise bad
+        if width * height > MAX_PIXELS_PER_BYTE * len(data):
+            raise Invalid(
+                f"{label} has too many pixels for its file size.",
+                {
+                    "pictures": [
+                        f"{label} has too many pixels for its file size; send the photo or "
+                        "screenshot as it was taken"
+                    ]
+                },
+            )
+        probe.verify()  # structure and checksums, without decoding
+    return fmt
+
+
+@contextmanager
+def _decoding_slot():
+    if not _decoding.acquire(timeout=SLOT_WAIT_SECONDS):
+        raise Busy(f"{BUSY}.", {"pictures": [BUSY]})
+    try:
+        yield
+    finally:
+        _decoding.release()
+
+
+def _draft_scale(size: tuple[int, int]) -> int:
+    """The largest JPEG decoding reduction that keeps the shorter side >= DRAFT_MIN_SIDE."""
+    for scale in (8, 4, 2):
+        if min(size) // scale >= DRAFT_MIN_SIDE:
+            return scale
+    return 1
+
+
+def _reencode(data: bytes, fmt: str) -> bytes:
+    """Every pixel decoded (a truncated file fails here), turned upright, and encoded afresh
+    from the pixels alone: no info dict, so no EXIF, ICC or text chunks. At most two copies of
+    the pixels are held at once."""
+    with Image.open(io.BytesIO(data)) as image:
+        if fmt == "JPEG" and (scale := _draft_scale(image.size)) > 1:
+            image.draft(None, (image.size[0] // scale, image.size[1] // scale))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # keep the orientation, drop the tags
+        mode = "RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB"
+        pixels = image if image.mode == mode else image.convert(mode)
+        if pixels is not image:
+            image.close()  # the decoded pixels, converted: no longer needed
+        fresh = Image.new(mode, pixels.size)
+        fresh.paste(pixels)
+        pixels.close()
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        (fresh if fresh.mode == "RGB" else fresh.convert("RGB")).save(out, "JPEG", quality=90)
+    elif fmt == "PNG":
+        fresh.save(out, "PNG", optimize=True)
+    else:
+        fresh.save(out, "WEBP", quality=90)
+    return out.getvalue()
+
+
+def check_pictures(files: list[tuple[str, bytes]]) -> list[Picture]:
+    """Every file checked (all must pass, so a request is never filed with half its
+    evidence); raises Invalid listing every file that did not."""
+    if len(files) > MAX_FILES:
+        raise Invalid(
+            f"Send at most {MAX_FILES} pictures.", {"pictures": [f"at most {MAX_FILES} pictures"]}
+        )
+    pictures, problems = [], []
+    for name, data in files:
+        try:
+            pictures.append(check_picture(name, data))
+        except Busy as exc:
+            # The next file would wait as long: say so once, with what was found so far.
+            raise Invalid(exc.message, {"pictures": [*problems, BUSY]}) from None
+        except Invalid as exc:
+            problems += exc.fields["pictures"]
+    if problems:
+        raise Invalid("Some pictures cannot be used.", {"pictures": problems})
+    return pictures
+
+
+def attach(request: RightsRequest, pictures: list[Picture]) -> list[EvidenceAttachment]:
+    """Store checked pictures with the request, under the subject's key (flushes)."""
+    rows = []
+    for picture in pictures:
+        row = EvidenceAttachment(
+            request_id=request.id,
+            subject_id=request.subject_id,
+            media_type=picture.media_type,
+            content_enc=vault.encrypt(
+                request.subject_id, "evidence_attachments.content_enc", picture.content
+            ),
+        )
+        db.session.add(row)
+        rows.append(row)
+    db.session.flush()
+    return rows
+
+
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def filename(item_id: int, media_type: str) -> str:
+    """The generated name a picture is served under (never the sender's)."""
+    return f"evidence-{item_id}.{EXTENSIONS.get(media_type, 'bin')}"

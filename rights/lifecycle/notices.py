@@ -1,0 +1,261 @@
+"""What the subject is told, and when. Each notice is queued in the outbox (never sent inline)
+in the same transaction as the change it reports."""
+
+import re
+
+from flask import current_app
+from sqlalchemy import select
+
+from rights.delivery import outbox
+from storage import vault
+from storage.db import db
+from storage.models import OutboxMessage, RightsRequest
+
+RIGHT_NAMES = {
+    "access": "access to your data",
+    "portability": "a copy of your data to take elsewhere",
+    "rectification": "correction of your data",
+    "erasure": "erasure of your data",
+    "restriction": "restriction of the use of your data",
+    "objection": "objection to the use of your data",
+    "consent_withdrawal": "withdrawal of your consent",
+}
+
+
+def _url(path: str) -> str:
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def _date(dt) -> str:
+    return dt.strftime("%d %B %Y")
+
+
+def remedies_text() -> str:
+    """Art. 12(4): the right to complain and to a judicial remedy, in every refusal."""
+    authority = current_app.config["SUPERVISORY_AUTHORITY"]
+    return (
+        "You have the right to lodge a complaint with a supervisory authority, in particular in "
+        f"the country where you live or work or where you think the law was broken ({authority}), "
+        "and the right to an effective judicial remedy before the courts against us (Arts. 77 "
+        "and 79 GDPR)."
+    )
+
+
+def _reason(request: RightsRequest, column: str) -> str | None:
+    return vault.decrypt(request.subject_id, f"rights_requests.{column}", getattr(request, column))
+
+
+def _send(
+    request: RightsRequest, topic: str, title: str, body: str, sealed_with: str = "subject"
+) -> None:
+    to = vault.decrypt(request.subject_id, "rights_requests.contact_enc", request.contact_enc)
+    if not to:
+        return
+    footer = (
+        f"\n\nYour request reference: {request.reference}\n"
+        f"Questions: {current_app.config['CONTROLLER_CONTACT']}\n"
+        f"{current_app.config['CONTROLLER_NAME']}"
+    )
+    outbox.enqueue_email(
+        subject_id=request.subject_id,
+        to=to,
+        title=f"[{request.reference}] {title}",
+        body=body + footer,
+        topic=topic,
+        request_id=request.id,
+        sealed_with=sealed_with,
+    )
+
+
+def verification(request: RightsRequest, token: str) -> None:
+    hours = current_app.config["VERIFICATION_TTL_HOURS"]
+    _send(
+        request,
+        "notice.verify",
+        "Please confirm your request",
+        f"We received a request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"To confirm it was you, open this link and press 'Confirm' within {hours} hours:\n"
+        f"{_url('/verify/' + token)}\n\n"
+        "If you did not ask for this, ignore this email: nothing will happen.",
+    )
+
+
+def received(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.received",
+        "We received your request",
+        f"We received your request for {RIGHT_NAMES[request.type]} on "
+        f"{_date(request.received_at)}. We will answer by {_date(request.due_at)}.",
+    )
+
+
+def resume_link(request: RightsRequest, token: str) -> None:
+    _send(
+        request,
+        "notice.resume",
+        "Your link to your request",
+        "Open this link and press 'Continue' to see your request and its downloads:\n"
+        f"{_url('/resume/' + token)}\n\nIf you did not ask for this link, ignore this email.",
+    )
+
+
+def completed_with_download(request: RightsRequest, token: str) -> None:
+    what = "report" if request.type == "access" else "export"
+    _send(
+        request,
+        "notice.completed",
+        f"Your {what} is ready",
+        f"Your {what} is ready. Open this link and press 'Continue' to see it:\n"
+        f"{_url('/resume/' + token)}\n\n"
+        f"Downloads stay available until {_date(request.downloads_expire_at)}.",
+    )
+
+
+def completed(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.completed",
+        "We have done what you asked",
+        f"We have completed your request for {RIGHT_NAMES[request.type]}. "
+        "You can see what was done on your request's page: "
+        f"{_url('/requests/' + request.reference)}"
+        "\n\nIf you think we got something wrong, reply to this email. " + remedies_text(),
+    )
+
+
+def erased(request: RightsRequest, record_key: str, receipt: str) -> None:
+    """The last message to an erased person: sealed with the service key (theirs is about to
+    be destroyed) and wiped from the outbox once sent."""
+    _send(
+        request,
+        "notice.erased",
+        "Your data has been erased",
+        "We have erased your data. Some records must be kept by law for a limited time; they "
+        "are listed in your deletion receipt with the reason and the date they go.\n\n"
+        f"Your record key: {record_key}\n\n"
+        "Keep it somewhere safe. We do not keep it (only a fingerprint of it), and it is the "
+        "only way back: enter it at "
+        f"{_url('/records')} at any time to get a signed statement of what we still hold "
+        "about your perks and disclosures.\n\n"
+        "Your signed deletion receipt (a JWS; verify it against "
+        f"{_url('/.well-known/jwks.json')}):\n{receipt}\n",
+        sealed_with="service",
+    )
+
+
+def extended(request: RightsRequest) -> None:
+    _send(
+        request,
+        "notice.extended",
+        "We need more time to answer your request",
+        f"We need more time to answer your request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"Why: {_reason(request, 'extension_reason_enc')}\n\n"
+        f"We will now answer by {_date(request.due_at)} "
+        "(Art. 12(3) GDPR allows up to two further months for complex or numerous requests).\n\n"
+        + remedies_text(),
+    )
+
+
+def _lifting(restriction_ends) -> str:
+    """Art. 18(3): the subject is told before a restriction is lifted."""
+    if restriction_ends is None:
+        return ""
+    return (
+        "\n\nThe records you named have been held back (not used or passed on) while your "
+        f"request was open. That hold ends on {restriction_ends.strftime('%d %B %Y at %H:%M UTC')}."
+    )
+
+
+def refused(request: RightsRequest, restriction_ends=None) -> None:
+    _send(
+        request,
+        "notice.refused",
+        "We cannot do what you asked",
+        f"We have decided not to act on your request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"Why: {_reason(request, 'decision_reason_enc')}"
+        + _lifting(restriction_ends)
+        + "\n\n"
+        + remedies_text(),
+    )
+
+
+def withdrawn(request: RightsRequest, restriction_ends=None) -> None:
+    _send(
+        request,
+        "notice.withdrawn",
+        "Your request was withdrawn",
+        f"Your request for {RIGHT_NAMES[request.type]} was withdrawn as you asked. "
+        "You can make a new request at any time." + _lifting(restriction_ends),
+    )
+
+
+def information_requested(request: RightsRequest, question: str, token: str) -> None:
+    _send(
+        request,
+        "notice.information_requested",
+        "We need something from you to answer your request",
+        f"To answer your request for {RIGHT_NAMES[request.type]}, we need to ask you:\n\n"
+        f"{question}\n\n"
+        "Open this link and press 'Continue', then write your answer on your request's page:\n"
+        f"{_url('/resume/' + token)}\n\n"
+        f"We still owe you an answer by {_date(request.due_at)}.",
+    )
+
+
+def history(request: RightsRequest) -> list[dict]:
+    """The notices queued for this request, oldest first, with their text where it can still
+    be read (not once the subject's key is destroyed, nor the wiped last message)."""
+    rows = db.session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.request_id == request.id, OutboxMessage.kind == "email")
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    ).scalars()
+    out = []
+    for msg in rows:
+        payload, withheld = None, None
+        if msg.sealed_with != "subject":
+            # The last message to an erased person carries their record key: for them only.
+            withheld = "Not shown: it carries the subject's record key, which only they hold."
+        else:
+            try:
+                payload = vault.decrypt_json(msg.subject_id, "outbox.payload_enc", msg.payload_enc)
+            except vault.KeyMissing:
+                withheld = "No longer readable: the subject was erased."
+        out.append(
+            {
+                "topic": msg.topic,
+                "queued_at": msg.created_at,
+                "status": msg.status,
+                "sent_at": msg.sent_at,
+                "title": payload["subject"] if payload else TITLES.get(msg.topic, msg.topic),
+                "body": redact(payload["body"]) if payload else None,
+                "withheld": withheld,
+            }
+        )
+    return out
+
+
+# A link in a notice is a credential for the subject's request (it confirms it, or opens its
+# downloads): officers see that a link was sent, never the link itself.
+_LINK = re.compile(r"(/(?:verify|resume)/)[A-Za-z0-9_\-]+")
+
+
+def redact(body: str) -> str:
+    return _LINK.sub(r"\1[the subject's personal link, not shown]", body)
+
+
+TITLES = {"notice.erased": "Your data has been erased"}
+
+
+def restriction_lifting(request: RightsRequest, reason: str, ends) -> None:
+    """Art. 18(3): told before the restriction is lifted, with the date it ends."""
+    _send(
+        request,
+        "notice.restriction_lifting",
+        "We will stop holding your records back",
+        f"The records you asked us to hold back (request for {RIGHT_NAMES[request.type]}) "
+        f"will be used again from {ends.strftime('%d %B %Y at %H:%M UTC')}.\n\n"
+        f"Why: {reason}\n\n"
+        "If you disagree, reply before then. " + remedies_text(),
+    )
