@@ -1,4 +1,4 @@
-"""Benchmark: wrap and unwrap throughput of the epoch key backends (storage/epoch_keys.py).
+"""Benchmark: wrap and unwrap throughput of the epoch key backends (storage/epoch_keys/).
 
 Not a test: prints figures, to estimate how long a shred takes to re-wrap every surviving
 subject key. For each backend, N random 32-byte subject keys (each with its own associated

@@ -435,7 +435,7 @@ def softhsm(tmp_path, monkeypatch):
         capture_output=True,
     )
     yield SoftHSM(module, TOKEN_LABEL, PIN, conf)
-    library = epoch_keys._LIBRARIES.get(module)
+    library = epoch_keys.pkcs11_library._LIBRARIES.get(module)
     if library is not None and library.users:
         leaked = library.users
         library.users = 1

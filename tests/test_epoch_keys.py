@@ -1,4 +1,4 @@
-"""Epoch keys (storage/epoch_keys.py): both backends behind one interface.
+"""Epoch keys (storage/epoch_keys/): both backends behind one interface.
 
 Every interface test runs against the file backend and against a PKCS#11 token: a throwaway
 SoftHSM2 token made in the test's tmp_path. Without SoftHSM2 (Debian package ``softhsm2``)
@@ -447,7 +447,7 @@ def test_pkcs11_blob_is_standard_aes_gcm(hsm_store):
             KeyType.AES, 256, template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True}
         )
         nonce = os.urandom(12)
-        aad = epoch_keys._full_aad("e1", b"s")
+        aad = epoch_keys.base.wrap_aad("e1", b"s")
         sealed = key.encrypt(
             b"k" * 32, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad, 128)
         )
@@ -560,7 +560,7 @@ def test_file_destroy_zeroes_the_file_before_unlinking(tmp_path, kek, monkeypatc
         seen.append(Path(path).read_bytes())
         return real_unlink(path, *args, **kwargs)
 
-    monkeypatch.setattr(epoch_keys.os, "unlink", spy)
+    monkeypatch.setattr(epoch_keys.files.os, "unlink", spy)
     assert store.destroy("e1")
     assert seen == [b"\x00" * size]
 
@@ -669,7 +669,9 @@ def test_from_config_pkcs11(softhsm):
 
 
 def test_storage_layering():
-    """storage/ imports nothing above it, and this module no Flask."""
-    source = (REPO / "storage" / "epoch_keys.py").read_text()
-    for name in ("rights", "web", "retention_policies", "flask"):
-        assert f"import {name}" not in source and f"from {name}" not in source
+    """storage/ imports nothing above it, and this package no Flask."""
+    modules = sorted((REPO / "storage" / "epoch_keys").glob("*.py"))
+    assert modules
+    for source in (path.read_text() for path in modules):
+        for name in ("rights", "web", "retention_policies", "flask"):
+            assert f"import {name}" not in source and f"from {name}" not in source

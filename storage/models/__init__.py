@@ -1,35 +1,21 @@
-"""All models, importable from one place. Split by domain: platform records, the rights ledger,
-and the key store (a separate database)."""
+"""All models, importable from one place. Split by area: platform records (``platform``); the
+rights ledger — requests (``requests``), side effects and their delivery (``delivery``),
+officers and API keys (``accounts``), the audit trail (``audit``), what erasure leaves
+(``erasure``), retention (``retention``), restrictions and incidents (``contest``); and the key
+store (``keystore``, a separate database, where some of the others' tables live too)."""
 
-from storage.models.keystore import KeyEpoch, SubjectKey
-from storage.models.ledger import (
-    ApiKey,
-    AuditCheckpoint,
-    AuditEvent,
+from storage.models.accounts import ApiKey, Officer
+from storage.models.audit import AuditCheckpoint, AuditEvent, SigningKey
+from storage.models.contest import Incident, IncidentRecord, Restriction
+from storage.models.delivery import (
     Delivery,
     DeliveryAttempt,
-    ErasureRun,
-    EvidenceAttachment,
-    IdempotencyRecord,
-    Incident,
-    IncidentRecord,
-    LegalHold,
-    Officer,
     OutboxMessage,
-    Receipt,
-    ReceiptRecord,
     RecipientIdentifier,
-    RequestEvent,
-    RequestStatus,
-    RequestType,
-    Restriction,
-    RetentionRun,
-    RightsRequest,
-    SigningKey,
     Subscriber,
-    SuppressionTombstone,
-    VerificationToken,
 )
+from storage.models.erasure import ErasureRun, Receipt, ReceiptRecord, SuppressionTombstone
+from storage.models.keystore import KeyEpoch, SubjectKey
 from storage.models.platform import (
     Brand,
     Campaign,
@@ -46,6 +32,16 @@ from storage.models.platform import (
     RecordHistory,
     Subject,
 )
+from storage.models.requests import (
+    EvidenceAttachment,
+    IdempotencyRecord,
+    RequestEvent,
+    RequestStatus,
+    RequestType,
+    RightsRequest,
+    VerificationToken,
+)
+from storage.models.retention import LegalHold, RetentionRun
 
 __all__ = [
     "ApiKey",
