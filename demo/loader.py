@@ -102,31 +102,58 @@ def load(extra_members: int = 300) -> dict | None:
     if db.session.execute(select(Member.id).where(Member.external_id == STORY_MEMBER)).first():
         return None
     rng = random.Random(20261125)
-    now = utcnow()
-    start = now - timedelta(days=120)
-    nova = BRANDS[0]
+    start = utcnow() - timedelta(days=120)
+    _story(rng, start)
+    counts = {"members": 1, "awards": 1, "affected_by_sync_fault": 0}
+    # Others hit by the same sync fault, and ordinary members.
+    for n in range(2, extra_members + 2):
+        faulty = _other_member(n, rng, start)
+        counts["members"] += 1
+        counts["awards"] += 1
+        counts["affected_by_sync_fault"] += int(faulty)
+    counts.update(_requests(extra_members))
+    counts["officers"] = len(_officers())
+    return counts
 
-    # The story.
+
+def _consent(consent_id: str, member_id: str, purpose: str, at) -> None:
+    records.upsert_consent(
+        {
+            "consent_id": consent_id,
+            "member_id": member_id,
+            "purpose": purpose,
+            "status": "granted",
+            "notice_version": "2026-01",
+            "channel": "signup-web",
+            "granted_at": at,
+        },
+        source="consent-service",
+        actor="member",
+        at=at,
+    )
+
+
+def _disclosure(disclosure_id: str, award_id: str, at) -> None:
+    records.upsert_disclosure(
+        {
+            "disclosure_id": disclosure_id,
+            "award_id": award_id,
+            "status": "disclosed",
+            "listed_at": at,
+        },
+        source="disclosure-generator",
+        actor="ftc-list-build",
+        at=at,
+    )
+
+
+def _story(rng: random.Random, start) -> None:
+    """Sam: recorded as having received a phone he never got, listed and promoted for it."""
+    nova = BRANDS[0]
     sam = _member(1, STORY_EMAIL, "Sam Rivera", start)
     _profile(sam, rng, start + timedelta(days=1))
-    for consent_id, purpose in (
-        ("con-0001-likeness", "name_and_likeness"),
-        ("con-0001-marketing", "email_marketing"),
-    ):
-        records.upsert_consent(
-            {
-                "consent_id": consent_id,
-                "member_id": STORY_MEMBER,
-                "purpose": purpose,
-                "status": "granted",
-                "notice_version": "2026-01",
-                "channel": "signup-web",
-                "granted_at": start,
-            },
-            source="consent-service",
-            actor="member",
-            at=start,
-        )
+    _consent("con-0001-likeness", STORY_MEMBER, "name_and_likeness", start)
+    _consent("con-0001-marketing", STORY_MEMBER, "email_marketing", start)
     offered = start + timedelta(days=30)
     award = {"award_id": "aw-0001-nova", "member_id": STORY_MEMBER, **_perk(nova)}
     for status, source, actor, days in (
@@ -139,17 +166,7 @@ def load(extra_members: int = 300) -> dict | None:
         records.upsert_award(
             {**award, "status": status, "status_at": at}, source=source, actor=actor, at=at
         )
-    records.upsert_disclosure(
-        {
-            "disclosure_id": "dl-0001-nova",
-            "award_id": "aw-0001-nova",
-            "status": "disclosed",
-            "listed_at": offered + timedelta(days=10),
-        },
-        source="disclosure-generator",
-        actor="ftc-list-build",
-        at=offered + timedelta(days=10),
-    )
+    _disclosure("dl-0001-nova", "aw-0001-nova", offered + timedelta(days=10))
     records.upsert_promotion(
         {
             "promotion_id": "pr-0001-nova",
@@ -175,74 +192,46 @@ def load(extra_members: int = 300) -> dict | None:
         at=offered + timedelta(days=14),
     )
 
-    counts = {"members": 1, "awards": 1, "affected_by_sync_fault": 0}
-    # Others hit by the same sync fault, and ordinary members.
-    for n in range(2, extra_members + 2):
-        joined = start + timedelta(days=rng.randint(0, 60))
-        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-        member = _member(n, f"member{n:04d}@example.com", name, joined)
-        _profile(member, rng, joined + timedelta(days=1))
-        counts["members"] += 1
-        mid = f"m-{n:04d}"
-        records.upsert_consent(
-            {
-                "consent_id": f"con-{n:04d}-likeness",
-                "member_id": mid,
-                "purpose": "name_and_likeness",
-                "status": "granted",
-                "notice_version": "2026-01",
-                "channel": "signup-web",
-                "granted_at": joined,
-            },
-            source="consent-service",
-            actor="member",
-            at=joined,
-        )
-        faulty = n <= 12
-        brand = nova if faulty else rng.choice(BRANDS)
-        award_id = f"aw-{n:04d}-{brand[0][2:]}"
-        base = {"award_id": award_id, "member_id": mid, **_perk(brand)}
-        at = joined + timedelta(days=rng.randint(5, 40))
-        if faulty:
-            steps = (
-                ("offered", "award-engine", "campaign-draw-2026-08", 0),
-                ("ineligible", "eligibility-check", "geo-rule-v2", 3),
-                ("received", "fulfilment-sync", "sync-job-0817", 9),
-            )
-            counts["affected_by_sync_fault"] += 1
-        else:
-            steps = (
-                ("offered", "award-engine", "campaign-draw", 0),
-                ("claimed", "member-app", "member", 1),
-                ("shipped", "fulfilment", "warehouse-3", 4),
-                ("received", "carrier-webhook", "carrier", 8),
-            )
-        for status, source, actor, days in steps:
-            when = at + timedelta(days=days)
-            data = {**base, "status": status, "status_at": when}
-            if status == "shipped":
-                data["shipped_at"] = when
-            if status == "received":
-                data["received_at"] = when
-                if not faulty:
-                    data["shipped_at"] = at + timedelta(days=4)
-            records.upsert_award(data, source=source, actor=actor, at=when)
-        counts["awards"] += 1
-        if faulty or rng.random() < 0.7:
-            records.upsert_disclosure(
-                {
-                    "disclosure_id": f"dl-{n:04d}",
-                    "award_id": award_id,
-                    "status": "disclosed",
-                    "listed_at": at + timedelta(days=10),
-                },
-                source="disclosure-generator",
-                actor="ftc-list-build",
-                at=at + timedelta(days=10),
-            )
-    counts.update(_requests(extra_members))
-    counts["officers"] = len(_officers())
-    return counts
+
+FAULTY_STEPS = (
+    ("offered", "award-engine", "campaign-draw-2026-08", 0),
+    ("ineligible", "eligibility-check", "geo-rule-v2", 3),
+    ("received", "fulfilment-sync", "sync-job-0817", 9),
+)
+ORDINARY_STEPS = (
+    ("offered", "award-engine", "campaign-draw", 0),
+    ("claimed", "member-app", "member", 1),
+    ("shipped", "fulfilment", "warehouse-3", 4),
+    ("received", "carrier-webhook", "carrier", 8),
+)
+
+
+def _other_member(n: int, rng: random.Random, start) -> bool:
+    """Member ``n`` with one award; members 2-12 were hit by Sam's sync fault (returns so)."""
+    joined = start + timedelta(days=rng.randint(0, 60))
+    name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    member = _member(n, f"member{n:04d}@example.com", name, joined)
+    _profile(member, rng, joined + timedelta(days=1))
+    mid = f"m-{n:04d}"
+    _consent(f"con-{n:04d}-likeness", mid, "name_and_likeness", joined)
+    faulty = n <= 12
+    brand = BRANDS[0] if faulty else rng.choice(BRANDS)
+    award_id = f"aw-{n:04d}-{brand[0][2:]}"
+    base = {"award_id": award_id, "member_id": mid, **_perk(brand)}
+    at = joined + timedelta(days=rng.randint(5, 40))
+    for status, source, actor, days in FAULTY_STEPS if faulty else ORDINARY_STEPS:
+        when = at + timedelta(days=days)
+        data = {**base, "status": status, "status_at": when}
+        if status == "shipped":
+            data["shipped_at"] = when
+        if status == "received":
+            data["received_at"] = when
+            if not faulty:
+                data["shipped_at"] = at + timedelta(days=4)
+        records.upsert_award(data, source=source, actor=actor, at=when)
+    if faulty or rng.random() < 0.7:
+        _disclosure(f"dl-{n:04d}", award_id, at + timedelta(days=10))
+    return faulty
 
 
 # Demo sign-ins, published in the README: development only (the CLI refuses in production).
