@@ -7,6 +7,7 @@ generated once into ``instance/secrets.json`` (mode 0600) so restarts keep worki
 """
 
 import base64
+import copy
 import json
 import os
 import secrets
@@ -24,87 +25,91 @@ class ConfigError(RuntimeError):
 
 
 def defaults(instance: Path) -> dict:
+    """The built-in settings, with the embedded default's files in ``instance``."""
     return {
-        "ENV_NAME": "development",
+        **copy.deepcopy(DEFAULTS),  # an app may add to a nested dict: never to the shared one
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'lethe.db'}",
         "KEYSTORE_URL": f"sqlite:///{instance / 'keystore.db'}",
-        "PUBLIC_URL": "http://127.0.0.1:5000",
-        # How Lethe is served: "http" or "https". Unset, it is PUBLIC_URL's scheme. With
-        # https, every response carries HSTS (web/__init__.py); never with http.
-        "PREFERRED_URL_SCHEME": None,
-        "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
-        "CONTROLLER_CONTACT": "privacy@perkly.example",
-        "SUPERVISORY_AUTHORITY": (
-            "your national data protection authority, listed at edpb.europa.eu"
-        ),
-        "MAIL_BACKEND": "file",  # file | smtp
         "MAIL_DIR": str(instance / "mail"),
-        "MAIL_SERVER": "localhost",
-        "MAIL_PORT": 25,
-        "MAIL_USERNAME": None,
-        "MAIL_PASSWORD": None,
-        "MAIL_USE_TLS": False,
-        "MAIL_SENDER": "Lethe <privacy@perkly.example>",
-        # Shred epochs (storage/epochs.py): subject keys are wrapped under the current epoch's
-        # key, which is destroyed when the epoch has ended and every surviving key has been
-        # re-wrapped. Epoch keys live in a PKCS#11 token ("pkcs11": PKCS11_MODULE, the token's
-        # label and PIN) or, for the embedded default, in sealed key files ("file") in
-        # EPOCH_KEY_DIR, which must never be backed up.
-        "SHRED_EPOCH_HOURS": 24,
-        "EPOCH_KEY_BACKEND": "file",
         "EPOCH_KEY_DIR": str(instance / "epoch-keys"),
-        "PKCS11_MODULE": None,
-        "PKCS11_TOKEN_LABEL": "lethe",
-        "PKCS11_PIN": None,
-        "VERIFICATION_TTL_HOURS": 24,
-        "DOWNLOAD_TTL_DAYS": 30,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "RATELIMIT_HEADERS_ENABLED": True,
-        "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
-        # Record-key look-ups (web and API): slow enough that guessing is hopeless anyway.
-        "RATELIMIT_STATEMENTS": "5 per minute;50 per day",
-        # Officer log-ins, per client address (a wrong password and a wrong code count alike).
-        "RATELIMIT_LOGIN": "10 per minute;60 per hour",
-        # And per account: this many failed sign-ins in a row lock the account for this many
-        # minutes (0 failures: never), whatever address they came from. While locked, even
-        # the right password and code get the answer any failure gets.
-        "LOGIN_LOCKOUT_FAILURES": 10,
-        "LOGIN_LOCKOUT_MINUTES": 15,
-        # Dashboard sessions end after this long without a request, and in any case after
-        # the absolute limit (a shift), whatever the activity.
-        "DASHBOARD_IDLE_MINUTES": 30,
-        "DASHBOARD_SESSION_HOURS": 10,
-        # The request form answers no sooner than this, member or not (see web/public).
-        "PUBLIC_FORM_MIN_SECONDS": 0.4,
-        # Reverse proxies in front of Lethe (X-Forwarded-For/-Proto hops to trust): the rate
-        # limit needs the client's address, not the proxy's.
-        "PROXY_HOPS": 0,
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "PERMANENT_SESSION_LIFETIME": timedelta(hours=2),
-        "WTF_CSRF_TIME_LIMIT": 3600,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "OUTBOX_BATCH": 50,
-        # Art. 18(3): a restriction ends this long after the subject is told it will.
-        "RESTRICTION_LIFT_NOTICE_HOURS": 72,
-        # Webhooks: per-attempt timeout, and whether targets may resolve to private, loopback
-        # or link-local addresses (never in production: that is how SSRF reaches inside).
-        "WEBHOOK_TIMEOUT_SECONDS": 10,
-        "WEBHOOK_ALLOW_PRIVATE_TARGETS": False,
-        # How many POSTs one worker has in flight at once (receivers answer slowly, and one
-        # slow receiver should not hold up the others).
-        "WEBHOOK_PARALLEL": 8,
-        # The worker sweeps every retention policy this often (0: never; run
-        # `flask retention sweep` from a scheduler instead).
-        "RETENTION_SWEEP_HOURS": 24,
-        # The record of processing (Art. 30): the controller's data protection officer, and
-        # transfers outside the EEA (the data map has none of its own).
-        "DPO_CONTACT": "dpo@perkly.example",
-        "RECORD_TRANSFERS": "None outside the EEA",
-        # Room for a request form with its pictures (at most three of 4 MB each, checked one
-        # by one in rights/lifecycle/evidence.py); anything larger is refused before it is read.
-        "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,
     }
+
+
+DEFAULTS = {
+    "ENV_NAME": "development",
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # How Lethe is served: "http" or "https". Unset, it is PUBLIC_URL's scheme. With
+    # https, every response carries HSTS (web/__init__.py); never with http.
+    "PREFERRED_URL_SCHEME": None,
+    "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
+    "CONTROLLER_CONTACT": "privacy@perkly.example",
+    "SUPERVISORY_AUTHORITY": "your national data protection authority, listed at edpb.europa.eu",
+    "MAIL_BACKEND": "file",  # file | smtp
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": 25,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_USE_TLS": False,
+    "MAIL_SENDER": "Lethe <privacy@perkly.example>",
+    # Shred epochs (storage/epochs.py): subject keys are wrapped under the current epoch's
+    # key, which is destroyed when the epoch has ended and every surviving key has been
+    # re-wrapped. Epoch keys live in a PKCS#11 token ("pkcs11": PKCS11_MODULE, the token's
+    # label and PIN) or, for the embedded default, in sealed key files ("file") in
+    # EPOCH_KEY_DIR, which must never be backed up.
+    "SHRED_EPOCH_HOURS": 24,
+    "EPOCH_KEY_BACKEND": "file",
+    "PKCS11_MODULE": None,
+    "PKCS11_TOKEN_LABEL": "lethe",
+    "PKCS11_PIN": None,
+    "VERIFICATION_TTL_HOURS": 24,
+    "DOWNLOAD_TTL_DAYS": 30,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
+    # Record-key look-ups (web and API): slow enough that guessing is hopeless anyway.
+    "RATELIMIT_STATEMENTS": "5 per minute;50 per day",
+    # Officer log-ins, per client address (a wrong password and a wrong code count alike).
+    "RATELIMIT_LOGIN": "10 per minute;60 per hour",
+    # And per account: this many failed sign-ins in a row lock the account for this many
+    # minutes (0 failures: never), whatever address they came from. While locked, even
+    # the right password and code get the answer any failure gets.
+    "LOGIN_LOCKOUT_FAILURES": 10,
+    "LOGIN_LOCKOUT_MINUTES": 15,
+    # Dashboard sessions end after this long without a request, and in any case after
+    # the absolute limit (a shift), whatever the activity.
+    "DASHBOARD_IDLE_MINUTES": 30,
+    "DASHBOARD_SESSION_HOURS": 10,
+    # The request form answers no sooner than this, member or not (see web/public).
+    "PUBLIC_FORM_MIN_SECONDS": 0.4,
+    # Reverse proxies in front of Lethe (X-Forwarded-For/-Proto hops to trust): the rate
+    # limit needs the client's address, not the proxy's.
+    "PROXY_HOPS": 0,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=2),
+    "WTF_CSRF_TIME_LIMIT": 3600,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "OUTBOX_BATCH": 50,
+    # Art. 18(3): a restriction ends this long after the subject is told it will.
+    "RESTRICTION_LIFT_NOTICE_HOURS": 72,
+    # Webhooks: per-attempt timeout, and whether targets may resolve to private, loopback
+    # or link-local addresses (never in production: that is how SSRF reaches inside).
+    "WEBHOOK_TIMEOUT_SECONDS": 10,
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": False,
+    # How many POSTs one worker has in flight at once (receivers answer slowly, and one
+    # slow receiver should not hold up the others).
+    "WEBHOOK_PARALLEL": 8,
+    # The worker sweeps every retention policy this often (0: never; run
+    # `flask retention sweep` from a scheduler instead).
+    "RETENTION_SWEEP_HOURS": 24,
+    # The record of processing (Art. 30): the controller's data protection officer, and
+    # transfers outside the EEA (the data map has none of its own).
+    "DPO_CONTACT": "dpo@perkly.example",
+    "RECORD_TRANSFERS": "None outside the EEA",
+    # Room for a request form with its pictures (at most three of 4 MB each, checked one
+    # by one in rights/lifecycle/evidence.py); anything larger is refused before it is read.
+    "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,
+}
 
 
 def normalise_db_url(url: str) -> str:
