@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from storage.clock import add_months
-from storage.datamap import CATEGORIES, LEDGER_RECORDS
+from storage.datamap import CATEGORIES, LEDGER_RECORDS, Category, LedgerRecord
 
 POLICY_DIR = Path(__file__).parent
 ACTIONS = ("delete", "anonymise")
@@ -148,7 +148,7 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
         if record.retention_policy not in loaded:
             raise PolicyError(f"{record.retention_policy}.toml: missing (Lethe's {record.key})")
     for record in LEDGER_RECORDS:
-        _check_clock(loaded[record.retention_policy], record.model, record.subject_column)
+        _check_clock(loaded[record.retention_policy], record)
     for cat in CATEGORIES:
         policy = loaded.get(cat.retention_policy)
         if policy is None:
@@ -158,18 +158,19 @@ def load_policies(directory: Path = POLICY_DIR) -> dict[str, Policy]:
                 f"{policy.file}: field 'retain_after_erasure' is required: erasure retains "
                 f"category '{cat.key}'"
             )
-        _check_clock(policy, cat.model, cat.subject_column)
+        _check_clock(policy, cat)
     return loaded
 
 
-def _check_clock(policy: Policy, model, subject_column: str | None = None) -> None:
+def _check_clock(policy: Policy, entry: Category | LedgerRecord) -> None:
     """The trigger must be something the table itself can tell (else its rows would never
     expire, or expire with another table's), and the action one the table can take."""
     from retention_policies import clocks  # noqa: PLC0415 - clocks reads the models
 
+    model, subject_column = entry.model, entry.subject_column
     table = model.__table__
     try:
-        clocks.started(policy.trigger, model)
+        clocks.started(policy.trigger, model, entry.clock)
     except (AttributeError, KeyError):
         raise PolicyError(
             f"{policy.file}: field 'trigger': {table.name} cannot tell when "

@@ -17,241 +17,68 @@ Work goes in batches of ``batch`` rows, each its own transaction, so memory stay
 stopped sweep has lost nothing. Batches are claimed with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so sweeps started at once by several schedulers share the rows and remove each
 one once; a second sweep finds nothing left to do. Only counts and dates come out: never data.
+
+What is governed, which rows are due and what holds them are in :mod:`retention_policies.due`;
+its names used outside (``Governed``, ``governed``, ``Holds``) are this module's too.
 """
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
     ARRAY,
-    Integer,
     String,
     and_,
     any_,
     bindparam,
     cast,
     delete,
-    exists,
-    false,
     func,
     literal,
-    or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from retention_policies import clocks
-from retention_policies.policies import Policy, policies
-from storage.clock import utcnow
-from storage.datamap import CATEGORIES, LEDGER_RECORDS
-from storage.db import db
-from storage.models import (
-    LegalHold,
-    RecordHistory,
-    Restriction,
-    RetentionRun,
-    RightsRequest,
-    Subject,
+from retention_policies.due import (
+    ANONYMOUS_SUBJECT_ID,
+    Governed,
+    Holds,
+    expired,
+    governed,
+    narrowed,
+    retained_expired,
+    started,
 )
+from storage.clock import utcnow
+from storage.db import db
+from storage.models import RecordHistory, RetentionRun, Subject
+
+__all__ = [
+    "ANONYMOUS_REF",
+    "ANONYMOUS_SUBJECT_ID",
+    "BATCH",
+    "Governed",
+    "Holds",
+    "Outcome",
+    "anonymous_subject",
+    "apply",
+    "due_counts",
+    "governed",
+    "preview",
+    "record",
+    "sweep",
+]
 
 log = logging.getLogger(__name__)
 BATCH = 2000
-ANONYMOUS_SUBJECT_ID = "00000000-0000-4000-8000-000000000000"
 ANONYMOUS_REF = "sub_anonymous"
-
-
-@dataclass(frozen=True)
-class Governed:
-    """A table (or part of one) under one policy."""
-
-    key: str
-    title: str
-    model: type
-    policy_key: str
-    subject_column: str | None
-    has_provenance: bool
-    where: tuple[str, tuple[str, ...]] | None = None
-    personal: bool = True  # a data-map category (rather than one of Lethe's own records)
-
-    @property
-    def policy(self) -> Policy:
-        return policies()[self.policy_key]
-
-    @property
-    def retained(self) -> bool:
-        """Whether erasure may keep its rows until ``retain_until``."""
-        return hasattr(self.model, "retain_until")
-
-
-def governed() -> list[Governed]:
-    """Everything a policy governs, children before parents (so a parent's rows can go in the
-    same sweep as the rows that refer to them)."""
-    out = [
-        Governed(
-            key=c.key,
-            title=c.title,
-            model=c.model,
-            policy_key=c.retention_policy,
-            subject_column=c.subject_column,
-            has_provenance=c.has_provenance,
-            where=("kind", ("email",)) if c.key == "notices" else None,
-        )
-        for c in CATEGORIES
-    ] + [
-        Governed(
-            key=r.key,
-            title=r.title,
-            model=r.model,
-            policy_key=r.retention_policy,
-            subject_column=r.subject_column,
-            has_provenance=False,
-            where=r.where,
-            personal=False,
-        )
-        for r in LEDGER_RECORDS
-        if r.swept_as == "rows"
-    ]
-    order = {}
-    for name, metadata in db.metadatas.items():
-        for i, table in enumerate(metadata.sorted_tables):
-            order[(name, table.name)] = i
-    bind_of = {g.key: getattr(g.model, "__bind_key__", None) for g in out}
-    return sorted(out, key=lambda g: -order[(bind_of[g.key], g.model.__tablename__)])
-
-
-@dataclass
-class Holds:
-    """The legal holds in force now, read once per sweep (they are few)."""
-
-    subjects: list[str] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)
-    campaigns: list[int] = field(default_factory=list)
-    categories: set[str] = field(default_factory=set)
-    now: datetime | None = None
-
-    @classmethod
-    def at(cls, now: datetime) -> "Holds":
-        rows = db.session.execute(
-            select(LegalHold, Subject.ref)
-            .outerjoin(Subject, Subject.id == LegalHold.subject_id)
-            .where(
-                LegalHold.released_at.is_(None),
-                or_(LegalHold.ends_at.is_(None), LegalHold.ends_at > now),
-            )
-        ).all()
-        holds = cls(now=now)
-        for hold, ref in rows:
-            if hold.scope == "subject":
-                holds.subjects.append(hold.subject_id)
-                holds.refs.append(ref)
-            elif hold.scope == "campaign":
-                holds.campaigns.append(hold.campaign_id)
-            else:
-                holds.categories.add(hold.category)
-        return holds
-
-    def covers(self, g: Governed):
-        """SQL: the rows of ``g`` held back — by a legal hold on their category, their person
-        (directly, through their request, or by reference) or their campaign, or by a
-        restriction in force (Art. 18: stored, not used, and not deleted). NULL-safe: a row
-        with no person or no campaign is simply not covered by such a hold."""
-        if g.key in self.categories:
-            return true()
-        model = g.model
-        conditions = [_restricted(g, self.now)] if g.personal else []
-        if self.subjects:
-            for column in _subject_columns(model, g.subject_column):
-                conditions.append(and_(column.is_not(None), column.in_(self.subjects)))
-            if "subject_ref" in model.__table__.c:
-                conditions.append(model.__table__.c.subject_ref.in_(self.refs))
-        campaign = clocks.campaign_of(model) if self.campaigns else None
-        if campaign is not None:
-            conditions.append(and_(campaign.is_not(None), campaign.in_(self.campaigns)))
-        return or_(*conditions) if conditions else false()
-
-
-def _subject_columns(model, subject_column: str | None) -> list:
-    """Where a row says whose it is: its own subject column, and its request's subject."""
-    columns = [getattr(model, subject_column)] if subject_column else []
-    same_database = getattr(model, "__bind_key__", None) is None
-    if "request_id" in model.__table__.c and model is not RightsRequest and same_database:
-        columns.append(
-            select(RightsRequest.subject_id)
-            .where(RightsRequest.id == model.request_id)
-            .scalar_subquery()
-        )
-    return columns
-
-
-def _restricted(g: Governed, now: datetime):
-    """SQL: the row is under a restriction in force (or, for a request, holds one open)."""
-    in_force = or_(Restriction.ends_at.is_(None), Restriction.ends_at > now)
-    if g.model is RightsRequest:
-        return exists().where(Restriction.request_id == RightsRequest.id, in_force)
-    if not isinstance(g.model.__table__.c.id.type, Integer):
-        return false()  # restrictions name platform records, whose ids are numbers
-    return exists().where(
-        Restriction.record_type == g.model.__tablename__,
-        Restriction.record_id == g.model.__table__.c.id,
-        Restriction.started_at <= now,
-        in_force,
-    )
 
 
 def _pk(g: Governed):
     return g.model.__table__.c.id
-
-
-def _still_referred_to(g: Governed):
-    """SQL: rows another table still refers to (they wait for those rows to go first)."""
-    table = g.model.__table__
-    bind = getattr(g.model, "__bind_key__", None)
-    conditions = []
-    for other in db.metadatas[bind].sorted_tables:
-        for fk in other.foreign_keys:
-            if fk.column.table is table and other is not table:
-                conditions.append(exists().where(fk.parent == fk.column))
-    return or_(*conditions) if conditions else false()
-
-
-def _narrowed(g: Governed, query):
-    if g.where is not None:
-        column, values = g.where
-        query = query.where(getattr(g.model, column).in_(values))
-    return query
-
-
-def _actionable(g: Governed):
-    """SQL filter: rows the policy's action can still be applied to — not yet anonymised, or
-    (to delete) not referred to by another row."""
-    if g.policy.action == "anonymise":
-        return getattr(g.model, g.subject_column) != ANONYMOUS_SUBJECT_ID
-    return ~_still_referred_to(g)
-
-
-def expired(g: Governed, now: datetime):
-    """SQL filter: rows whose retention period has run by ``now`` under their policy. Rows
-    erasure kept go at the earlier of this and their retain_until: an erasure request never
-    makes data live longer."""
-    start = clocks.started(g.policy.trigger, g.model)
-    return and_(start.is_not(None), start <= g.policy.period.before(now), _actionable(g))
-
-
-def retained_expired(g: Governed, now: datetime):
-    """SQL filter: rows erasure kept whose ``retain_until`` has passed (and whose own clock has
-    not: those count as expired): the category's action applies to them now."""
-    start = clocks.started(g.policy.trigger, g.model)
-    own_clock_ran = and_(start.is_not(None), start <= g.policy.period.before(now))
-    return and_(
-        g.model.restricted_at.is_not(None),
-        g.model.retain_until <= now,
-        ~own_clock_ran,
-        _actionable(g),
-    )
 
 
 @dataclass
@@ -280,13 +107,13 @@ def preview(g: Governed, holds: Holds, now: datetime) -> Outcome:
     """What a sweep would do to ``g`` now: counts and the oldest date, nothing changed."""
     policy = g.policy
     outcome = Outcome(g.key, g.policy_key, policy.action)
-    start = clocks.started(policy.trigger, g.model)
+    start = started(g)
     covered = holds.covers(g)
     rows = select(func.count()).select_from(g.model)
-    due = _narrowed(g, rows.add_columns(func.min(start)).where(expired(g, now)))
+    due = narrowed(g, rows.add_columns(func.min(start)).where(expired(g, now)))
     outcome.expired, outcome.oldest = db.session.execute(due.where(~covered)).one()
     outcome.held = db.session.execute(
-        _narrowed(g, rows.where(expired(g, now), covered))
+        narrowed(g, rows.where(expired(g, now), covered))
     ).scalar_one()
     if g.retained:
         outcome.retained_removed = db.session.execute(
@@ -300,7 +127,7 @@ def preview(g: Governed, holds: Holds, now: datetime) -> Outcome:
 
 def _claim(g: Governed, condition, batch: int, after) -> list:
     pk = _pk(g)
-    query = _narrowed(g, select(pk).select_from(g.model).where(condition))
+    query = narrowed(g, select(pk).select_from(g.model).where(condition))
     if after is not None:
         query = query.where(pk > after)  # keyset: rows passed over are not scanned again
     query = query.order_by(pk).limit(batch)

@@ -1,18 +1,23 @@
 """The data map: the one declaration of where personal data lives and what is done with it.
 
-Access reports, portability exports, erasure, rectification, retention sweeps and the Art. 30
-record all read :data:`CATEGORIES`; none of them keeps its own list of tables. A category names
-its retention policy by key; the policy itself (period, trigger, action) is a file in
-``retention_policies/`` so that no period is stated twice.
+Access reports, portability exports, erasure, rectification, incidents, retention sweeps and
+the Art. 30 record all read :data:`CATEGORIES`; none of them keeps its own list of tables, nor
+its own idea of how the tables hang together: what is built on a record (and is held back or
+corrected with it), which rows go before a record's own, which rows of a shared table a
+category covers, and where a table's retention clock is read are declared here too. A category
+names its retention policy by key; the policy itself (period, trigger, action) is a file in
+``retention_policies/`` so that no period is stated twice. The queries these declarations
+answer are in :mod:`storage.cascades`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from storage.models import (
     AuditEvent,
     Consent,
     Delivery,
+    DeliveryAttempt,
     Disclosure,
     EvidenceAttachment,
     Feedback,
@@ -22,6 +27,7 @@ from storage.models import (
     InfluenceTopic,
     Member,
     OutboxMessage,
+    Perk,
     PerkAward,
     Promotion,
     Receipt,
@@ -30,6 +36,7 @@ from storage.models import (
     RequestEvent,
     RetentionRun,
     RightsRequest,
+    Subject,
     SuppressionTombstone,
     VerificationToken,
 )
@@ -64,6 +71,87 @@ class Erasure:
 
 
 @dataclass(frozen=True)
+class Dependant:
+    """A category built on another's rows: its rows are held back while the row they are built
+    on is contested, and corrected with it. ``via`` is the dependant's column holding that
+    row's id."""
+
+    category: str
+    via: str
+
+
+@dataclass(frozen=True)
+class Child:
+    """Rows of another table that refer to a category's rows and are deleted just before them
+    (they mean nothing without the row: a message's delivery attempts)."""
+
+    model: type
+    via: str
+
+
+@dataclass(frozen=True)
+class Link:
+    """The row of ``model`` a row belongs to, named by the row's ``via`` column."""
+
+    model: type
+    via: str
+
+
+class _Now:
+    """Stands for the moment a correction is made, in :class:`Correction` values."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW = _Now()
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What an accepted correction makes of a record that was wrong, as (column, value) pairs
+    set in this order (:data:`NOW`: the moment of correction). The first column tells whether
+    the record already stands corrected: it holds the value (for :data:`NOW`, any time)."""
+
+    values: tuple[tuple[str, object], ...]
+
+    @property
+    def marker(self) -> str:
+        return self.values[0][0]
+
+    def at(self, now) -> dict:
+        """The values to set when correcting at ``now``."""
+        return {column: now if value is NOW else value for column, value in self.values}
+
+    def made(self, row) -> bool:
+        """Whether ``row`` (an object) already stands corrected."""
+        column, value = self.values[0]
+        current = getattr(row, column)
+        return current is not None if value is NOW else current == value
+
+    def pending(self, model):
+        """SQL: ``model``'s row does not stand corrected yet."""
+        column, value = self.values[0]
+        current = getattr(model, column)
+        return current.is_(None) if value is NOW else current != value
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where a table reads the moment its retention trigger happened, when that is not the
+    trigger's usual column on the row itself.
+
+    ``parent``: what happens to the row the rows belong to — the person's account closing, the
+    request they came with closing — is read on that row, so their clocks start together.
+    ``columns``: (trigger, column) pairs, for a trigger the table reads from a column of its
+    own under another name.
+    """
+
+    parent: Link | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Category:
     key: str
     title: str
@@ -83,7 +171,19 @@ class Category:
     has_provenance: bool = True
     # Art. 30(1)(c): whose data this is.
     data_subjects: tuple[str, ...] = ("Members and former members of the platform",)
-    extra: dict = field(default_factory=dict)
+    # The rows of the table that belong to the category, when not all do: (column, values).
+    where: tuple[str, tuple[str, ...]] | None = None
+    # What is built on each row (held back and corrected with it), and what goes before it.
+    dependants: tuple[Dependant, ...] = ()
+    children: tuple[Child, ...] = ()
+    # Art. 16: whether a subject can name a record as wrong by its external id (``aw-…``),
+    # and what accepting that (or correcting the record it is built on) makes of it.
+    contestable: bool = False
+    correction: Correction | None = None
+    clock: Clock = Clock()
+    # The perk a row is about, whose campaign it belongs to (legal holds on a campaign); the
+    # rows built on it belong to the same campaign.
+    campaign: Link | None = None
 
     @property
     def table(self) -> str:
@@ -186,6 +286,20 @@ CATEGORIES: tuple[Category, ...] = (
             exception="Art. 17(3)(b) GDPR: compliance with a legal obligation (FTC Endorsement "
             "Guides, 16 CFR 255.5: records of material connections)",
         ),
+        # A list entry saying the perk was received, a promotion saying it was won, and a
+        # request to rate it (a solicitation: no "rate the phone you never got") all stand on
+        # the award: while it is contested they are held back, and corrected with it.
+        dependants=(
+            Dependant("disclosures", via="award_id"),
+            Dependant("promotions", via="award_id"),
+            Dependant("feedback", via="award_id"),
+        ),
+        contestable=True,
+        # Wrong about an award means it never arrived: "not received" from now.
+        correction=Correction(
+            (("status", "not_received"), ("status_at", NOW), ("received_at", None))
+        ),
+        campaign=Link(Perk, via="perk_id"),
     ),
     Category(
         key="disclosures",
@@ -214,6 +328,8 @@ CATEGORIES: tuple[Category, ...] = (
             "retain",
             exception="Art. 17(3)(b) GDPR: compliance with a legal obligation (16 CFR 255.5)",
         ),
+        contestable=True,
+        correction=Correction((("status", "withdrawn"),)),
     ),
     Category(
         key="promotions",
@@ -236,6 +352,8 @@ CATEGORIES: tuple[Category, ...] = (
         source="The platform's promotion service",
         retention_policy="promotions",
         erasure=Erasure("delete"),
+        contestable=True,
+        correction=Correction((("withdrawn_at", NOW),)),
     ),
     Category(
         key="consents",
@@ -261,6 +379,9 @@ CATEGORIES: tuple[Category, ...] = (
             exception="Art. 17(3)(e) GDPR: establishment, exercise or defence of legal claims "
             "(proof of what was consented to, and when)",
         ),
+        contestable=True,
+        # A consent ends when it is withdrawn or, failing that, when the account closes.
+        clock=Clock(parent=Link(Subject, via="subject_id")),
     ),
     Category(
         key="feedback",
@@ -278,6 +399,7 @@ CATEGORIES: tuple[Category, ...] = (
         source="You, through the feedback form",
         retention_policy="feedback",
         erasure=Erasure("delete"),
+        dependants=(Dependant("feedback_pictures", via="feedback_id"),),
     ),
     Category(
         key="feedback_pictures",
@@ -340,6 +462,7 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("None outside Lethe",),
         source="You, and the officers handling your requests",
         retention_policy="request_messages",
+        clock=Clock(parent=Link(RightsRequest, via="request_id")),
         data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure(
             "retain",
@@ -365,6 +488,7 @@ CATEGORIES: tuple[Category, ...] = (
         recipients=("None outside Lethe",),
         source="You, through the request form",
         retention_policy="evidence",
+        clock=Clock(parent=Link(RightsRequest, via="request_id")),
         data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure("delete"),
         has_provenance=False,
@@ -389,6 +513,9 @@ CATEGORIES: tuple[Category, ...] = (
         data_subjects=("Anyone who makes a data protection request, member or not",),
         erasure=Erasure("delete"),
         has_provenance=False,
+        # The outbox also carries webhook events and jobs: only emails are notices to a person.
+        where=("kind", ("email",)),
+        children=(Child(DeliveryAttempt, via="outbox_id"),),
     ),
     Category(
         key="recipient_ids",
@@ -409,10 +536,40 @@ CATEGORIES: tuple[Category, ...] = (
         retention_policy="recipient_ids",
         erasure=Erasure("delete"),
         has_provenance=False,
+        # Kept while the account is open: the clock is the account's, on the subject (the
+        # member row itself goes 30 days after closing).
+        clock=Clock(parent=Link(Subject, via="subject_id")),
     ),
 )
 
 BY_KEY: dict[str, Category] = {c.key: c for c in CATEGORIES}
+BY_TABLE: dict[str, Category] = {c.table: c for c in CATEGORIES}
+
+
+def category_of(record_or_model) -> Category | None:
+    """The category a row (or a model) belongs to; None for a table the map does not list."""
+    return BY_TABLE.get(record_or_model.__tablename__)
+
+
+def contestable() -> tuple[Category, ...]:
+    """The categories a subject can name a record of as wrong, by its external id."""
+    return tuple(c for c in CATEGORIES if c.contestable)
+
+
+def built_on(cat: Category) -> tuple[Category, str] | None:
+    """The category whose rows ``cat``'s rows are built on, with the column naming the row."""
+    for parent in CATEGORIES:
+        for dependant in parent.dependants:
+            if dependant.category == cat.key:
+                return parent, dependant.via
+    return None
+
+
+def depth(cat: Category) -> int:
+    """How many categories ``cat`` stands on, one on another (0: none). A correction reaches
+    a record before what stands on it."""
+    below = built_on(cat)
+    return 0 if below is None else 1 + depth(below[0])
 
 
 @dataclass(frozen=True)
@@ -429,6 +586,7 @@ class LedgerRecord:
     retention_policy: str
     subject_column: str | None = None
     where: tuple[str, tuple[str, ...]] | None = None
+    clock: Clock = Clock()
     # "rows": swept row by row; "chain": the audit trail, pruned only up to a signed
     # checkpoint so that what is left still verifies (rights/ledger/audit_checkpoints.py).
     swept_as: str = "rows"
@@ -476,6 +634,8 @@ LEDGER_RECORDS: tuple[LedgerRecord, ...] = (
         model=OutboxMessage,
         retention_policy="webhook_deliveries",
         where=("kind", ("event",)),
+        # An event is settled once written: its deliveries are kept, and go, before it.
+        clock=Clock(columns=(("delivery_settled", "created_at"),)),
     ),
     LedgerRecord(
         key="audit_events",
@@ -510,7 +670,3 @@ LEDGER_RECORDS: tuple[LedgerRecord, ...] = (
         retention_policy="retention_runs",
     ),
 )
-
-
-def category(key: str) -> Category:
-    return BY_KEY[key]

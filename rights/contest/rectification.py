@@ -4,31 +4,21 @@ restricted while their accuracy is contested (Art. 18(1)(a)); accepting applies 
 with a history row on every record it touches, and tells downstream recipients (Art. 19).
 
 Records are named by their external ids as the subject sees them in their access report
-(``aw-…`` awards, ``dl-…`` disclosures, ``pr-…`` promotions, ``con-…`` consents). What is built
-on a contested award — its disclosure-list entries and promotions — is held back with it: no
-"rate the phone you never got", no list entry saying he received it.
+(``aw-…`` awards, ``dl-…`` disclosures, ``pr-…`` promotions, ``con-…`` consents): the data
+map's contestable categories. What is built on a contested award — its disclosure-list entries,
+promotions and feedback requests, the award's dependants in the data map — is held back with
+it: no "rate the phone you never got", no list entry saying he received it. What accepting
+makes of each record is the data map's correction for its category.
 """
 
 from sqlalchemy import select
 
 from rights.holdings import records, restrictions
 from rights.recipients import downstream
-from storage import vault
+from storage import cascades, datamap, vault
 from storage.clock import utcnow
 from storage.db import db
-from storage.models import (
-    Consent,
-    Disclosure,
-    Feedback,
-    Member,
-    Perk,
-    PerkAward,
-    Promotion,
-    RightsRequest,
-)
-
-CONTESTABLE = (PerkAward, Disclosure, Promotion, Consent)
-
+from storage.models import Member, Perk, PerkAward, RightsRequest
 
 # Profile fields a subject can have corrected, named "profile.<field>" (the data map's names).
 PROFILE_FIELDS = {
@@ -52,9 +42,13 @@ def _member(subject_id: str):
 
 
 def _find(subject_id: str, external_id: str):
-    for model in CONTESTABLE:
+    for cat in datamap.contestable():
+        model = cat.model
         row = db.session.execute(
-            select(model).where(model.external_id == external_id, model.subject_id == subject_id)
+            select(model).where(
+                model.external_id == external_id,
+                getattr(model, cat.subject_column) == subject_id,
+            )
         ).scalar_one_or_none()
         if row is not None:
             return row
@@ -82,24 +76,6 @@ def profile_fields(names: list[str]) -> list[str]:
     return [n[8:] for n in names or [] if n.startswith("profile.") and n[8:] in PROFILE_FIELDS]
 
 
-def dependants(record) -> list:
-    """What is built on a record and must be held back or corrected with it."""
-    if isinstance(record, PerkAward):
-        out = list(
-            db.session.execute(select(Disclosure).where(Disclosure.award_id == record.id)).scalars()
-        )
-        out += list(
-            db.session.execute(select(Promotion).where(Promotion.award_id == record.id)).scalars()
-        )
-        # A feedback request about the award is a solicitation: no "rate the phone you never
-        # got" while its receipt is contested.
-        out += list(
-            db.session.execute(select(Feedback).where(Feedback.award_id == record.id)).scalars()
-        )
-        return out
-    return []
-
-
 def contest(
     request: RightsRequest, names: list[str], *, actor: str, reason: str = "contested"
 ) -> tuple[int, list[str]]:
@@ -108,7 +84,7 @@ def contest(
     found, unknown = resolve(request.subject_id, names)
     count = 0
     for record in found:
-        for row in [record, *dependants(record)]:
+        for row in [record, *cascades.dependants_of(record)]:
             count += restrictions.restrict(row, request=request, reason=reason, actor=actor)
     if count:
         downstream.tell("subject.restricted", request, [*found], f"hold: {reason}")
@@ -116,8 +92,10 @@ def contest(
 
 
 def contested(request: RightsRequest) -> list:
-    """The records this request restricts, as rows (for the officer's review)."""
-    by_type = {m.__tablename__: m for m in (*CONTESTABLE, Member)}
+    """The records this request restricts, as rows (for the officer's review): those of the
+    contestable categories and the profile. Feedback held back with an award is not listed:
+    there is nothing in it to correct."""
+    by_type = {m.__tablename__: m for m in (*(c.model for c in datamap.contestable()), Member)}
     rows = []
     for r in restrictions.of_request(request):
         model = by_type.get(r.record_type)
@@ -128,31 +106,18 @@ def contested(request: RightsRequest) -> list:
 
 
 def accept(request: RightsRequest, *, actor: str, profile: dict | None = None) -> list:
-    """Apply the correction the subject asked for (flushes): a contested award becomes "not
-    received" (nothing arrived), its disclosure-list entries are withdrawn, promotions built on
-    it are withdrawn; a contested disclosure is withdrawn; a contested promotion is withdrawn.
-    Each change is a history row naming this request. Returns the records changed."""
+    """Apply the correction the subject asked for (flushes): each contested record, and what
+    was held back with it, gets its category's correction from the data map — an award becomes
+    "not received" (nothing arrived), disclosure-list entries and promotions are withdrawn —
+    a record before what is built on it. Each change is a history row naming this request.
+    Returns the records changed."""
     changed = []
     why = f"rectification {request.reference} accepted"
     now = utcnow()
-    for record in [r for r in contested(request) if isinstance(r, (PerkAward,))]:
-        if record.status != "not_received":
-            records.correct(
-                record,
-                {"status": "not_received", "status_at": now, "received_at": None},
-                request=request,
-                actor=actor,
-                reason=why,
-            )
-            changed.append(record)
-    for record in contested(request):
-        if isinstance(record, Disclosure) and record.status != "withdrawn":
-            records.correct(
-                record, {"status": "withdrawn"}, request=request, actor=actor, reason=why
-            )
-            changed.append(record)
-        elif isinstance(record, Promotion) and record.withdrawn_at is None:
-            records.correct(record, {"withdrawn_at": now}, request=request, actor=actor, reason=why)
+    for record in cascades.in_cascade_order(contested(request)):
+        correction = datamap.category_of(record).correction
+        if correction is not None and not correction.made(record):
+            records.correct(record, correction.at(now), request=request, actor=actor, reason=why)
             changed.append(record)
     values = {
         PROFILE_FIELDS[k]: v.strip()
@@ -181,47 +146,73 @@ def refuse(request: RightsRequest, *, actor: str):
 
 
 def choices(request: RightsRequest) -> list[dict]:
-    """The subject's records they can point at as wrong (awards, list entries, promotions,
-    consents), each with whether this request already holds it back."""
+    """The subject's records they can point at as wrong (profile fields, then the records of
+    each contestable category: awards, list entries, promotions, consents), each with whether
+    this request already holds it back."""
     held = {(r.record_type, r.record_id) for r in restrictions.of_request(request)}
-    out = []
-    awards = db.session.execute(
-        select(PerkAward, Perk.item)
-        .join(Perk, Perk.id == PerkAward.perk_id)
-        .where(PerkAward.subject_id == request.subject_id, PerkAward.restricted_at.is_(None))
-        .order_by(PerkAward.id)
-    ).all()
-    items = {}
-    member = _member(request.subject_id)
-    if member is not None:
-        member_held = (Member.__tablename__, member.id) in held
-        for key, column in PROFILE_FIELDS.items():
-            value = vault.decrypt(member.subject_id, f"members.{column}", getattr(member, column))
-            if value:
-                out.append(
-                    {
-                        "id": f"profile.{key}",
-                        "label": f"{PROFILE_LABELS[key]}: {value}",
-                        "held": member_held,
-                    }
-                )
-    for award, item in awards:
-        items[award.id] = item
-        out.append(
-            _choice(award, f"Award of {item}: marked {award.status.replace('_', ' ')}", held)
-        )
-    for model, label in (
-        (Disclosure, lambda r: f"Disclosure-list entry for {items.get(r.award_id, 'an award')}"),
-        (Promotion, lambda r: f"Promotion shown to {r.audience}"),
-        (Consent, lambda r: f"Consent to {r.purpose.replace('_', ' ')}: {r.status}"),
-    ):
-        rows = db.session.execute(
-            select(model).where(model.subject_id == request.subject_id).order_by(model.id)
-        ).scalars()
-        for row in rows:
-            if getattr(row, "restricted_at", None) is None:
-                out.append(_choice(row, label(row), held))
+    out = _profile_choices(request.subject_id, held)
+    items = _perk_items(request.subject_id)
+    for cat in datamap.contestable():
+        label = LABELS.get(cat.key, _default_label)
+        for row in _unrestricted(cat, request.subject_id):
+            out.append(_choice(row, label(row, items), held))
     return out
+
+
+# How each contestable record is named in the list the subject picks from; ``items`` holds the
+# perk of each of their awards, for what is built on one.
+LABELS = {
+    "perk_awards": lambda r, items: f"Award of {items[r.id]}: marked {r.status.replace('_', ' ')}",
+    "disclosures": lambda r, items: (
+        f"Disclosure-list entry for {items.get(r.award_id, 'an award')}"
+    ),
+    "promotions": lambda r, items: f"Promotion shown to {r.audience}",
+    "consents": lambda r, items: f"Consent to {r.purpose.replace('_', ' ')}: {r.status}",
+}
+
+
+def _default_label(row, items) -> str:
+    return f"{datamap.category_of(row).title}: {row.external_id}"
+
+
+def _profile_choices(subject_id: str, held: set) -> list[dict]:
+    member = _member(subject_id)
+    if member is None:
+        return []
+    member_held = (Member.__tablename__, member.id) in held
+    out = []
+    for key, column in PROFILE_FIELDS.items():
+        value = vault.decrypt(member.subject_id, f"members.{column}", getattr(member, column))
+        if value:
+            out.append(
+                {
+                    "id": f"profile.{key}",
+                    "label": f"{PROFILE_LABELS[key]}: {value}",
+                    "held": member_held,
+                }
+            )
+    return out
+
+
+def _perk_items(subject_id: str) -> dict[int, str]:
+    """The perk each of the subject's awards is for (those erasure kept aside)."""
+    return dict(
+        db.session.execute(
+            select(PerkAward.id, Perk.item)
+            .join(Perk, Perk.id == PerkAward.perk_id)
+            .where(PerkAward.subject_id == subject_id, PerkAward.restricted_at.is_(None))
+        ).all()
+    )
+
+
+def _unrestricted(cat: datamap.Category, subject_id: str):
+    """The subject's records of ``cat`` in id order, less those erasure kept under a legal
+    exception (restricted for good: not theirs to correct any more)."""
+    model = cat.model
+    query = select(model).where(getattr(model, cat.subject_column) == subject_id).order_by(model.id)
+    if hasattr(model, "restricted_at"):
+        query = query.where(model.restricted_at.is_(None))
+    return db.session.execute(query).scalars()
 
 
 def _choice(row, label: str, held: set) -> dict:

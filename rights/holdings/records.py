@@ -15,6 +15,7 @@ from rights.holdings import restrictions, subjects, suppression
 from rights.ledger import audit
 from storage import vault
 from storage.clock import utcnow
+from storage.datamap import BY_KEY
 from storage.db import db
 from storage.models import (
     Brand,
@@ -28,6 +29,9 @@ from storage.models import (
     RecordHistory,
     Subject,
 )
+
+# What correcting an award makes of it ("not received"): such an award is never promoted.
+AWARD_CORRECTION = BY_KEY["perk_awards"].correction
 
 
 def _plain(value):
@@ -337,7 +341,8 @@ def upsert_promotion(
         award = by_external(PerkAward, data["award_id"])
         if award is None or award.subject_id != member.subject_id:
             raise Invalid("Unknown award for this member.", {"award_id": ["unknown"]})
-        if restrictions.is_restricted(award) or award.status == "not_received":
+        # Held back while contested, and for good once corrected (the data map's correction).
+        if restrictions.is_restricted(award) or AWARD_CORRECTION.made(award):
             raise Conflict(
                 "This award is contested or was corrected: it may not be promoted.",
                 {"award_id": ["held back"]},
