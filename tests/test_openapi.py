@@ -31,8 +31,9 @@ CONTRACT = [
     ("post", "/statements"),
     ("post", "/deliveries/{id}/confirm"),
     ("get", "/openapi.json"),
+    ("get", "/docs"),
 ]
-PUBLIC = {("get", "/openapi.json"), ("post", "/statements")}
+PUBLIC = {("get", "/openapi.json"), ("get", "/docs"), ("post", "/statements")}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -241,6 +242,38 @@ def test_real_answers_conform_to_the_document(client, api_key, key_with, doc):
     conforms(doc, "post", "/requests", post(API + "/requests", json={}, headers=api_key))
     missing = client.get(API + "/requests/nope", headers=api_key)
     conforms(doc, "get", "/requests/{request_id}", missing)
+
+
+def test_streamed_and_other_answers_conform_to_the_document(client, api_key, key_with, doc):
+    """The disclosure list is streamed as it is read, not dumped through its schema: its
+    JSON must still be what DisclosureListOut states; and the answers of the other
+    operations, each dumped through its own schema, fit the document too."""
+    post = client.post
+    post(API + "/members", json=member_body(1), headers=api_key)
+    award = award_body(1, status="received", received_at="2024-03-01T10:00:00Z")
+    post(API + "/perk-awards", json=award, headers=api_key)
+    disclosure = {"disclosure_id": "d-1", "award_id": "aw-1", "status": "disclosed"}
+    post(API + "/disclosures", json={**disclosure, **PROVENANCE}, headers=api_key)
+    reader = key_with("disclosures:read")
+    for query in ("", "?brand=b-nova", "?brand=nope"):
+        resp = client.get(API + "/disclosures/export" + query, headers=reader)
+        conforms(doc, "get", "/disclosures/export", resp)
+    csv = client.get(API + "/disclosures/export?format=csv", headers=reader)
+    documented = doc["paths"]["/disclosures/export"]["get"]["responses"]["200"]["content"]
+    assert csv.status_code == 200 and csv.mimetype in documented
+    listed = client.get(API + "/disclosures/export", headers=reader).get_json()
+    assert [e["disclosure_id"] for e in listed["entries"]] == ["d-1"]
+
+    ident = {"member_id": "m-1", "subscriber_id": 1, "identifier": "c-1"}
+    resp = post(API + "/recipient-identifiers", json=ident, headers=api_key)
+    conforms(doc, "post", "/recipient-identifiers", resp)
+    resp = post(API + "/deliveries/nope/confirm", headers=api_key)
+    conforms(doc, "post", "/deliveries/{delivery_id}/confirm", resp)
+    resp = post(API + "/statements", json={"record_key": "NOPE-NOPE"})
+    conforms(doc, "post", "/statements", resp)
+    conforms(doc, "get", "/openapi.json", client.get(API + "/openapi.json"))
+    page = client.get(API + "/docs")
+    assert page.mimetype in doc["paths"]["/docs"]["get"]["responses"]["200"]["content"]
 
 
 def test_completed_request_result_is_documented(doc):
@@ -573,6 +606,7 @@ DECLARED = {
     ("get", "/requests/{}/export.zip"): {"200", "404"} | LONG_URL,
     ("post", "/statements"): {"200", "404", "413", "422", "429"},
     ("get", "/openapi.json"): {"200"},
+    ("get", "/docs"): {"200"},
 }
 
 

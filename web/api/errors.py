@@ -1,15 +1,22 @@
-"""One JSON error shape for the API: ``{"error": {"code", "message", "fields"}}``."""
+"""One JSON error shape for the API: ``{"error": {"code", "message", "fields"}}``, dumped
+through :class:`web.api.responses.ErrorOut`, which the OpenAPI document states.
+
+Every error answer comes from here: the blueprint's handlers (web/api/blueprint.py) and, for
+HTTP errors under /api/ (404, 405, 413, 429...), web/__init__.py's dispatch. flask-smorest's
+own error handler, which has another shape, is never installed (web/api/openapi.py).
+"""
 
 from flask import jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from rights.errors import RightsError
+from web.api.responses import ErrorOut
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None):
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
-    return jsonify(body), status
+    return jsonify(ErrorOut().dump(body)), status
 
 
 def exception_headers(exc) -> dict[str, str]:
@@ -56,3 +63,11 @@ def validation_error(exc: ValidationError):
 
 def rights_error(exc: RightsError):
     return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+
+def integrity_error(exc):
+    # Two writers created the same record at the same moment: the loser retries and updates.
+    # (The request's transaction is rolled back: web/transaction.py, as for every error.)
+    return error_response(
+        409, "conflict", "A concurrent request changed the same record; retry the request."
+    )

@@ -1,5 +1,6 @@
-"""Marshmallow schemas of the API, in pairs: ``...In`` loads (unknown fields refused),
-``...Out`` dumps. Writable fields are exactly those listed in an ``In`` schema.
+"""Marshmallow schemas of what the API takes: each ``...In`` loads a body or a query string
+(unknown fields refused). Writable fields are exactly those listed in an ``In`` schema. (What
+the API answers is dumped through web/api/responses.py.)
 
 The input rules live here and nowhere else: the OpenAPI document is generated from these
 schemas (web/api/openapi.py), and the public web form loads through :class:`RequestIn` too.
@@ -22,7 +23,6 @@ from marshmallow import (
     validates_schema,
 )
 
-from rights.lifecycle import requests
 from storage.models import RequestType
 from storage.models.platform import AWARD_STATUSES, CONSENT_STATUSES, DISCLOSURE_STATUSES
 from web.validation import clean_text
@@ -231,14 +231,6 @@ class RecipientIdentifierIn(Schema):
     identifier = Text(required=True, allow_none=True, **ID)
 
 
-class RecordOut(Schema):
-    id = fields.Integer()
-    external_id = fields.String(data_key="external_id")
-    source = fields.String()
-    actor = fields.String()
-    recorded_at = AwareDateTime()
-
-
 # Type-specific fields of a rights request, and which types take which.
 OBJECTION_PURPOSES = ("direct_marketing", "likeness", "profiling", "legitimate_interests")
 RESTRICTION_GROUNDS = (
@@ -299,27 +291,6 @@ class RequestIn(StrictSchema):
 def request_details(data: dict) -> dict:
     """The type-specific part of a loaded :class:`RequestIn`."""
     return {k: v for k, v in data.items() if k in TYPE_FIELDS[data["type"]]}
-
-
-class RequestOut(Schema):
-    id = fields.String()
-    reference = fields.String()
-    type = fields.String()
-    status = fields.String()
-    channel = fields.String()
-    received_at = AwareDateTime()
-    due_at = AwareDateTime()
-    extended = fields.Method("_extended")
-    completed_at = AwareDateTime(allow_none=True)  # null until completed
-
-    def _extended(self, obj):
-        if obj.extended_at is None:
-            return None
-        return {
-            "at": obj.extended_at.isoformat(),
-            "months": obj.extension_months,
-            "reason": requests.extension_reason(obj),
-        }
 
 
 class QueryIn(StrictSchema):
