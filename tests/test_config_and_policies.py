@@ -201,3 +201,4 @@ def test_layers_point_down():
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     assert f"{len(contracts['contracts'])} kept, 0 broken" in result.stdout
     assert len(contracts["contracts"]) >= 3
+    assert "ignored" not in result.stdout

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from flask import Flask, current_app, render_template, request
 
+import rights.catalogue  # noqa: F401  (registers each right's handler with the lifecycle)
 from web import api, dashboard, public, transaction, wellknown
 from web import logging as access_logging
 from web.extensions import csrf

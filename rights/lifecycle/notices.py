@@ -7,19 +7,16 @@ from flask import current_app
 from sqlalchemy import select
 
 from rights.delivery import outbox
+from rights.lifecycle.registry import handler_for
 from storage import vault
 from storage.db import db
 from storage.models import OutboxMessage, RightsRequest
 
-RIGHT_NAMES = {
-    "access": "access to your data",
-    "portability": "a copy of your data to take elsewhere",
-    "rectification": "correction of your data",
-    "erasure": "erasure of your data",
-    "restriction": "restriction of the use of your data",
-    "objection": "objection to the use of your data",
-    "consent_withdrawal": "withdrawal of your consent",
-}
+
+def _right(request: RightsRequest) -> str:
+    """How the notice names the right asked for ("your request for <this>"): the right's
+    handler says, so that a right added later is named without an edit here."""
+    return handler_for(request.type).name
 
 
 def _url(path: str) -> str:
@@ -73,7 +70,7 @@ def verification(request: RightsRequest, token: str) -> None:
         request,
         "notice.verify",
         "Please confirm your request",
-        f"We received a request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"We received a request for {_right(request)}.\n\n"
         f"To confirm it was you, open this link and press 'Confirm' within {hours} hours:\n"
         f"{_url('/verify/' + token)}\n\n"
         "If you did not ask for this, ignore this email: nothing will happen.",
@@ -85,7 +82,7 @@ def received(request: RightsRequest) -> None:
         request,
         "notice.received",
         "We received your request",
-        f"We received your request for {RIGHT_NAMES[request.type]} on "
+        f"We received your request for {_right(request)} on "
         f"{_date(request.received_at)}. We will answer by {_date(request.due_at)}.",
     )
 
@@ -101,7 +98,7 @@ def resume_link(request: RightsRequest, token: str) -> None:
 
 
 def completed_with_download(request: RightsRequest, token: str) -> None:
-    what = "report" if request.type == "access" else "export"
+    what = handler_for(request.type).download_noun
     _send(
         request,
         "notice.completed",
@@ -117,7 +114,7 @@ def completed(request: RightsRequest) -> None:
         request,
         "notice.completed",
         "We have done what you asked",
-        f"We have completed your request for {RIGHT_NAMES[request.type]}. "
+        f"We have completed your request for {_right(request)}. "
         "You can see what was done on your request's page: "
         f"{_url('/requests/' + request.reference)}"
         "\n\nIf you think we got something wrong, reply to this email. " + remedies_text(),
@@ -149,7 +146,7 @@ def extended(request: RightsRequest) -> None:
         request,
         "notice.extended",
         "We need more time to answer your request",
-        f"We need more time to answer your request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"We need more time to answer your request for {_right(request)}.\n\n"
         f"Why: {_reason(request, 'extension_reason_enc')}\n\n"
         f"We will now answer by {_date(request.due_at)} "
         "(Art. 12(3) GDPR allows up to two further months for complex or numerous requests).\n\n"
@@ -172,7 +169,7 @@ def refused(request: RightsRequest, restriction_ends=None) -> None:
         request,
         "notice.refused",
         "We cannot do what you asked",
-        f"We have decided not to act on your request for {RIGHT_NAMES[request.type]}.\n\n"
+        f"We have decided not to act on your request for {_right(request)}.\n\n"
         f"Why: {_reason(request, 'decision_reason_enc')}"
         + _lifting(restriction_ends)
         + "\n\n"
@@ -185,7 +182,7 @@ def withdrawn(request: RightsRequest, restriction_ends=None) -> None:
         request,
         "notice.withdrawn",
         "Your request was withdrawn",
-        f"Your request for {RIGHT_NAMES[request.type]} was withdrawn as you asked. "
+        f"Your request for {_right(request)} was withdrawn as you asked. "
         "You can make a new request at any time." + _lifting(restriction_ends),
     )
 
@@ -195,7 +192,7 @@ def information_requested(request: RightsRequest, question: str, token: str) -> 
         request,
         "notice.information_requested",
         "We need something from you to answer your request",
-        f"To answer your request for {RIGHT_NAMES[request.type]}, we need to ask you:\n\n"
+        f"To answer your request for {_right(request)}, we need to ask you:\n\n"
         f"{question}\n\n"
         "Open this link and press 'Continue', then write your answer on your request's page:\n"
         f"{_url('/resume/' + token)}\n\n"
@@ -254,7 +251,7 @@ def restriction_lifting(request: RightsRequest, reason: str, ends) -> None:
         request,
         "notice.restriction_lifting",
         "We will stop holding your records back",
-        f"The records you asked us to hold back (request for {RIGHT_NAMES[request.type]}) "
+        f"The records you asked us to hold back (request for {_right(request)}) "
         f"will be used again from {ends.strftime('%d %B %Y at %H:%M UTC')}.\n\n"
         f"Why: {reason}\n\n"
         "If you disagree, reply before then. " + remedies_text(),
