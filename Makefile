@@ -1,5 +1,6 @@
 # Lethe: `make run` (dev server + outbox worker), `make test`, `make lint`, `make bench`.
-# Needs only Python 3.11+ on PATH; everything else comes from requirements.txt into .venv.
+# Needs only Python 3.11+ on PATH; everything else comes from requirements-dev.txt (the runtime's
+# requirements.txt plus the tools, every package pinned with its hashes) into .venv.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -15,20 +16,24 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install run test lint bench
+.PHONY: help install run test lint bench lock
 
 help:
 	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker (demo data loaded)"
 	@echo "make test   the test suite, one pytest-xdist worker per CPU (PYTEST_ARGS='-k access' to pass options to pytest, '-n 0' for one process)"
 	@echo "make lint   ruff + import-linter contracts"
+	@echo "make lock   compile requirements.in / requirements-dev.in into the hashed lock files"
 	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py, bench_incident.py (BENCH_ARGS='--records 1000')"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when requirements.txt is newer than the stamp.
-$(STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# Reinstall only when a lock file is newer than the stamp. --require-hashes: a package whose
+# bytes differ from the ones locked is refused, whatever index served it.
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements-dev.txt
+
 	@touch $@
 
 # axe-core for the accessibility tests (package.json): `npm ci` again only when the lock file
@@ -59,6 +64,14 @@ run: $(STAMP)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# After editing requirements.in or requirements-dev.in: every transitive package pinned, with
+# the hashes of every file PyPI has for it (any platform), for Python 3.11 and up.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements.in --generate-hashes --universal --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in -c requirements.txt --generate-hashes --universal \
+		--python-version 3.11 --custom-compile-command "make lock" --quiet -o requirements-dev.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -43,7 +43,7 @@ import pytest
 try:  # the hooks below are for the schemathesis process; pytest needs none of them
     import schemathesis
     from schemathesis.specs.openapi import checks as builtin_checks
-except ImportError:  # pragma: no cover - requirements.txt pins schemathesis
+except ImportError:  # pragma: no cover - requirements-dev.txt pins schemathesis
     schemathesis = None
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -336,7 +336,7 @@ def test_schemathesis_finds_no_failure_against_a_live_server(
 ):
     base, key, known = live_server
     assert (BIN / "schemathesis").exists(), (
-        "schemathesis is missing: pip install -r requirements.txt"
+        "schemathesis is missing: pip install --require-hashes -r requirements-dev.txt"
     )
     command = [
         str(BIN / "schemathesis"),
