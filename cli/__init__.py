@@ -1,6 +1,9 @@
 """``flask --app app ...`` commands: thin click shells over plain functions that tests call.
 
-(``flask db ...`` comes from Flask-Migrate.)
+A command's changes are one unit of work (:func:`storage.db.unit_of_work`): committed when the
+service calls are done — before a secret is printed, so nothing is shown that was not kept —
+or rolled back when one is refused. Long work (the worker's round, an erasure, a shred)
+commits step by step through :mod:`storage.steps`. (``flask db ...`` comes from Flask-Migrate.)
 """
 
 import logging
@@ -21,7 +24,7 @@ from rights import jobs
 from rights.errors import RightsError
 from rights.ledger import apikeys
 from rights.lifecycle import requests
-from storage.db import db
+from storage.db import unit_of_work
 
 apikeys_group = AppGroup("apikeys", help="Manage API keys for the platform's services.")
 demo_group = AppGroup("demo", help="Demo data.")
@@ -40,10 +43,10 @@ requests_group = AppGroup(
 def apikeys_create(name: str, scopes: str) -> None:
     """Create an API key; prints the key alone on the last line (shown once)."""
     try:
-        row, key = apikeys.create(name, apikeys.parse_scopes(scopes), actor="cli")
+        with unit_of_work():
+            row, key = apikeys.create(name, apikeys.parse_scopes(scopes), actor="cli")
     except RightsError as exc:
         raise click.UsageError(exc.message) from None
-    db.session.commit()
     click.echo(f"API key {row.name!r} (id {row.id}) with scopes: {', '.join(row.scopes)}")
     click.echo("Store it now: it is not kept and cannot be shown again.")
     click.echo(key)
@@ -60,8 +63,8 @@ def demo_load(members: int) -> None:
             "This database has real officer accounts: the demo (published sign-ins) is not "
             "loaded into it."
         )
-    counts = demo.load(extra_members=members)
-    db.session.commit()
+    with unit_of_work():
+        counts = demo.load(extra_members=members)
     if counts is None:
         click.echo("Demo data already loaded.")
     else:
@@ -143,11 +146,10 @@ def requests_refuse(reference: str, reason: str, actor: str) -> None:
 def _decide(action, reference: str) -> None:
     req = _request(reference)
     try:
-        action(req)
+        with unit_of_work():
+            action(req)
     except RightsError as exc:
-        db.session.rollback()
         raise click.UsageError(exc.message) from None
-    db.session.commit()
     click.echo(f"{req.reference}: {req.status}, due {req.due_at:%Y-%m-%d}")
 
 

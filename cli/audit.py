@@ -7,7 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from rights.ledger import audit_checkpoints
-from storage.db import db
+from storage.db import unit_of_work
 
 group = AppGroup("audit", help="The audit trail: verify it, sign checkpoints.")
 
@@ -30,8 +30,8 @@ def verify() -> None:
 @group.command("checkpoint")
 def checkpoint() -> None:
     """Sign a checkpoint at the chain's current end (the worker also does this)."""
-    row = audit_checkpoints.write()
-    db.session.commit()
+    with unit_of_work():
+        row = audit_checkpoints.write()
     click.echo(f"checkpoint {row.id} at entry {row.last_id}" if row else "nothing new")
 
 

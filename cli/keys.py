@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 from rights.erasure import shredding
 from rights.errors import InvalidSignature
 from rights.ledger import signing
-from storage.db import db
+from storage.db import unit_of_work
 
 keys_group = AppGroup(
     "keys", help="Signing keys for receipts and statements; shred epochs for subject keys."
@@ -39,8 +39,8 @@ def keys_rotate(actor: str) -> None:
 
     Retired keys stay published, so everything they signed still verifies.
     """
-    kid = signing.rotate(actor=actor)
-    db.session.commit()
+    with unit_of_work():
+        kid = signing.rotate(actor=actor)
     click.echo(kid)
 
 

@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 
 from rights.errors import RightsError
 from rights.ledger import officers
-from storage.db import db
+from storage.db import unit_of_work
 
 group = AppGroup("officers", help="Privacy-officer accounts.")
 
@@ -19,11 +19,11 @@ group = AppGroup("officers", help="Privacy-officer accounts.")
 def create(email: str, role: str, name: str, password: str) -> None:
     """Create an officer; prints the authenticator enrolment URI once."""
     try:
-        officer, uri = officers.create(email, name=name, role=role, password=password, by="cli")
+        with unit_of_work():
+            officer, uri = officers.create(email, name=name, role=role, password=password, by="cli")
     except RightsError as exc:
         fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
         raise click.UsageError(f"{exc.message} {fields}".strip()) from None
-    db.session.commit()
     click.echo(f"Officer {officer.id} ({role}) created.")
     click.echo("Add this to an authenticator app now (it is not shown again):")
     click.echo(uri)

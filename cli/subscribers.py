@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 
 from rights.errors import RightsError
 from rights.recipients import webhooks
-from storage.db import db
+from storage.db import unit_of_work
 
 group = AppGroup("subscribers", help="Webhook subscribers (Art. 19 recipients).")
 
@@ -18,13 +18,13 @@ group = AppGroup("subscribers", help="Webhook subscribers (Art. 19 recipients)."
 def add(url: str, events: str, name: str) -> None:
     """Register a subscriber; prints its whsec_ secret and its confirmation API key once."""
     try:
-        sub, secret, key = webhooks.add(
-            name, url, [e.strip() for e in events.split(",") if e.strip()], actor="cli"
-        )
+        with unit_of_work():
+            sub, secret, key = webhooks.add(
+                name, url, [e.strip() for e in events.split(",") if e.strip()], actor="cli"
+            )
     except RightsError as exc:
         fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
         raise click.UsageError(f"{exc.message} {fields}".strip()) from None
-    db.session.commit()
     click.echo(f"Subscriber {sub.id} ({sub.name}) for {', '.join(sub.events)}.")
     click.echo("Shown once; store both now:")
     click.echo(f"signing secret: {secret}")

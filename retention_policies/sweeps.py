@@ -55,6 +55,7 @@ from retention_policies.due import (
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import RecordHistory, RetentionRun, Subject
+from storage.steps import Steps, run_steps
 
 __all__ = [
     "ANONYMOUS_REF",
@@ -196,13 +197,13 @@ def anonymous_subject() -> str:
                 db.session.add(Subject(id=ANONYMOUS_SUBJECT_ID, ref=ANONYMOUS_REF))
         except IntegrityError:
             pass  # another sweep made it
-        db.session.commit()
     return ANONYMOUS_SUBJECT_ID
 
 
-def _work(g: Governed, due, now: datetime, act, batch: int, progress) -> int:
-    """``act`` on the rows ``due(g, now)`` selects that no hold covers, batch by batch. The
-    holds are read again for every batch: one placed during a long sweep is honoured."""
+def _work(g: Governed, due, now: datetime, act, batch: int, progress) -> Steps[int]:
+    """``act`` on the rows ``due(g, now)`` selects that no hold covers, batch by batch, each
+    batch a step. The holds are read again for every batch: one placed during a long sweep is
+    honoured."""
     done, after = 0, None
     while True:
         holds = Holds.at(now)
@@ -211,7 +212,7 @@ def _work(g: Governed, due, now: datetime, act, batch: int, progress) -> int:
             db.session.rollback()
             return done
         n = act(g, ids)
-        db.session.commit()
+        yield
         done, after = done + n, ids[-1]
         if progress is not None:
             progress(g.key, len(ids))
@@ -224,16 +225,19 @@ def apply(
     *,
     batch: int = BATCH,
     progress: Callable[[str, int], None] | None = None,
-) -> Outcome:
-    """Apply ``g``'s policy now (commits, batch by batch)."""
+) -> Steps[Outcome]:
+    """Apply ``g``'s policy now (steps: one per batch)."""
     policy = g.policy
     outcome = Outcome(g.key, g.policy_key, policy.action)
     act = _anonymise if policy.action == "anonymise" else _delete
     if act is _anonymise:
         anonymous_subject()
-    outcome.expired = _work(g, expired, now, act, batch, progress)
+        yield
+    outcome.expired = yield from _work(g, expired, now, act, batch, progress)
     if g.retained:
-        outcome.retained_removed = _work(g, retained_expired, now, act, batch, progress)
+        outcome.retained_removed = yield from _work(
+            g, retained_expired, now, act, batch, progress
+        )
     outcome.held = preview(g, Holds.at(now), now).held
     db.session.rollback()
     return outcome
@@ -246,8 +250,20 @@ def sweep(
     progress: Callable[[str, int], None] | None = None,
     only: str | None = None,
 ) -> list[Outcome]:
+    """:func:`sweep_steps` now, each step committed."""
+    return run_steps(sweep_steps(dry_run=dry_run, batch=batch, progress=progress, only=only))
+
+
+def sweep_steps(
+    *,
+    dry_run: bool = False,
+    batch: int = BATCH,
+    progress: Callable[[str, int], None] | None = None,
+    only: str | None = None,
+) -> Steps[list[Outcome]]:
     """Apply every policy (or, with ``dry_run``, say what would go), recording each as a
-    :class:`RetentionRun` (commits). ``only`` limits it to one category or record."""
+    :class:`RetentionRun` (steps: each batch, and each record). ``only`` limits it to one
+    category or record."""
     now = utcnow()
     holds = Holds.at(now)
     outcomes = []
@@ -255,18 +271,19 @@ def sweep(
         if only is not None and g.key != only:
             continue
         started = utcnow()
-        outcome = (
-            preview(g, holds, now)
-            if dry_run
-            else apply(g, holds, now, batch=batch, progress=progress)
-        )
+        if dry_run:
+            outcome = preview(g, holds, now)
+        else:
+            outcome = yield from apply(g, holds, now, batch=batch, progress=progress)
         record(outcome, started, dry_run)
+        yield
         outcomes.append(outcome)
     return outcomes
 
 
 def record(outcome: Outcome, started: datetime, dry_run: bool) -> None:
-    """Record one policy's run (commits) and log its counts — never data."""
+    """Record one policy's run (flushes: the caller's step commits it) and log its counts —
+    never data."""
     db.session.add(
         RetentionRun(
             policy=outcome.key,
@@ -276,7 +293,7 @@ def record(outcome: Outcome, started: datetime, dry_run: bool) -> None:
             counts=outcome.counts(),
         )
     )
-    db.session.commit()
+    db.session.flush()
     log.info(
         "retention %s %s: %s expired, %s retained removed, %s held",
         "dry run" if dry_run else "sweep",

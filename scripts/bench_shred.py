@@ -1,5 +1,5 @@
 """Re-wrap throughput of a shred: N subject keys under one epoch, then `flask keys shred`'s
-work (storage.epochs.shred, force=True) timed end to end — every key read, unwrapped under the
+work (storage.shred.shred, force=True) timed end to end — every key read, unwrapped under the
 old epoch's key, wrapped under the new one's and written back in committed batches, then the
 old epoch key destroyed. Each key is checked afterwards (a sample of 1,000 unwrapped again and
 compared).
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from scripts.benchdata import make_app  # noqa: E402
-from storage import epochs  # noqa: E402
+from storage import epochs, shred  # noqa: E402
 from storage.db import db  # noqa: E402
 from storage.models import KeyEpoch, SubjectKey  # noqa: E402
 
@@ -99,7 +99,7 @@ def main() -> None:
         print(f"seeded {args.keys:,} keys in {time.perf_counter() - started:.1f} s")
 
         started = time.perf_counter()
-        result = epochs.shred(batch=args.batch, force=True)
+        result = shred.shred(batch=args.batch, force=True)
         seconds = time.perf_counter() - started
         assert result["done"] and result["destroyed"] == [first_id], result
         assert result["rewrapped"] == args.keys, result

@@ -227,6 +227,12 @@ STEPS = (
     ("POST", "rights.recipients.webhooks", "_post"),
     ("POST", "rights.recipients.outbound_http", "post"),
     ("commit (flush, COMMIT)", "flask_sqlalchemy.session", "Session.commit"),
+    # Since the split of webhooks.py (the claim is a step generator now: its timer sees only
+    # the generator being made, so the claim's time shows under "other").
+    ("check_target (resolve)", "rights.recipients.webhook_delivery", "check_target"),
+    ("body_of (outbox row, json)", "rights.recipients.webhook_delivery", "body_of"),
+    ("signed (headers)", "rights.recipients.webhook_delivery", "signed"),
+    ("POST", "rights.recipients.webhook_delivery", "_post"),
 )
 
 

@@ -92,10 +92,10 @@ def unit_of_work(session=None) -> Iterator:
     session = session if session is not None else db.session
     try:
         yield session
+        session.commit()
     except BaseException:
-        session.rollback()
+        session.rollback()  # the block's error, or the commit's own (a conflict, a lost lock)
         raise
-    session.commit()
 
 
 def checkpoint_sqlite(engine: Engine) -> None:

@@ -227,19 +227,20 @@ def test_killed_erasure_finishes_once_when_rerun(app, monkeypatch, crash_after):
     class Killed(Exception):
         pass
 
+    # Steps (storage.steps): the step's yield is its commit, so each dies after committing.
     def step_then_die(run, step):
-        real_step(run, step)
+        yield from real_step(run, step)
         if step == crash_after:
             raise Killed(step)
 
     if crash_after == "planned":
-        real_plan = erasure._plan
+        real_plan = erasure._plan_steps
 
         def plan_then_die(request):
-            real_plan(request)
+            yield from real_plan(request)
             raise Killed("planned")
 
-        monkeypatch.setattr(erasure, "_plan", plan_then_die)
+        monkeypatch.setattr(erasure, "_plan_steps", plan_then_die)
     else:
         monkeypatch.setattr(erasure, "_step", step_then_die)
     with app.app_context(), pytest.raises(Killed):
@@ -520,7 +521,7 @@ def test_receipt_counts_survive_a_resumed_run(app, monkeypatch):
     def die_at_rows_removed(run, step):
         if step == "rows_removed":
             raise RuntimeError("killed")
-        real_step(run, step)
+        yield from real_step(run, step)
 
     monkeypatch.setattr(erasure, "_step", die_at_rows_removed)
     with app.app_context(), pytest.raises(RuntimeError):

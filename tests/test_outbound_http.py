@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from rights.errors import Invalid
-from rights.recipients import outbound_http, webhooks
+from rights.recipients import outbound_http, webhook_delivery, webhooks
 from storage.db import db
 from storage.models import Delivery
 from tests.helpers import API, deliver
@@ -150,7 +150,8 @@ def test_a_delivery_failing_unexpectedly_does_not_stop_the_others(hooks_app, mon
                 raise RuntimeError("boom")
             return real(delivery)
 
-        monkeypatch.setattr(webhooks, "body_of", body_of)
+        # Patched where delivery reads it (moved out of webhooks with the delivery code).
+        monkeypatch.setattr(webhook_delivery, "body_of", body_of)
         counts = deliver(hooks_app)
     finally:
         receiver.close()

@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, text
 from rights.erasure import erasure, shredding, statements
 from rights.ledger import signing
 from rights.lifecycle import requests
-from storage import epochs, vault
+from storage import epochs, shred, vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import KeyEpoch, Member, SubjectKey
@@ -122,11 +122,11 @@ def test_never_more_than_two_epoch_keys(app):
     _members(app, 3)
     with app.app_context():
         first = epochs.current().id
-        old = epochs.begin()
+        old = shred.begin()
         db.session.commit()
         assert old.id == first
         # A second begin while the first shred is unfinished opens no third epoch.
-        assert epochs.begin().id == first
+        assert shred.begin().id == first
         db.session.commit()
         assert len(epochs.alive()) == 2
         assert sorted(epochs.store().list_epochs()) == sorted(e.id for e in epochs.alive())
@@ -150,12 +150,12 @@ def test_keys_from_before_epochs_move_into_the_first_epoch(app):
         db.session.commit()
     assert _names_now(app) == names  # still readable as they are
     with app.app_context():
-        assert epochs.due()
+        assert shred.due()
         assert shredding.run_if_due()
         assert db.session.execute(
             select(func.count()).select_from(SubjectKey).where(SubjectKey.epoch_id.is_(None))
         ).scalar_one() == 0
-        assert not epochs.due()
+        assert not shred.due()
     assert _names_now(app) == names
 
 
@@ -487,7 +487,7 @@ def test_a_shred_started_while_another_rewraps_waits_and_loses_no_key(app):
 
         store.wrap_many = wrap_many_then_race
         try:
-            epochs.rewrap_batch(None, batch=10)
+            shred.rewrap_batch(None, batch=10)
             db.session.commit()
         finally:
             store.wrap_many = real

@@ -59,7 +59,6 @@ def _prune(root: Path) -> None:
     """Development mail older than DEV_MAIL_DAYS goes (the files' own times, not the clock's:
     a test's frozen clock must not empty the folder)."""
 
-
     cutoff = time.time() - DEV_MAIL_DAYS * 86400
     for path in root.glob("*/*.eml"):
         try:

@@ -3,6 +3,8 @@
 Delivery claims one due message at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any
 number of workers can run), sends it and commits, so a crash re-sends at most the message in
 hand. Failures back off exponentially; after ``MAX_ATTEMPTS`` a message is marked dead.
+Delivery is written as steps (:mod:`storage.steps`): each ``yield`` is a commit, which the
+runner (the worker's round, :mod:`rights.jobs`) makes.
 """
 
 import json
@@ -18,6 +20,7 @@ from storage import vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import OutboxMessage
+from storage.steps import Steps
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
@@ -144,10 +147,11 @@ def _finish(msg: OutboxMessage, status: str) -> None:
         msg.payload_enc = b""  # the only copy of an erased person's address: gone once used
 
 
-def _run_job(msg: OutboxMessage, handlers: dict) -> None:
+def _run_job(msg: OutboxMessage, handlers: dict) -> Steps[None]:
     """Run a job under a lease: claimed rows are pushed ``JOB_LEASE`` ahead and committed, so
-    no other worker takes the job while it runs (jobs commit as they go); a worker killed
-    mid-job leaves it to be taken again, and jobs are written to resume."""
+    no other worker takes the job while it runs (jobs commit as they go: their steps are this
+    delivery's); a worker killed mid-job leaves it to be taken again, and jobs are written to
+    resume."""
     handler = handlers.get(msg.topic)
     if handler is None:
         raise ValueError(f"no handler for job {msg.topic}")
@@ -155,17 +159,17 @@ def _run_job(msg: OutboxMessage, handlers: dict) -> None:
     msg.attempts += 1
     msg.next_attempt_at = utcnow() + JOB_LEASE
     argument = msg.payload_enc.decode() if msg.payload_enc else msg.request_id
-    db.session.commit()
-    handler(argument)
-    db.session.commit()
+    yield
+    yield from handler(argument)
+    yield
     msg = db.session.get(OutboxMessage, msg_id)
     _finish(msg, "sent")
 
 
-def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[str, int]:
-    """Deliver due messages and run due jobs until none is due (or ``limit`` were handled).
-    ``handlers`` maps job topics to functions taking a request id (or the job's argument).
-    Returns counts."""
+def deliver_due_steps(limit: int | None = None, handlers: dict | None = None) -> Steps[dict]:
+    """Deliver due messages and run due jobs until none is due (or ``limit`` were handled),
+    each message settled in a step of its own. ``handlers`` maps job topics to generators of
+    steps taking a request id (or the job's argument). Returns counts."""
     limit = limit or current_app.config["OUTBOX_BATCH"]
     counts = {"sent": 0, "retry": 0, "dead": 0}
     for _ in range(limit):
@@ -176,7 +180,7 @@ def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[
         try:
             if msg.kind == "job":
                 try:
-                    _run_job(msg, handlers or {})
+                    yield from _run_job(msg, handlers or {})
                 except vault.KeyMissing as exc:
                     # A job is retried, never dead-lettered for a missing key: jobs resume.
                     raise JobFailed("job met a destroyed subject key") from exc
@@ -207,7 +211,7 @@ def deliver_due(limit: int | None = None, handlers: dict | None = None) -> dict[
             log.warning("outbox %s failed (%s), attempt %d", msg.id, msg.last_error, msg.attempts)
         else:
             counts["sent"] += 1
-        db.session.commit()
+        yield
     if any(counts.values()):
         log.info("outbox: %s", counts)
     return counts

@@ -10,7 +10,7 @@ A resumable, idempotent sequence of committed steps, recorded in :class:`Erasure
                     Art. 17(3) exception until ``retain_until``, not used;
 4. ``receipt``      the signed deletion receipt and the record key (hash only, plus a sealed
                     copy until it is shown once) are stored with the last notice, in one
-                    transaction;
+                    transaction (:mod:`rights.erasure.receipts`);
 5. ``key_destroyed`` the subject's key is deleted from the key store (crypto-shredding):
                     whatever could not be reached — backups, replicas, old pages — is
                     unreadable now;
@@ -18,40 +18,48 @@ A resumable, idempotent sequence of committed steps, recorded in :class:`Erasure
 
 Killing the process anywhere and running again finishes the job once: each step checks what
 is done, and the receipt is unique per request.
+
+The run is written as steps (:mod:`storage.steps`): every ``yield`` below is a commit, made by
+the runner — the worker's round, which runs :func:`erase_steps` as the ``erasure.run`` job, or
+:func:`run` here for the command line and tests. Nothing in this module commits by itself.
 """
 
-import base64
-import hashlib
-import json
 import logging
-import secrets
-import uuid
 
-from flask import current_app
 from sqlalchemy import delete, func, select, update
 
-from retention_policies import policies
 from rights.delivery import mail
+from rights.erasure.receipts import (  # noqa: F401 - the receipts' names, where callers find them
+    ensure_receipt_copy,
+    format_record_key,
+    issue_receipt,
+    new_record_key,
+    normalise_record_key,
+    receipt_by_record_key,
+    receipt_claims,
+    receipt_for,
+    record_key_hash,
+    retain_until,
+    reveal_record_key,
+)
 from rights.holdings import subjects, suppression
 from rights.ledger import audit, signing
-from rights.lifecycle import notices, requests
+from rights.lifecycle import requests
 from rights.recipients import downstream, webhooks
-from storage import epochs, vault
+from storage import cascades, vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category
 from storage.db import db
 from storage.models import (
-    DeliveryAttempt,
     ErasureRun,
-    OutboxMessage,
     Receipt,
-    ReceiptRecord,
     RecordHistory,
     RequestStatus,
     RightsRequest,
     Subject,
     SubjectKey,
 )
+from storage.steps import Steps, run_steps
 
 log = logging.getLogger(__name__)
 STEPS = ("planned", "rows_removed", "retained", "receipt", "key_destroyed", "completed")
@@ -70,7 +78,16 @@ def _deletion_order() -> list[Category]:
 
 
 def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt | None:
-    """Erase the request's subject, resuming wherever a previous run stopped. Commits.
+    """Erase the request's subject now, resuming wherever a previous run stopped: the steps
+    of :func:`erase_steps`, each committed. Returns the receipt, or None when there was
+    nothing to do."""
+    return run_steps(erase_steps(request_id, actor=actor, batch=batch))
+
+
+def erase_steps(
+    request_id: str, *, actor: str = "lethe", batch: int = BATCH
+) -> Steps[Receipt | None]:
+    """Erase the request's subject, resuming wherever a previous run stopped (steps).
 
     Key-store effects (tombstones, the key's destruction) are committed on their own and
     re-applied on every run, so a commit that reached one database and not the other is
@@ -86,47 +103,57 @@ def run(request_id: str, *, actor: str = "lethe", batch: int = BATCH) -> Receipt
         subject = db.session.get(Subject, request.subject_id)
         if subject.erased_at is not None:
             requests.complete(request, actor=actor, note="already erased", notify=False)
-            db.session.commit()
+            yield
             return None
-        erasure = _plan(request)
-    _ensure_tombstones(erasure)
+        erasure = yield from _plan_steps(request)
+    yield from _ensure_tombstones(erasure)
     if not _at_least(erasure, "rows_removed"):
-        erase_rows(erasure.subject_id, batch=batch, run=erasure)
-        _step(erasure, "rows_removed")
+        yield from erase_rows_steps(erasure.subject_id, batch=batch, run=erasure)
+        yield from _step(erasure, "rows_removed")
     if not _at_least(erasure, "retained"):
         erasure.counts = {
             **erasure.counts,
             **restrict_retained(erasure.subject_id, erasure.erased_at),
         }
-        _step(erasure, "retained")
+        yield from _step(erasure, "retained")
     if not _at_least(erasure, "receipt"):
-        _issue_receipt(request, erasure)
-        _step(erasure, "receipt")
-    _ensure_receipt_copy(request_id)
-    # Always (idempotent): destroy the key, commit, and check it is gone before going on.
+        issue_receipt(request, erasure)
+        yield from _step(erasure, "receipt")
+    yield from ensure_receipt_copy(request_id)
+    yield from _destroy_key(erasure)
+    if not _at_least(erasure, "completed"):
+        request = requests.get(request_id)
+        requests.complete(request, actor=actor, note="erased from the data map", notify=False)
+        erasure.finished_at = utcnow()
+        yield from _step(erasure, "completed")
+        log.info("erasure %s completed: %s", request_id, erasure.counts)
+    return db.session.execute(select(Receipt).where(Receipt.request_id == request_id)).scalar_one()
+
+
+def _step(erasure: ErasureRun, step: str) -> Steps[None]:
+    """Record that ``step`` is done, committed with the work that did it."""
+    erasure.step = step
+    yield
+
+
+def _destroy_key(erasure: ErasureRun) -> Steps[None]:
+    """Always (idempotent): destroy the key, commit, and check it is gone before going on."""
     destroy_identity(erasure.subject_id, erasure.erased_at)
-    db.session.commit()
+    yield
     vault.scrub_destroyed_keys()
     mail.forget_subject(erasure.subject_id)
     if db.session.get(SubjectKey, erasure.subject_id) is not None:
         raise RuntimeError("subject key still present after destruction")
     if not _at_least(erasure, "key_destroyed"):
-        _step(erasure, "key_destroyed")
-    if not _at_least(erasure, "completed"):
-        request = requests.get(request_id)
-        requests.complete(request, actor=actor, note="erased from the data map", notify=False)
-        erasure.finished_at = utcnow()
-        _step(erasure, "completed")
-        log.info("erasure %s completed: %s", request_id, erasure.counts)
-    return db.session.execute(select(Receipt).where(Receipt.request_id == request_id)).scalar_one()
-
-
-def _step(erasure: ErasureRun, step: str) -> None:
-    erasure.step = step
-    db.session.commit()
+        yield from _step(erasure, "key_destroyed")
 
 
 def _plan(request: RightsRequest) -> ErasureRun:
+    """The plan of :func:`_plan_steps` alone, committed (the erasure has begun)."""
+    return run_steps(_plan_steps(request))
+
+
+def _plan_steps(request: RightsRequest) -> Steps[ErasureRun]:
     """Fix the erasure time, fingerprint the identifiers (while they can still be read),
     close the subject's other open requests, and stop new records for the subject at once."""
     subject = db.session.get(Subject, request.subject_id)
@@ -161,14 +188,14 @@ def _plan(request: RightsRequest) -> ErasureRun:
     audit.record(
         "lethe", "erasure.planned", subject_ref=subject.ref, target=f"request:{request.id}"
     )
-    db.session.commit()
+    yield
     # Make sure a signing key exists, committed (and so published) before a receipt names it.
     signing.current_key()
-    db.session.commit()
+    yield
     return erasure
 
 
-def _ensure_tombstones(erasure: ErasureRun) -> None:
+def _ensure_tombstones(erasure: ErasureRun) -> Steps[None]:
     subject = db.session.get(Subject, erasure.subject_id)
     for kind, fp in erasure.fingerprints or []:
         suppression.add_fingerprint(
@@ -179,15 +206,22 @@ def _ensure_tombstones(erasure: ErasureRun) -> None:
             request_id=erasure.request_id,
             erased_at=erasure.erased_at,
         )
-    db.session.commit()
+    yield
 
 
 def erase_rows(
     subject_id: str, *, batch: int = BATCH, run: ErasureRun | None = None
 ) -> dict[str, int]:
+    """:func:`erase_rows_steps` now, each batch committed."""
+    return run_steps(erase_rows_steps(subject_id, batch=batch, run=run))
+
+
+def erase_rows_steps(
+    subject_id: str, *, batch: int = BATCH, run: ErasureRun | None = None
+) -> Steps[dict[str, int]]:
     """Delete every 'delete' category's rows of a subject, with their history, in batches of
-    ``batch`` (each committed, with ``run``'s counts in the same transaction, so a resumed
-    run still counts what the killed one did); clear 'anonymise' categories' columns.
+    ``batch`` (each a step of its own, with ``run``'s counts in the same transaction, so a
+    resumed run still counts what the killed one did); clear 'anonymise' categories' columns.
     Idempotent."""
     counts = {}
     for cat in _deletion_order():
@@ -209,14 +243,11 @@ def erase_rows(
                         RecordHistory.record_type == cat.table, RecordHistory.record_id.in_(ids)
                     )
                 )
-            if cat.model is OutboxMessage:
-                db.session.execute(
-                    delete(DeliveryAttempt).where(DeliveryAttempt.outbox_id.in_(ids))
-                )
+            cascades.delete_children(cat, ids)
             db.session.execute(delete(table).where(pk.in_(ids)))
             if run is not None:
                 run.counts = {**run.counts, cat.key: run.counts.get(cat.key, 0) + len(ids)}
-            db.session.commit()
+            yield
             total += len(ids)
         counts[cat.key] = total
     for cat in (c for c in CATEGORIES if c.erasure.action == "anonymise"):
@@ -227,12 +258,8 @@ def erase_rows(
             .values({col: None for col in cat.erasure.clears})
         )
         counts[cat.key] = result.rowcount
-    db.session.commit()
+    yield
     return counts
-
-
-def retain_until(cat: Category, erased_at):
-    return policies()[cat.retention_policy].retain_after_erasure.after(erased_at)
 
 
 def restrict_retained(subject_id: str, erased_at) -> dict[str, int]:
@@ -258,8 +285,8 @@ def restrict_retained(subject_id: str, erased_at) -> dict[str, int]:
 
 
 def destroy_identity(subject_id: str, erased_at) -> None:
-    """Crypto-shred the subject's key and unlink the subject from its email (commits both
-    databases; safe to repeat)."""
+    """Crypto-shred the subject's key and unlink the subject from its email (flushes both
+    databases, the caller commits; safe to repeat)."""
     # The main database first, then the key store: every transaction that writes both takes
     # their locks in that order (on SQLite each is one lock for the whole database).
     subject = db.session.get(Subject, subject_id)
@@ -269,182 +296,18 @@ def destroy_identity(subject_id: str, erased_at) -> None:
     vault.destroy_subject_key(subject_id)
 
 
-# --- receipts and record keys -------------------------------------------------------------
-
-_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-
-def new_record_key() -> str:
-    """160 random bits, base32 in groups of four: easy to copy, type and read aloud."""
-    raw = base64.b32encode(secrets.token_bytes(20)).decode()
-    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
-
-
-def normalise_record_key(text: str) -> str | None:
-    if not isinstance(text, str):
-        return None
-    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t\r\n")
-    if len(cleaned) != 32 or any(ch not in _KEY_ALPHABET for ch in cleaned):
-        return None
-    return cleaned
-
-
-def format_record_key(text: str) -> str | None:
-    """The key as Lethe prints it (ABCD-EFGH-…), however it was typed."""
-    cleaned = normalise_record_key(text)
-    return "-".join(cleaned[i : i + 4] for i in range(0, 32, 4)) if cleaned else None
-
-
-def record_key_hash(record_key: str) -> str | None:
-    cleaned = normalise_record_key(record_key)
-    return hashlib.sha256(cleaned.encode()).hexdigest() if cleaned else None
-
-
-def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str) -> dict:
-    subject = db.session.get(Subject, request.subject_id)
-    key_epoch = epochs.current()
-    legacy = epochs.ever_under_kek(subject.id)
-    categories = []
-    for cat in CATEGORIES:
-        entry = {"category": cat.key, "title": cat.title, "records": erasure.counts.get(cat.key, 0)}
-        if cat.erasure.action == "retain":
-            entry.update(
-                action="retained",
-                exception=cat.erasure.exception,
-                retain_until=retain_until(cat, erasure.erased_at).isoformat(),
-            )
-        else:
-            entry["action"] = "erased" if cat.erasure.action == "delete" else "anonymised"
-        categories.append(entry)
-    base = current_app.config["PUBLIC_URL"].rstrip("/")
-    return {
-        "iss": base,
-        "sub": subject.ref,
-        "jti": receipt_id,
-        "iat": int(utcnow().timestamp()),
-        "receipt_id": receipt_id,
-        "request_id": request.id,
-        "request_reference": request.reference,
-        "erased_at": erasure.erased_at.isoformat(),
-        "subject_key_destroyed": True,
-        # Deleting the key's row leaves copies (old row versions, the write-ahead log, backups)
-        # wrapped under the current shred epoch's key; that key is destroyed when the epoch
-        # ends, and from then on no copy anywhere can be read.
-        # A key made before epochs existed was wrapped under the key-encryption key, which no
-        # shred destroys: backups from then stay readable with it, so nothing is promised.
-        "key_epoch": None if legacy else key_epoch.id,
-        "unrecoverable_after": None if legacy else key_epoch.ends_at.isoformat(),
-        "categories": categories,
-        # Who received the data and is told (Art. 19), as things stood when this was signed;
-        # holdings statements show each one's state now.
-        "recipients": webhooks.recipients_of(request.id),
-        "statement_url": f"{base}/records",
-        "jwks_url": f"{base}/.well-known/jwks.json",
-    }
-
-
-def _issue_receipt(request: RightsRequest, erasure: ErasureRun) -> None:
-    existing = db.session.execute(
-        select(Receipt).where(Receipt.request_id == request.id)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return
-    receipt_id = str(uuid.uuid4())
-    token = signing.sign(receipt_claims(request, erasure, receipt_id), signing.RECEIPT_TYP)
-    kid = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]
-    record_key = new_record_key()
-    subject = db.session.get(Subject, request.subject_id)
-    db.session.add(
-        Receipt(
-            id=receipt_id,
-            request_id=request.id,
-            subject_ref=subject.ref,
-            kid=kid,
-            jws=token,
-            record_key_hash=record_key_hash(record_key),
-            record_key_sealed=vault.seal(f"record-key:{receipt_id}", record_key.encode()),
-        )
-    )
-    # The last message to this person: sealed with the service key, since theirs goes next.
-    notices.erased(request, record_key, token)
-    audit.record(
-        "lethe",
-        "erasure.receipt_issued",
-        subject_ref=subject.ref,
-        target=f"receipt:{receipt_id}",
-        details={"kid": kid},
-    )
-    db.session.flush()
-
-
-def _ensure_receipt_copy(request_id: str) -> None:
-    """Keep the receipt's copy in the key store (idempotent; repairs a half-landed commit)."""
-    receipt = db.session.execute(
-        select(Receipt).where(Receipt.request_id == request_id)
-    ).scalar_one()
-    if db.session.get(ReceiptRecord, receipt.id) is None:
-        db.session.add(
-            ReceiptRecord(
-                id=receipt.id,
-                request_id=request_id,
-                subject_ref=receipt.subject_ref,
-                jws=receipt.jws,
-                record_key_hash=receipt.record_key_hash,
-                issued_at=receipt.issued_at,
-            )
-        )
-        db.session.commit()
-
-
-def receipt_for(request: RightsRequest) -> Receipt | None:
-    return db.session.execute(
-        select(Receipt).where(Receipt.request_id == request.id)
-    ).scalar_one_or_none()
-
-
-def reveal_record_key(receipt: Receipt) -> str | None:
-    """The record key, the first time only (flushes): the sealed copy is wiped as it is shown."""
-    if receipt.record_key_sealed is None:
-        return None
-    key = vault.unseal(f"record-key:{receipt.id}", receipt.record_key_sealed).decode()
-    receipt.record_key_sealed = None
-    receipt.record_key_shown_at = utcnow()
-    audit.record(
-        "subject",
-        "erasure.record_key_shown",
-        subject_ref=receipt.subject_ref,
-        target=f"receipt:{receipt.id}",
-    )
-    db.session.flush()
-    return key
-
-
-def receipt_by_record_key(record_key: str) -> Receipt | ReceiptRecord | None:
-    """The receipt a record key opens, or None (unknown and malformed alike). Falls back to
-    the key store's copy when the main database was restored from an older backup."""
-    digest = record_key_hash(record_key)
-    if digest is None:
-        return None
-    receipt = (
-        db.session.execute(
-            select(Receipt).where(Receipt.record_key_hash == digest)
-        ).scalar_one_or_none()
-        or db.session.execute(
-            select(ReceiptRecord).where(ReceiptRecord.record_key_hash == digest)
-        ).scalar_one_or_none()
-    )
-    if receipt is None or not secrets.compare_digest(receipt.record_key_hash, digest):
-        return None
-    return receipt
-
-
 # --- after a restore ------------------------------------------------------------------------
 
 
 def replay(batch: int = BATCH) -> dict[str, int]:
     """After restoring a backup of the main database: erase again every subject the key
     store's tombstone log says was erased. Receipts are not re-issued (the former member
-    keeps theirs; it still verifies). Idempotent. Returns counts."""
+    keeps theirs; it still verifies). Idempotent; each subject committed on its own. Returns
+    counts."""
+    return run_steps(_replay_steps(batch))
+
+
+def _replay_steps(batch: int) -> Steps[dict[str, int]]:
     done = set()
     counts = {"subjects": 0, "rows": 0}
     for tomb in list(suppression.tombstones()):
@@ -453,14 +316,14 @@ def replay(batch: int = BATCH) -> dict[str, int]:
         done.add(tomb.subject_id)
         if db.session.get(Subject, tomb.subject_id) is None:
             continue
-        removed = erase_rows(tomb.subject_id, batch=batch)
+        removed = yield from erase_rows_steps(tomb.subject_id, batch=batch)
         restrict_retained(tomb.subject_id, tomb.erased_at)
         destroy_identity(tomb.subject_id, tomb.erased_at)
-        db.session.commit()
+        yield
         mail.forget_subject(tomb.subject_id)
         counts["subjects"] += 1
         counts["rows"] += sum(removed.values())
     audit.record("cli", "erasure.replayed", details=counts)
-    db.session.commit()
+    yield
     vault.scrub_destroyed_keys()
     return counts

@@ -16,6 +16,7 @@ from storage.clock import utcnow
 from storage.datamap import BY_KEY
 from storage.db import db
 from storage.models import Campaign, LegalHold, RetentionRun, Subject
+from storage.steps import Steps, run_steps
 
 SCOPES = ("subject", "campaign", "category")
 BATCH = sweeps.BATCH
@@ -25,10 +26,17 @@ MAX_REASON = 500
 def run(
     *, actor: str, dry_run: bool = False, progress=None, batch: int = BATCH
 ) -> list[sweeps.Outcome]:
-    """Sweep every policy now (commits), the audit trail included, and audit it with the
-    counts."""
-    outcomes = sweeps.sweep(dry_run=dry_run, progress=progress, batch=batch)
-    outcomes.append(_audit_trail(dry_run))
+    """:func:`sweep_steps` now, each step committed."""
+    return run_steps(sweep_steps(actor=actor, dry_run=dry_run, progress=progress, batch=batch))
+
+
+def sweep_steps(
+    *, actor: str, dry_run: bool = False, progress=None, batch: int = BATCH
+) -> Steps[list[sweeps.Outcome]]:
+    """Sweep every policy now, the audit trail included, and audit it with the counts
+    (steps: the sweep engine's batches are steps of this run)."""
+    outcomes = yield from sweeps.sweep_steps(dry_run=dry_run, progress=progress, batch=batch)
+    outcomes.append((yield from _audit_trail(dry_run)))
     if not dry_run:
         audit.record(
             actor,
@@ -39,11 +47,11 @@ def run(
                 if o.expired or o.retained_removed or o.held
             },
         )
-        db.session.commit()
+        yield
     return outcomes
 
 
-def _audit_trail(dry_run: bool) -> sweeps.Outcome:
+def _audit_trail(dry_run: bool) -> Steps[sweeps.Outcome]:
     """The audit trail's policy: pruned up to a signed checkpoint (recorded like the rest)."""
     started = utcnow()
     policy = policies()["audit_events"]
@@ -54,8 +62,9 @@ def _audit_trail(dry_run: bool) -> sweeps.Outcome:
     elif dry_run:
         outcome.expired, outcome.oldest = audit_checkpoints.preview_prune(cutoff)
     else:
-        outcome.expired = audit_checkpoints.prune(cutoff)
+        outcome.expired = yield from audit_checkpoints.prune_steps(cutoff)
     sweeps.record(outcome, started, dry_run)
+    yield
     return outcome
 
 
@@ -69,8 +78,13 @@ def last_sweep() -> datetime | None:
 
 
 def run_if_due() -> bool:
+    """:func:`run_if_due_steps` now, each step committed."""
+    return run_steps(run_if_due_steps())
+
+
+def run_if_due_steps() -> Steps[bool]:
     """The worker's schedule: sweep when the last sweep is older than
-    ``RETENTION_SWEEP_HOURS`` (commits). Several workers deciding at once is harmless: the
+    ``RETENTION_SWEEP_HOURS`` (steps). Several workers deciding at once is harmless: the
     sweeps share the rows."""
     hours = current_app.config["RETENTION_SWEEP_HOURS"]
     if not hours:
@@ -78,7 +92,7 @@ def run_if_due() -> bool:
     last = last_sweep()
     if last is not None and last > utcnow() - timedelta(hours=hours):
         return False
-    run(actor="lethe")
+    yield from sweep_steps(actor="lethe")
     return True
 
 

@@ -1,6 +1,7 @@
 """Finding and creating data subjects by email (through the blind index) or member id."""
 
 import secrets
+import time
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +39,29 @@ def get_or_create(email: str) -> Subject:
         subject = by_email(email)
         if subject is None:
             raise
+        _await_key(subject.id)
     return subject
+
+
+KEY_WAIT_SECONDS = 5.0
+
+
+def _await_key(subject_id: str) -> None:
+    """The subject another request just created is visible; its key may not be yet. The two
+    live in two databases, committed one after the other: between the two commits the subject
+    row is there and its key is not. Wait (briefly: the commits are back to back) until it is,
+    rather than fail the request with a missing key."""
+    deadline = time.monotonic() + KEY_WAIT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            vault.subject_key(subject_id)
+            return
+        except vault.KeyMissing:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def member_of(subject_id: str) -> Member | None:

@@ -16,6 +16,7 @@ from rights.ledger import audit, signing
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditCheckpoint, AuditEvent
+from storage.steps import Steps
 
 log = logging.getLogger(__name__)
 CHECKPOINT_TYP = "lethe-audit-checkpoint+jws"
@@ -194,14 +195,14 @@ def preview_prune(cutoff) -> tuple[int, object]:
     return count, oldest
 
 
-def prune(cutoff, *, batch: int = 5000) -> int:
+def prune_steps(cutoff, *, batch: int = 5000) -> Steps[int]:
     """Remove the entries written at or before ``cutoff``, up to the newest checkpoint among
-    them, which becomes the chain's signed anchor (commits; resumable: the anchor is set
-    first, and a rerun finishes the deletion). Older checkpoints go too. Returns how many
-    entries went."""
+    them, which becomes the chain's signed anchor (steps; resumable: the anchor is committed
+    first, then each batch of deletions, and a rerun finishes the deletion). Older checkpoints
+    go too. Returns how many entries went."""
     target, start = prunable(cutoff), anchor()
     if target is None or (start is not None and target.last_id <= start.last_id):
-        return _finish(start) if start is not None else 0
+        return (yield from _finish(start)) if start is not None else 0
     if not _stretch_intact(target):
         # Tampered with: keep the evidence, say so (flask audit verify shows where).
         log.error(
@@ -209,7 +210,7 @@ def prune(cutoff, *, batch: int = 5000) -> int:
         )
         return 0
     target.anchor = True
-    db.session.commit()
+    yield
     removed = 0
     while True:
         ids = (
@@ -225,14 +226,14 @@ def prune(cutoff, *, batch: int = 5000) -> int:
         if not ids:
             break
         removed += db.session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids))).rowcount
-        db.session.commit()
-    return removed + _finish(target)
+        yield
+    return removed + (yield from _finish(target))
 
 
-def _finish(target: AuditCheckpoint) -> int:
+def _finish(target: AuditCheckpoint) -> Steps[int]:
     """Complete a prune up to ``target`` (a rerun after a crash): the rest of its stretch and
-    the checkpoints before it."""
+    the checkpoints before it (one step)."""
     removed = db.session.execute(delete(AuditEvent).where(AuditEvent.id <= target.last_id)).rowcount
     db.session.execute(delete(AuditCheckpoint).where(AuditCheckpoint.id < target.id))
-    db.session.commit()
+    yield
     return removed

@@ -5,6 +5,10 @@ Access control lives here and nowhere else in the views: every route declares th
 it needs (``@requires``); per-object rules (who may act on which request) come from
 :func:`rights.ledger.officers.may_decide`. Every refusal is logged, and an audit entry is written
 for every signed-in officer who is refused.
+
+Views never commit: :mod:`web.transaction` commits after each request (below 400; a refusal
+that must keep its audit entry says so with ``keep_changes``), and :func:`web.actions.attempt`
+runs a service call that may be refused.
 """
 
 import functools
@@ -26,9 +30,9 @@ from flask_login import UserMixin, current_user, logout_user
 
 from rights.ledger import audit, officers
 from storage.clock import utcnow
-from storage.db import db
 from storage.models import Officer
 from web.extensions import login_manager
+from web.transaction import keep_changes
 
 bp = Blueprint("dashboard", __name__)
 log = logging.getLogger(__name__)
@@ -94,8 +98,7 @@ def _session_checks():
         return login_manager.unauthorized()
     now = utcnow()
     if _expired(now):
-        audit.record(actor(), "officer.session_expired")
-        db.session.commit()
+        audit.record(actor(), "officer.session_expired")  # committed with the redirect
         logout_user()
         session.pop(SINCE, None)
         session.pop(SEEN, None)
@@ -127,7 +130,7 @@ def deny(reason: str, *, target: str | None = None, permission: str | None = Non
             target=target or request.endpoint,
             details={"permission": permission, "endpoint": request.endpoint},
         )
-        db.session.commit()
+        keep_changes()  # the refusal is in the audit trail, though the answer is a 403
     abort(403, description=reason)
 
 

@@ -6,12 +6,11 @@ import io
 import segno
 from flask import abort, flash, redirect, render_template, url_for
 
-from rights.errors import RightsError
 from rights.ledger import apikeys, officers, signing
 from storage.clock import utcnow
-from storage.db import db
+from web.actions import attempt
 from web.dashboard import actor, bp, me, requires
-from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm, field_errors
+from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm
 
 
 def _qr_svg(uri: str) -> str:
@@ -53,19 +52,18 @@ def _officers(form, status=200):
 def officer_create():
     form = OfficerForm()
     if form.validate_on_submit():
-        try:
-            officer, uri = officers.create(
+        made = attempt(
+            lambda: officers.create(
                 form.email.data,
                 name=form.name.data,
                 role=form.role.data,
                 password=form.password.data,
                 by=actor(),
-            )
-        except RightsError as exc:
-            db.session.rollback()
-            field_errors(form, exc)
-        else:
-            db.session.commit()
+            ),
+            form=form,
+        )
+        if made:
+            officer, uri = made.value
             return render_template(
                 "dashboard/officer_created.html", officer=officer, uri=uri, qr=_qr_svg(uri)
             )
@@ -80,13 +78,7 @@ def officer_toggle(officer_id: int):
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        officers.set_active(officer, not officer.active, by=me())
-    except RightsError as exc:
-        db.session.rollback()
-        flash(exc.message)
-    else:
-        db.session.commit()
+    if attempt(lambda: officers.set_active(officer, not officer.active, by=me()), flash_error=True):
         flash(f"{officer.display_name} is now {'active' if officer.active else 'deactivated'}.")
     return redirect(url_for("dashboard.officers_page"), code=303)
 
@@ -99,14 +91,12 @@ def officer_unlock(officer_id: int):
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        officers.unlock(officer, by=me())
-    except RightsError as exc:
-        db.session.rollback()
-        flash(f"{officer.display_name}: {exc.message}")
+    name = officer.display_name  # read before a refusal's rollback expires the row
+    unlocked = attempt(lambda: officers.unlock(officer, by=me()))
+    if unlocked:
+        flash(f"{name} is unlocked and can sign in again.")
     else:
-        db.session.commit()
-        flash(f"{officer.display_name} is unlocked and can sign in again.")
+        flash(f"{name}: {unlocked.error.message}")
     return redirect(url_for("dashboard.officers_page"), code=303)
 
 
@@ -127,13 +117,12 @@ def _apikeys(form, status=200):
 def apikey_create():
     form = ApiKeyForm()
     if form.validate_on_submit():
-        try:
-            row, key = apikeys.create(form.name.data, sorted(form.scopes.data), actor=actor())
-        except RightsError as exc:
-            db.session.rollback()
-            field_errors(form, exc)
-        else:
-            db.session.commit()
+        made = attempt(
+            lambda: apikeys.create(form.name.data, sorted(form.scopes.data), actor=actor()),
+            form=form,
+        )
+        if made:
+            row, key = made.value
             return render_template("dashboard/apikey_created.html", row=row, key=key)
     return _apikeys(form, 422)
 
@@ -143,12 +132,10 @@ def apikey_create():
 def apikey_revoke(key_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        row = apikeys.revoke(key_id, actor=actor())
-    except RightsError:
+    revoked = attempt(lambda: apikeys.revoke(key_id, actor=actor()))
+    if not revoked:
         abort(404)
-    db.session.commit()
-    flash(f"API key “{row.name}” is revoked.")
+    flash(f"API key “{revoked.value.name}” is revoked.")
     return redirect(url_for("dashboard.apikeys_page"), code=303)
 
 
@@ -166,6 +153,5 @@ def signing_keys_rotate():
     if not ConfirmForm().validate_on_submit():
         abort(400)
     kid = signing.rotate(actor())
-    db.session.commit()
     flash(f"New signing key {kid[:12]}…; the others are retired and stay published.")
     return redirect(url_for("dashboard.signing_keys_page"), code=303)

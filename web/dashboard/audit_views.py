@@ -4,7 +4,6 @@ from flask import redirect, render_template, request, session, url_for
 
 from rights.ledger import audit, audit_checkpoints
 from rights.reports import queue
-from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import ConfirmForm
 
@@ -48,7 +47,6 @@ def audit_verify():
         "audit.verified",
         details={"ok": report.ok, "entries": report.entries, "broken": len(report.broken_ids)},
     )
-    db.session.commit()
     # Shown once on the page this redirects to (a reload does not run the check again).
     session[REPORT] = {
         "ok": report.ok,

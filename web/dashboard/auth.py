@@ -6,10 +6,10 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_login import login_user, logout_user
 
 from rights.ledger import audit, officers
-from storage.db import db
 from web.dashboard import SEEN, SINCE, OfficerLogin, actor, bp, me, start_session
 from web.dashboard.forms import ConfirmForm, LoginForm
 from web.extensions import limiter
+from web.transaction import keep_changes
 
 
 def _login_limit():
@@ -38,7 +38,6 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         officer = officers.authenticate(form.email.data, form.password.data, form.code.data)
-        db.session.commit()  # the login, or the failure, is in the audit trail either way
         if officer is not None:
             grants = session.get("grants")
             session.clear()  # no session fixation: a fresh session for the signed-in officer
@@ -48,6 +47,9 @@ def login():
             login_user(OfficerLogin(officer))
             return redirect(_safe_next(request.args.get("next")), code=303)
         form.password.data = form.code.data = ""
+        # The failure stays in the audit trail and counts towards the lockout, though the
+        # answer is a 401.
+        keep_changes()
         return render_template("dashboard/login.html", form=form, failed=True), 401
     status = 422 if form.is_submitted() else 200
     return render_template("dashboard/login.html", form=form), status
@@ -58,7 +60,6 @@ def logout():
     if ConfirmForm().validate_on_submit():
         audit.record(actor(), "officer.logout")
         officers.end_sessions(me())  # a copied cookie stops working too
-        db.session.commit()
         logout_user()
         session.pop(SINCE, None)
         session.pop(SEEN, None)

@@ -24,14 +24,6 @@ from storage.models import RequestStatus, RequestType
 from web.public.forms import options
 
 
-def field_errors(form, exc) -> None:
-    """A service's field errors (``RightsError.fields``) shown next to the form's fields."""
-    for name, messages in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = [*field.errors, *messages]
-
-
 def choices(*pairs: tuple[str, str]) -> list[SelectChoice]:
     """Select options with no empty one (for choices that always have a value)."""
     return [SelectChoice(value, label) for value, label in pairs]

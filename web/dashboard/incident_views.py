@@ -1,16 +1,19 @@
 """Incidents: open one from a request, see who the fault touched, correct them all, tell each
 of them. Long runs go in time-boxed slices: each press of "Correct" or "Send" does as many
-batches as fit in a few seconds and says how far it got; pressing again carries on."""
+batches as fit in a few seconds and says how far it got; pressing again carries on. Each batch
+is committed on its own (:mod:`storage.steps` runs them), so a slice never holds the write
+lock for seconds, and what was done stays done if the request dies half-way."""
 
 import time
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from rights.contest import incidents
-from rights.errors import NotFound, RightsError
+from rights.errors import NotFound
 from rights.lifecycle import requests
 from rights.reports import queue
-from storage.db import db
+from storage.steps import Steps, run_steps
+from web.actions import attempt
 from web.dashboard import actor, bp, requires
 from web.dashboard import forms as f
 
@@ -45,20 +48,19 @@ def incident_new():
         for key, value in incidents.suggest_filter(origin).items():
             getattr(form, key).data = value
     if form.validate_on_submit():
-        try:
-            incident = incidents.open_incident(
+        opened = attempt(
+            lambda: incidents.open_incident(
                 title=form.title.data,
                 root_cause=form.root_cause.data,
                 record_filter=form.record_filter(),
                 actor=actor(),
                 request_id=origin.id if origin else None,
-            )
-        except RightsError as exc:
-            db.session.rollback()
-            f.field_errors(form, exc)
-        else:
-            db.session.commit()
-            return redirect(url_for("dashboard.incident_page", incident_id=incident.id), code=303)
+            ),
+            form=form,
+        )
+        if opened:
+            incident_id = opened.value.id
+            return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
     status = 422 if form.is_submitted() else 200
     return render_template("dashboard/incident_new.html", form=form, origin=origin), status
 
@@ -91,11 +93,16 @@ def _page(incident, *, apology=None, cause=None, status=200):
 
 
 def _slices(incident_id: int, step) -> tuple[int, bool]:
-    """Run ``step`` batch after batch, one commit each, for at most SLICE_SECONDS."""
+    """Run ``step`` batch after batch, each committed, for at most SLICE_SECONDS. Returns how
+    many were done and whether nothing is left."""
+    return run_steps(_batches(incident_id, step))
+
+
+def _batches(incident_id: int, step) -> Steps[tuple[int, bool]]:
     started, done = time.monotonic(), 0
     while time.monotonic() - started < SLICE_SECONDS:
         n = step(incidents.get(incident_id), actor=actor())
-        db.session.commit()
+        yield
         if not n:
             return done, True
         done += n
@@ -125,21 +132,18 @@ def incident_apology(incident_id: int):
     if incident.notified:
         flash("The apology has been sent: it stays as the members received it.")
         return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
-    if form.validate_on_submit():
-        try:
-            incidents.set_apology(
-                incident,
-                subject=form.apology_subject.data,
-                body=form.apology_body.data,
-                actor=actor(),
-            )
-        except RightsError as exc:
-            db.session.rollback()
-            f.field_errors(form, exc)
-        else:
-            db.session.commit()
-            flash("Apology saved.")
-            return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
+    saved = form.validate_on_submit() and attempt(
+        lambda: incidents.set_apology(
+            incident,
+            subject=form.apology_subject.data,
+            body=form.apology_body.data,
+            actor=actor(),
+        ),
+        form=form,
+    )
+    if saved:
+        flash("Apology saved.")
+        return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
     return _page(incidents.get(incident_id), apology=form, status=422)
 
 
@@ -151,7 +155,6 @@ def incident_root_cause(incident_id: int):
     if not form.validate_on_submit():
         return _page(incident, cause=form, status=422)
     incidents.update_root_cause(incident, form.root_cause.data, actor=actor())
-    db.session.commit()
     flash("Root cause saved.")
     return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
 
@@ -162,12 +165,10 @@ def incident_notify(incident_id: int):
     _load(incident_id)
     if not f.ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        done, finished = _slices(incident_id, incidents.notify_batch)
-    except RightsError as exc:
-        db.session.rollback()
-        flash(exc.message)
+    sent = attempt(lambda: _slices(incident_id, incidents.notify_batch), flash_error=True)
+    if not sent:
         return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
+    done, finished = sent.value
     incident = incidents.get(incident_id)
     if finished:
         flash(f"Apology queued to {incident.notified} member(s) in all.")

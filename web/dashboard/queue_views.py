@@ -5,7 +5,6 @@ from flask import Response, redirect, render_template, request, stream_with_cont
 from rights.ledger import officers
 from rights.reports import queue
 from storage.clock import utcnow
-from storage.db import db
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import EmailSearchForm, QueueFilterForm, choices
 
@@ -72,8 +71,7 @@ def queue_csv():
     if not form.validate():
         return redirect(url_for("dashboard.queue_page", **_query_args(form)), code=303)
     filters = form.filters()
-    queue.record_export(filters, actor=actor())
-    db.session.commit()
+    queue.record_export(filters, actor=actor())  # committed before the body streams
     stamp = utcnow().strftime("%Y%m%d-%H%M")
     return Response(
         stream_with_context(queue.export_csv(filters)),

@@ -16,15 +16,14 @@ from flask import (
 from flask import request as http
 
 from rights.access import access
-from rights.errors import InvalidTransition, NotFound, RightsError
-from rights.holdings import restrictions, subjects
+from rights.errors import InvalidTransition, NotFound
 from rights.ledger import audit, officers
 from rights.lifecycle import evidence, notices, requests
-from rights.recipients import webhooks
 from rights.reports import queue
+from rights.reports import request_page as request_page_model
 from storage.clock import utcnow
-from storage.db import db
 from storage.models import RequestStatus, RightsRequest
+from web.actions import attempt
 from web.dashboard import actor, bp, deny, me, requires
 from web.dashboard import forms as f
 
@@ -150,50 +149,24 @@ def _assignable():
 @requires("requests.read")
 def request_page(request_id: str):
     req = _load(request_id)
-    subject_id = req.subject_id
-    member = subjects.member_of(subject_id)
-    names = queue.officer_names()
-    why_not = _may_act(req)
-    now = utcnow()
-    audit.record(
-        actor(), "request.viewed", subject_ref=requests.subject_ref(req), target=f"request:{req.id}"
+    page = request_page_model.for_officer(
+        req, deliveries_page=min(max(http.args.get("page", 1, type=int), 1), 10**6)
     )
-    db.session.commit()
-    events = requests.events(req)
-    deliveries, labels = webhooks.deliveries(
-        request_id=req.id, page=min(max(http.args.get("page", 1, type=int), 1), 10**6)
+    audit.record(
+        actor(), "request.viewed", subject_ref=page.subject_ref, target=f"request:{req.id}"
     )
     assign = f.AssignForm()
     assign.officer.choices = _assignable()
     assign.officer.data = str(req.assignee_id or "")
     return render_template(
         "dashboard/request.html",
-        req=req,
-        member=member,
-        subject_ref=requests.subject_ref(req),
-        contact=requests.contact(req),
-        details=requests.details(req),
-        events=[(e, requests.event_text(req, e)) for e in events],
-        notices=notices.history(req),
-        attachments=evidence.for_request(req),
-        held=restrictions.describe(req),
-        names=names,
-        why_not=why_not,
-        actions=[(k, a) for k, a in ACTIONS.items() if k in requests.allowed_actions(req)],
+        **vars(page),
+        why_not=_may_act(req),
+        actions=[(k, a) for k, a in ACTIONS.items() if k in page.allowed_actions],
         assign=assign,
         can_assign_others=officers.allowed(me(), "requests.assign_others"),
-        extension_reason=requests.extension_reason(req),
-        decision_reason=requests.decision_reason(req),
-        awaiting_answer=requests.awaiting_answer(req),
-        now=now,
-        urgency=queue.urgency(req, now),
-        days_left=queue.days_left(req, now),
         form=f.ConfirmForm(),
         confirm=f.ConfirmForm(),
-        # Art. 19: the recipients told of this request's changes, and where each delivery is.
-        deliveries=deliveries,
-        labels=labels,
-        states=webhooks.STATES,
         subscriber=None,
         page_url=lambda n: url_for("dashboard.request_page", request_id=req.id, page=n),
     )
@@ -211,10 +184,8 @@ def request_records(request_id: str):
         subject_ref=requests.subject_ref(req),
         target=f"request:{req.id}",
     )
-    db.session.commit()
-    # Loaded again after the commit: the page is rendered after this view returns, from
-    # attributes already in memory (the request's session is gone by then).
-    req = _load(request_id)
+    # Streamed after web.transaction has committed the audit entry (the objects loaded here
+    # stay as they are: a streamed answer's commit does not expire them).
     return Response(
         stream_template(
             "dashboard/records.html",
@@ -240,20 +211,21 @@ def request_action(request_id: str, action: str):
         return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
     form = spec.form()
     if form.validate_on_submit():
-        who = actor()
-        try:
-            if req.assignee_id is None:
-                requests.assign(req, me().id, actor=who)
-            spec.run(req, form, who)
-        except RightsError as exc:
-            db.session.rollback()
-            req = _load(request_id)
-            f.field_errors(form, exc)
-            return _action_page(req, action, spec, form, error=exc.message), 422
-        db.session.commit()
+        done = attempt(lambda: _act(req, spec, form), form=form)
+        if not done:
+            req = _load(request_id)  # as it was before the refused action
+            return _action_page(req, action, spec, form, error=done.error.message), 422
         flash(spec.done)
         return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
     return _action_page(req, action, spec, form), 422 if form.is_submitted() else 200
+
+
+def _act(req: RightsRequest, spec: Action, form) -> None:
+    """The officer takes the request if nobody holds it, then acts."""
+    who = actor()
+    if req.assignee_id is None:
+        requests.assign(req, me().id, actor=who)
+    spec.run(req, form, who)
 
 
 def _action_page(req, action, spec, form, error=None):
@@ -288,13 +260,12 @@ def request_assign(request_id: str):
             _may_act(req) or "Only an admin can give a request to someone else.",
             target=f"request:{req.id}",
         )
-    try:
-        requests.assign(req, target, actor=actor())
-    except InvalidTransition as exc:
-        db.session.rollback()
-        flash(exc.message)
-    else:
-        db.session.commit()
+    assigned = attempt(
+        lambda: requests.assign(req, target, actor=actor()),
+        flash_error=True,
+        catch=InvalidTransition,
+    )
+    if assigned:
         flash("The request is yours." if target == me().id else "Request reassigned.")
     return redirect(url_for("dashboard.request_page", request_id=req.id), code=303)
 
@@ -307,7 +278,6 @@ def request_evidence(request_id: str, attachment_id: int):
         media_type, content = evidence.read(req, attachment_id, actor=actor())
     except NotFound:
         abort(404)
-    db.session.commit()
     return Response(
         content,
         mimetype=media_type,

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, time
 from flask import Response, abort, flash, jsonify, redirect, render_template, url_for
 
 from rights.erasure import retention
-from rights.errors import RightsError
-from storage.db import db
+from web.actions import attempt
 from web.dashboard import actor, bp, requires
-from web.dashboard.forms import ConfirmForm, HoldForm, field_errors
+from web.dashboard.forms import ConfirmForm, HoldForm
 
 
 @bp.get("/retention")
@@ -38,20 +37,18 @@ def hold_place():
     form = HoldForm()
     if form.validate_on_submit():
         ends = form.ends_at.data
-        try:
-            retention.place_hold(
+        placed = attempt(
+            lambda: retention.place_hold(
                 scope=form.scope.data,
                 target=form.target.data,
                 reason=form.reason.data,
                 # A hold "until" a day lasts through that day.
                 ends_at=datetime.combine(ends, time.max, tzinfo=UTC) if ends else None,
                 actor=actor(),
-            )
-        except RightsError as exc:
-            db.session.rollback()
-            field_errors(form, exc)
-        else:
-            db.session.commit()
+            ),
+            form=form,
+        )
+        if placed:
             flash("The hold is placed: sweeps leave those records until it ends.")
             return redirect(url_for("dashboard.retention_page"), code=303)
     return _page(form, 422)
@@ -62,15 +59,12 @@ def hold_place():
 def hold_release(hold_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        retention.release_hold(hold_id, actor=actor())
-    except RightsError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            abort(404)
-        flash(exc.message)
-    else:
-        db.session.commit()
+    released = attempt(
+        lambda: retention.release_hold(hold_id, actor=actor()),
+        flash_error=True,
+        not_found_is_404=True,
+    )
+    if released:
         flash("The hold is released: the next sweep applies the policies to those records.")
     return redirect(url_for("dashboard.retention_page"), code=303)
 

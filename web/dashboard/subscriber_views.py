@@ -6,11 +6,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from rights.errors import RightsError
 from rights.recipients import webhooks
-from storage.db import db
+from web.actions import attempt
 from web.dashboard import actor, bp, requires
-from web.dashboard.forms import ConfirmForm, DeliveryFilterForm, SubscriberForm, field_errors
+from web.dashboard.forms import ConfirmForm, DeliveryFilterForm, SubscriberForm
 
 
 @bp.app_template_filter("masked_url")
@@ -49,15 +48,14 @@ def _subscribers(form, status=200):
 def subscriber_create():
     form = SubscriberForm()
     if form.validate_on_submit():
-        try:
-            subscriber, secret, key = webhooks.add(
+        added = attempt(
+            lambda: webhooks.add(
                 form.name.data, form.url.data.strip(), sorted(form.events.data), actor=actor()
-            )
-        except RightsError as exc:
-            db.session.rollback()
-            field_errors(form, exc)
-        else:
-            db.session.commit()
+            ),
+            form=form,
+        )
+        if added:
+            subscriber, secret, key = added.value
             return render_template(
                 "dashboard/subscriber_secret.html", subscriber=subscriber, secret=secret, key=key
             )
@@ -71,7 +69,6 @@ def subscriber_rotate(subscriber_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     secret = webhooks.rotate_secret(subscriber, actor=actor())
-    db.session.commit()
     return render_template(
         "dashboard/subscriber_secret.html", subscriber=subscriber, secret=secret, key=None
     )
@@ -88,7 +85,6 @@ def subscriber_toggle(subscriber_id: int):
     if (wanted == "1") == subscriber.active:
         return redirect(url_for("dashboard.subscriber_page", subscriber_id=subscriber.id), code=303)
     resumed = webhooks.set_active(subscriber, wanted == "1", actor=actor())
-    db.session.commit()
     if subscriber.active:
         flash(f"{subscriber.name} is enabled; {resumed} stopped deliveries are back in line.")
     else:
@@ -140,14 +136,11 @@ def _state_arg(subscriber, state) -> dict:
 def delivery_redeliver(delivery_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        delivery = webhooks.redeliver(delivery_id, actor=actor())
-    except RightsError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            abort(404)
-        flash(exc.message)
-    else:
-        db.session.commit()
-        flash(f"Delivery {delivery.id} is back in line, with the same id.")
+    redelivered = attempt(
+        lambda: webhooks.redeliver(delivery_id, actor=actor()),
+        flash_error=True,
+        not_found_is_404=True,
+    )
+    if redelivered:
+        flash(f"Delivery {redelivered.value.id} is back in line, with the same id.")
     return redirect(url_for("dashboard.dead_letters_page"), code=303)

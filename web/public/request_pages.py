@@ -1,0 +1,151 @@
+"""A request's own page, for the browser its link was confirmed in: status, receipt, questions
+and answers, the records a correction is about, withdrawing, and the pictures sent with it."""
+
+from datetime import datetime
+
+from flask import Response, abort, flash, redirect, render_template, url_for
+from flask import request as http
+
+from rights.erasure import erasure
+from rights.errors import InvalidTransition, RightsError
+from rights.lifecycle import evidence, requests
+from rights.reports import request_page
+from storage.clock import utcnow
+from web.actions import attempt
+from web.extensions import limiter
+from web.public import bp, limit, no_store, own_request
+from web.public.forms import AnswerForm, EmptyForm
+from web.transaction import keep_changes
+
+
+@bp.get("/requests/<reference>")
+def request_status(reference: str, answer_form=None, status=200):
+    answer_form = answer_form or AnswerForm()
+    req = own_request(reference)
+    if req is None:
+        # Same page for unknown references and for ones this browser may not see.
+        return render_template("public/request_locked.html", reference=reference, form=EmptyForm())
+    page = request_page.for_subject(req)
+    record_key = erasure.reveal_record_key(page.receipt) if page.receipt else None
+    if record_key:
+        keep_changes()  # shown once, whatever the answer: the sealed copy is gone now
+    return render_template(
+        "public/request.html",
+        **vars(page),
+        record_key=record_key,
+        unreadable=_unreadable_in_words(page.unrecoverable) if page.receipt else None,
+        answer_form=answer_form if page.awaiting_answer else None,
+        form=EmptyForm(),
+        now=utcnow(),
+    ), status
+
+
+def _unreadable_in_words(state: dict) -> str:
+    """When no copy of the person's data can be read any more, said as a person would."""
+    if state["unrecoverable"]:
+        return (
+            "The key that opened your data has been destroyed: no copy of it anywhere — not "
+            "in our backups either — can be read by anyone, us included."
+        )
+    when = state["unrecoverable_after"]
+    if not when:
+        return ""
+    at = datetime.fromisoformat(when)
+    now = utcnow()
+    if at <= now:
+        return (
+            "Copies of your data in our backups and logs are encrypted, and the key that opens "
+            "them is being destroyed now: once that is done, no copy anywhere can be read by "
+            "anyone, us included."
+        )
+    if at.date() == now.date():
+        day = "today"
+    elif (at.date() - now.date()).days == 1:
+        day = "tomorrow"
+    else:
+        day = f"{at.day} {at:%B %Y}"
+    return (
+        "Copies of your data in our backups and logs are encrypted, and the key that opens "
+        f"them is destroyed soon after {day} at {at:%H:%M} UTC, when we change keys: from then "
+        "on no copy anywhere can be read by anyone, us included."
+    )
+
+
+def _back(reference: str):
+    return redirect(url_for("public.request_status", reference=reference), code=303)
+
+
+@bp.post("/requests/<reference>/records")
+@limiter.limit(limit)
+def request_point_at(reference: str):
+    req = own_request(reference)
+    if req is None or not EmptyForm().validate_on_submit():
+        abort(404)
+    held = attempt(lambda: requests.point_at(req, http.form.getlist("record")), flash_error=True)
+    if held:
+        flash(
+            f"Thank you: {held.value} record(s) are now held back (not used or passed on) "
+            "until we decide."
+        )
+    return _back(reference)
+
+
+@bp.post("/requests/<reference>/answer")
+@limiter.limit(limit)
+def request_answer(reference: str):
+    req = own_request(reference)
+    if req is None:
+        abort(404)
+    form = AnswerForm()
+    if not form.validate_on_submit():
+        return request_status(reference, answer_form=form, status=422)
+    answered = attempt(
+        lambda: requests.answer_information(req, answer=form.answer.data),
+        flash_error=True,
+        catch=InvalidTransition,
+    )
+    if answered:
+        flash("Thank you: your answer was sent to the officer handling your request.")
+    return _back(reference)
+
+
+@bp.post("/requests/<reference>/link")
+@limiter.limit(limit)
+def request_link(reference: str):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    # Looked up by the worker, not here: this answer costs the same whether or not it exists.
+    requests.ask_for_resume_link(reference)
+    flash(
+        "If this reference exists, we will email a new link to the address on the request "
+        "within a few minutes (at most one an hour)."
+    )
+    return _back(reference)
+
+
+@bp.post("/requests/<reference>/withdraw")
+def request_withdraw(reference: str):
+    req = own_request(reference)
+    if req is None or not EmptyForm().validate_on_submit():
+        abort(404)
+    withdrawn = attempt(
+        lambda: requests.withdraw(req, actor="subject"), flash_error=True, catch=InvalidTransition
+    )
+    if withdrawn:
+        flash("Your request was withdrawn.")
+    return _back(reference)
+
+
+@bp.get("/requests/<reference>/evidence/<int(max=2147483647):attachment_id>")
+def request_evidence(reference: str, attachment_id: int):
+    """A picture the subject sent with their request: to them alone (their verified browser)."""
+    req = own_request(reference)
+    if req is None:
+        abort(404)
+    try:
+        media_type, content = evidence.read(req, attachment_id, actor="subject")
+    except RightsError:
+        abort(404)
+    return no_store(
+        Response(content, mimetype=media_type), evidence.filename(attachment_id, media_type)
+    )
