@@ -138,28 +138,10 @@ def place_hold(
     if ends_at is not None and ends_at <= utcnow():
         errors["ends_at"] = ["must be in the future (or empty: until released)"]
     hold = LegalHold(scope=scope, reason=reason, ends_at=ends_at, placed_by=actor)
-    if scope == "subject":
-        subject = db.session.execute(
-            select(Subject).where(Subject.ref == target)
-        ).scalar_one_or_none()
-        if subject is None or subject.id == sweeps.ANONYMOUS_SUBJECT_ID:
-            errors["target"] = ["no subject with this reference (sub_…)"]
-        else:
-            hold.subject_id = subject.id
-    elif scope == "campaign":
-        campaign = db.session.execute(
-            select(Campaign).where(Campaign.external_id == target)
-        ).scalar_one_or_none()
-        if campaign is None:
-            errors["target"] = ["no campaign with this id"]
-        else:
-            hold.campaign_id = campaign.id
-    elif scope == "category":
-        keys = {g.key for g in sweeps.governed()} | {"audit_events"}
-        if target not in keys:
-            errors["target"] = ["no such category"]
-        else:
-            hold.category = target
+    if scope in SCOPES:
+        problem = _aim(hold, scope, target)
+        if problem:
+            errors["target"] = [problem]
     if errors:
         raise Invalid("The hold cannot be placed.", errors)
     db.session.add(hold)
@@ -178,6 +160,29 @@ def place_hold(
         },
     )
     return hold
+
+
+def _aim(hold: LegalHold, scope: str, target: str) -> str | None:
+    """Point ``hold`` at its target; what is wrong with the target, or None."""
+    if scope == "subject":
+        subject = db.session.execute(
+            select(Subject).where(Subject.ref == target)
+        ).scalar_one_or_none()
+        if subject is None or subject.id == sweeps.ANONYMOUS_SUBJECT_ID:
+            return "no subject with this reference (sub_…)"
+        hold.subject_id = subject.id
+    elif scope == "campaign":
+        campaign = db.session.execute(
+            select(Campaign).where(Campaign.external_id == target)
+        ).scalar_one_or_none()
+        if campaign is None:
+            return "no campaign with this id"
+        hold.campaign_id = campaign.id
+    else:
+        if target not in {g.key for g in sweeps.governed()} | {"audit_events"}:
+            return "no such category"
+        hold.category = target
+    return None
 
 
 def release_hold(hold_id, *, actor: str) -> LegalHold:

@@ -38,6 +38,27 @@ def _plain(value):
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _set(record, values: dict, *, subject_id: str, creating: bool) -> dict:
+    """Set the values that differ on ``record``; the changes as ``{attr: [old, new]}``."""
+    table = record.__tablename__
+    changes = {}
+    for attr, new in values.items():
+        if attr.endswith("_enc"):
+            current = getattr(record, attr)
+            old = None if creating else vault.decrypt(subject_id, f"{table}.{attr}", current)
+            if creating or old != new:
+                setattr(record, attr, vault.encrypt(subject_id, f"{table}.{attr}", new))
+                if not (creating and new is None):
+                    changes[attr.removesuffix("_enc")] = [old, new]
+        else:
+            old = None if creating else getattr(record, attr)
+            if creating or old != new:
+                setattr(record, attr, new)
+                if not (creating and new is None):
+                    changes[attr] = [_plain(old), _plain(new)]
+    return changes
+
+
 def apply_changes(
     record,
     values: dict,
@@ -57,21 +78,7 @@ def apply_changes(
     """
     table = record.__tablename__
     creating = record.id is None
-    changes = {}
-    for attr, new in values.items():
-        if attr.endswith("_enc"):
-            current = getattr(record, attr)
-            old = None if creating else vault.decrypt(subject_id, f"{table}.{attr}", current)
-            if creating or old != new:
-                setattr(record, attr, vault.encrypt(subject_id, f"{table}.{attr}", new))
-                if not (creating and new is None):
-                    changes[attr.removesuffix("_enc")] = [old, new]
-        else:
-            old = None if creating else getattr(record, attr)
-            if creating or old != new:
-                setattr(record, attr, new)
-                if not (creating and new is None):
-                    changes[attr] = [_plain(old), _plain(new)]
+    changes = _set(record, values, subject_id=subject_id, creating=creating)
     if not changes and not creating:
         return changes
     when = at or utcnow()
