@@ -1,16 +1,15 @@
 """Fixtures for the whole suite: the app on SQLite (default) or PostgreSQL
-(``LETHE_TEST_DATABASE_URL``), a real SMTP server (aiosmtpd), API keys and factories."""
+(``LETHE_TEST_DATABASE_URL``; tests/databases.py), a real SMTP server (aiosmtpd), API keys,
+signed-in officers and a SoftHSM2 token; pytest-xdist's scheduling (tests/scheduling.py)."""
 
 import base64
 import email
-import fcntl
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -19,34 +18,60 @@ from urllib.parse import parse_qs, urlparse
 import pyotp
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from werkzeug.routing.rules import Rule
 
 from app import create_app
 from rights.ledger import apikeys, officers
 from storage import epoch_keys
 from storage.db import db
+from tests import databases, scheduling
+from tests.databases import PG_KEYS_URL, PG_URL, XDIST_WORKER
+from tests.helpers import cheap_password_hashing
 
-# pytest-xdist runs the suite in several worker processes (gw0, gw1, ...): each gets its own
-# PostgreSQL databases, named after the given ones plus ``_gw0`` etc. (made when missing by
-# ``_worker_databases`` below, and dropped at the end when it made them).
-XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-
-
-def _per_worker(url: str | None) -> str | None:
-    if not url or not XDIST_WORKER:
-        return url
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("postgresql"):
-        return url
-    name = f"{parsed.database}_{XDIST_WORKER}"
-    return parsed.set(database=name).render_as_string(hide_password=False)
+# Every test's files (SQLite databases, epoch key files, mail) live in memory where the system
+# has a tmpfs: there a commit's fsync costs nothing, and on disk fsyncs were a fifth of the
+# suite's time. No test checks what a disk does. This is pytest's own setting for where
+# tmp_path lives (an explicit --basetemp still wins); xdist's workers inherit it.
+MEMORY_FS = "/dev/shm"  # noqa: S108 - pytest makes its own 0700 folder in it, and checks it
+if os.path.isdir(MEMORY_FS) and os.access(MEMORY_FS, os.W_OK):
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", MEMORY_FS)
 
 
-PG_URL_GIVEN = os.environ.get("LETHE_TEST_DATABASE_URL")
-PG_KEYS_URL_GIVEN = os.environ.get("LETHE_TEST_KEYSTORE_URL")
-PG_URL = _per_worker(PG_URL_GIVEN)
-PG_KEYS_URL = _per_worker(PG_KEYS_URL_GIVEN)
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing():
+    """Officers' passwords hashed at argon2's lowest cost for the whole run (tests/helpers.py
+    says why)."""
+    with pytest.MonkeyPatch.context() as patch:
+        cheap_password_hashing(patch.setattr)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _url_builders_compiled_once():
+    """Each create_app() registers some 80 routes, and werkzeug compiles two URL-building
+    functions for each (parsing, walking and compiling Python code): 90% of the 60 ms an app
+    took to make, a thousand apps a run. A route's builders depend only on the route, so the
+    suite compiles each once and hands the same functions to every later app (werkzeug binds
+    them to each rule itself)."""
+    compile_builder = Rule._compile_builder
+    compiled = {}
+
+    def once(rule, append_unknown=True):
+        key = (
+            rule.rule,
+            rule.host,
+            rule.subdomain,
+            tuple(rule._trace),
+            repr(sorted((rule.defaults or {}).items())),
+            append_unknown,
+        )
+        if key not in compiled:
+            compiled[key] = compile_builder(rule, append_unknown)
+        return compiled[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "_compile_builder", once)
+        yield
 
 
 def _key() -> str:
@@ -127,150 +152,35 @@ def make_config(tmp_path, smtp_port: int, **overrides) -> dict:
         # Tests sweep when they mean to (the worker's schedule would sweep their data).
         "RETENTION_SWEEP_HOURS": 0,
     }
+    if PG_URL:
+        # No ping before each use of a pooled connection (a round trip each time): every
+        # test's app has a new pool, whose connections cannot have gone stale.
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {}
     cfg.update(overrides)
     return cfg
 
 
-def _admin_engine(url: str):
-    """AUTOCOMMIT engine on the ``postgres`` database of ``url``'s server."""
-    admin = make_url(url).set(drivername="postgresql+psycopg", database="postgres")
-    return create_engine(admin, isolation_level="AUTOCOMMIT")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _worker_databases():
-    """Under pytest-xdist on PostgreSQL: this worker's own databases (``<given>_gw0``), made
-    here when missing and dropped at the end of the run when made here."""
-    wanted = [
-        url for given, url in ((PG_URL_GIVEN, PG_URL), (PG_KEYS_URL_GIVEN, PG_KEYS_URL))
-        if url and url != given
-    ]
-    made = []
-    for url in wanted:
-        name = make_url(url).database
-        admin = _admin_engine(url)
-        try:
-            with admin.connect() as conn:
-                found = conn.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-                ).first()
-                if found is None:
-                    for attempt in range(5):  # another worker's CREATE DATABASE may hold template1
-                        try:
-                            conn.execute(text(f'CREATE DATABASE "{name}"'))
-                            break
-                        except Exception:  # noqa: BLE001 - retried, then raised
-                            if attempt == 4:
-                                raise
-                            time.sleep(0.5 * (attempt + 1))
-                    made.append(url)
-        finally:
-            admin.dispose()
-    yield
-    for url in made:
-        admin = _admin_engine(url)
-        try:
-            with admin.connect() as conn:
-                name = make_url(url).database
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
+    """Under pytest-xdist on PostgreSQL: this worker's own databases (tests/databases.py)."""
+    with databases.worker_databases():
+        yield
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory) -> dict[str, Path]:
+def sqlite_template(tmp_path_factory) -> dict[str | None, Path]:
     """Both SQLite databases with the models' schema, made once per run (per xdist worker):
     each test starts from a copy of these files (a copy costs far less than create_all)."""
     tmp = tmp_path_factory.mktemp("schema-template")
     files = {None: tmp / "lethe.db", "keystore": tmp / "keystore.db"}
-    app = create_app(
-        make_config(
-            tmp,
-            25,
-            SQLALCHEMY_DATABASE_URI=f"sqlite:///{files[None]}",
-            KEYSTORE_URL=f"sqlite:///{files['keystore']}",
-        ),
-        instance_path=str(tmp / "instance"),
+    config = make_config(
+        tmp,
+        25,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{files[None]}",
+        KEYSTORE_URL=f"sqlite:///{files['keystore']}",
     )
-    with app.app_context():
-        db.create_all()
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()  # the last connection closes: the WAL is folded into the file
-    for path in files.values():
-        for extra in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-            assert not extra.exists(), f"{extra} left behind by the schema template"
+    databases.build_sqlite_template(create_app(config, instance_path=str(tmp / "instance")), files)
     return files
-
-
-def _seed_sqlite(config: dict, template: dict[str, Path]) -> None:
-    """Copy the schema template to each SQLite database file of ``config`` that does not exist
-    yet (``_reset_schema``'s create_all then finds every table there and creates nothing)."""
-    uris = {None: config["SQLALCHEMY_DATABASE_URI"], "keystore": config["KEYSTORE_URL"]}
-    for bind_key, uri in uris.items():
-        if not isinstance(uri, str) or not uri.startswith("sqlite:///"):
-            continue
-        path = Path(uri.removeprefix("sqlite:///"))
-        if not path.is_absolute() or path.name == ":memory:" or "?" in uri:
-            continue
-        if path.parent.is_dir() and not path.exists():
-            shutil.copyfile(template[bind_key], path)
-
-
-_pg_schema_built = False
-
-
-def _touched_tables(conn, tables: list[str]) -> list[str]:
-    """Of ``tables`` (PostgreSQL, schema public): those holding rows, and those owning a
-    sequence that has been used since it was last reset; one round trip."""
-    if not tables:
-        return []
-    with_rows = " UNION ALL ".join(
-        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in tables
-    )
-    used_sequences = """
-        SELECT owner.relname FROM pg_sequences s
-        JOIN pg_class seq ON seq.relname = s.sequencename
-            AND seq.relnamespace = s.schemaname::regnamespace
-        JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = seq.oid
-            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-        JOIN pg_class owner ON owner.oid = d.refobjid
-        WHERE s.schemaname = 'public' AND s.last_value IS NOT NULL
-    """
-    found = set(conn.execute(text(f"{with_rows} UNION {used_sequences}")).scalars())
-    return [name for name in tables if name in found]
-
-
-def _reset_schema(app):
-    global _pg_schema_built
-    with app.app_context():
-        if PG_URL:
-            # Once per run: the models' schema from scratch (the database may hold an older
-            # one). Then tables persist across tests; emptying them is fast.
-            if not _pg_schema_built:
-                for engine in db.engines.values():
-                    if engine.dialect.name == "postgresql":
-                        with engine.begin() as conn:
-                            conn.execute(text("DROP SCHEMA public CASCADE"))
-                            conn.execute(text("CREATE SCHEMA public"))
-                db.drop_all()
-                db.create_all()
-                _pg_schema_built = True
-            for bind_key in (None, "keystore"):
-                engine = db.engines[bind_key]
-                tables = [t.name for t in db.metadatas[bind_key].sorted_tables]
-                if engine.dialect.name == "postgresql":
-                    with engine.begin() as conn:
-                        # Only what the last test touched (a table with rows or whose sequence
-                        # was used): the rest are as a TRUNCATE would leave them already, and
-                        # truncating 30-odd untouched tables is most of the cost.
-                        touched = _touched_tables(conn, tables)
-                        if touched:
-                            conn.execute(
-                                text(f"TRUNCATE {', '.join(touched)} RESTART IDENTITY CASCADE")
-                            )
-        else:
-            db.create_all()
 
 
 @pytest.fixture
@@ -280,11 +190,10 @@ def app_factory(tmp_path, smtp_server, sqlite_template):
 
     def factory(**overrides):
         config = make_config(tmp_path, smtp_server.port, **overrides)
-        if not made:
-            _seed_sqlite(config, sqlite_template)
+        copies = not made and databases.seed_sqlite(config, sqlite_template)
         app = create_app(config, instance_path=str(tmp_path / "instance"))
-        if not made:
-            _reset_schema(app)
+        if not made and not copies:
+            databases.reset_schema(app)
         made.append(app)
         return app
 
@@ -443,52 +352,25 @@ def softhsm(tmp_path, monkeypatch):
         pytest.fail(f"{leaked} Pkcs11EpochKeys left open by the test (close them)")
 
 
-# --- pytest-xdist: a module's tests that share a module-scoped fixture (a live server with
-# the demo loaded, say) run on one worker, so the fixture is built once, not once per worker.
-# Every other test is handed to whichever worker is free (``--dist loadgroup``).
+# --- pytest-xdist: groups, the longest tests first, serial tests (tests/scheduling.py).
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        shared = any(
-            fixturedef.scope in ("module", "package", "class")
-            for fixturedefs in info.name2fixturedefs.values()
-            for fixturedef in fixturedefs
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    if config.pluginmanager.hasplugin("xdist"):
+        scheduling.group_shared_fixtures(items)
+        scheduling.longest_first(items)
 
 
 @pytest.fixture(autouse=True)
 def _serial_under_xdist(request, tmp_path_factory):
-    """Under pytest-xdist: each test holds a shared lock, a ``serial`` one an exclusive lock
-    (it waits for the other workers' current tests, and they wait for it). A gate taken
-    before the shared lock lets a waiting serial test in ahead of the next shared ones."""
+    """Under pytest-xdist, a ``serial`` test runs while no other worker runs a test."""
     if not XDIST_WORKER:
         yield
         return
     root = tmp_path_factory.getbasetemp().parent  # shared by every worker of this run
-    serial = request.node.get_closest_marker("serial") is not None
-    with open(root / "serial.gate", "a") as gate, open(root / "serial.lock", "a") as lock:
-        if serial:
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        else:
-            fcntl.flock(gate, fcntl.LOCK_SH)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-            fcntl.flock(lock, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            if serial:
-                fcntl.flock(gate, fcntl.LOCK_UN)
+    with scheduling.turn(root, request.node.get_closest_marker("serial") is not None):
+        yield
 
 
 # --- lines a test wants in the run's summary (the Schemathesis case count, for the CI log):

@@ -4,15 +4,34 @@ outbox. Fixtures live in conftest.py; builders through the services in factories
 import time
 from datetime import datetime, timedelta
 
+from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from rights import jobs
+from rights.ledger import officers
 from storage.db import db
 
 API = "/api/v1"
 PROVENANCE = {"source": "test-suite", "actor": "pytest"}
 T1 = "2024-03-01T10:00:00+00:00"
 T2 = "2024-03-05T10:00:00+00:00"
+
+
+# Officers' passwords are hashed with argon2id at production cost: about 0.3 s of CPU a hash
+# or a check, two per sign-in, the largest single cost of the suite (a quarter of its time).
+# A test checks what a hash does, not what it costs, so the suite hashes at argon2's lowest
+# cost (conftest.py in the test processes, processes.py in the servers they start);
+# test_officer_password_cost.py checks the production parameters themselves.
+TEST_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+PRODUCTION_PASSWORD_HASHER, PRODUCTION_DUMMY_HASH = officers._hasher, officers._DUMMY_HASH
+
+
+def cheap_password_hashing(set_attribute=setattr) -> None:
+    """Make the officers' module hash and check passwords with TEST_PASSWORD_HASHER, its
+    stand-in hash for unknown emails included (so both paths still cost the same);
+    ``set_attribute`` is ``monkeypatch.setattr`` where the change must be undone."""
+    set_attribute(officers, "_hasher", TEST_PASSWORD_HASHER)
+    set_attribute(officers, "_DUMMY_HASH", TEST_PASSWORD_HASHER.hash("not-a-real-password"))
 
 
 def deliver(app) -> dict:

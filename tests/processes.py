@@ -135,9 +135,11 @@ def serve(
 
 def make_app():
     """The app a server process runs: the environment above, instance files in a temporary
-    folder (never the developer's instance/)."""
+    folder (never the developer's instance/); passwords hashed at the suite's cost."""
     from app import create_app
+    from tests.helpers import cheap_password_hashing
 
+    cheap_password_hashing()
     return create_app(None, instance_path=os.environ["LETHE_INSTANCE_PATH"])
 
 

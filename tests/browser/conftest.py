@@ -25,7 +25,8 @@ from demo import loader as demo
 from rights import jobs
 from rights.ledger import apikeys
 from storage.db import db
-from tests.conftest import _reset_schema, _seed_sqlite, make_config
+from tests.conftest import make_config
+from tests.databases import reset_schema, seed_sqlite
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -133,10 +134,11 @@ def module_live_server(tmp_path_factory, smtp_server, sqlite_template):
     the demo officers). For read-mostly modules where a server per test costs too much."""
     tmp = tmp_path_factory.mktemp("live")
     config = make_config(tmp, smtp_server.port, WTF_CSRF_ENABLED=True)
-    _seed_sqlite(config, sqlite_template)
+    copies = seed_sqlite(config, sqlite_template)
     app = create_app(config, instance_path=str(tmp / "instance"))
     try:
-        _reset_schema(app)
+        if not copies:
+            reset_schema(app)
         with app.app_context():
             demo.load(extra_members=20)
             db.session.commit()
