@@ -70,7 +70,7 @@ test: $(STAMP) $(NODE_STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile requirements.in --generate-hashes --universal --python-version 3.11 \
 		--custom-compile-command "make lock" --quiet -o requirements.txt
-	$(BIN)/uv pip compile requirements-dev.in -c requirements.txt --generate-hashes --universal \
+	$(BIN)/uv pip compile requirements.in requirements-dev.in -c requirements.txt --generate-hashes --universal \
 		--python-version 3.11 --custom-compile-command "make lock" --quiet -o requirements-dev.txt
 
 lint: $(STAMP)
