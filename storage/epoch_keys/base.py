@@ -9,7 +9,7 @@ build and take apart that layout live here so that the two backends cannot drift
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -131,3 +131,13 @@ def split_blob(blob: Any, index: int | None) -> tuple[bytes, bytes]:
     if len(blob) < MIN_BLOB or blob[:1] != BLOB_VERSION:
         raise WrapInvalid("not an epoch-wrapped blob (length or version)", index)
     return blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+
+
+class ClosedOnExit:
+    """``with store:`` closes the store at the end of the block (both backends)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -18,6 +18,7 @@ from storage.epoch_keys.base import (
     EPOCH_ID,
     KEY_BYTES,
     NONCE_BYTES,
+    ClosedOnExit,
     EpochKeyConfigError,
     EpochKeyExists,
     EpochKeyGone,
@@ -41,7 +42,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class FileEpochKeys:
+class FileEpochKeys(ClosedOnExit):
     """Epoch keys as files: ``<directory>/<epoch id>.key`` (0600, directory 0700), each holding
     the epoch's random AES-256 key sealed with AES-256-GCM under a key derived (HKDF-SHA256)
     from ``sealing_key`` (the service's key-encryption key), the epoch id as associated data.
@@ -77,12 +78,6 @@ class FileEpochKeys:
 
     def __repr__(self) -> str:
         return f"FileEpochKeys({str(self.directory)!r})"
-
-    def __enter__(self) -> FileEpochKeys:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Nothing to release."""
