@@ -102,10 +102,9 @@ DEFAULTS = {
     # The worker sweeps every retention policy this often (0: never; run
     # `flask retention sweep` from a scheduler instead).
     "RETENTION_SWEEP_HOURS": 24,
-    # The record of processing (Art. 30): the controller's data protection officer, and
-    # transfers outside the EEA (the data map has none of its own).
+    # The record of processing (Art. 30): the controller's data protection officer. Its
+    # transfers outside the EEA are the data map's recipients' (storage/recipients.py).
     "DPO_CONTACT": "dpo@perkly.example",
-    "RECORD_TRANSFERS": "None outside the EEA",
     # Room for a request form with its pictures (at most three of 4 MB each, checked one
     # by one in rights/lifecycle/evidence.py); anything larger is refused before it is read.
     "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,

@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 
 from retention_policies.policies import policies
+from storage import recipients
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, LEDGER_RECORDS, Category
 
@@ -44,7 +45,7 @@ def _time_limit(category_key: str, erasure_action: str | None) -> str:
     return text
 
 
-def _activity(cat: Category, transfers: str) -> dict:
+def _activity(cat: Category) -> dict:
     policy = policies()[cat.retention_policy]
     return {
         "category": cat.key,
@@ -55,8 +56,8 @@ def _activity(cat: Category, transfers: str) -> dict:
         "data_subjects": list(cat.data_subjects),
         "personal_data": [f.label for f in cat.fields],
         "source": cat.source,
-        "recipients": list(cat.recipients),
-        "transfers": transfers,
+        "recipients": recipients.labels(cat.recipients),
+        "transfers": recipients.transfers(cat.recipients),
         "profiling": cat.profiling,
         "erasure_time_limit": _time_limit(cat.retention_policy, cat.erasure.action),
         "retention_legal_basis": policy.legal_basis,
@@ -70,7 +71,6 @@ def _activity(cat: Category, transfers: str) -> dict:
 
 def build(config) -> dict:
     """The whole record, as plain data."""
-    transfers = config["RECORD_TRANSFERS"]
     return {
         "generated_at": utcnow().isoformat(),
         "controller": {
@@ -78,7 +78,7 @@ def build(config) -> dict:
             "contact": config["CONTROLLER_CONTACT"],
             "dpo": config["DPO_CONTACT"],
         },
-        "activities": [_activity(c, transfers) for c in CATEGORIES],
+        "activities": [_activity(c) for c in CATEGORIES],
         "own_records": [
             {
                 "record": r.key,

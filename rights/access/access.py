@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from retention_policies import policies
 from rights.lifecycle.notices import remedies_text
-from storage import vault
+from storage import recipients, vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category, Field
 from storage.db import db
@@ -82,7 +82,7 @@ def category_info(cat: Category) -> dict:
         "description": cat.description,
         "purposes": list(cat.purposes),
         "legal_basis": cat.legal_basis,
-        "recipients": list(cat.recipients),
+        "recipients": recipients.labels(cat.recipients),
         "retention": retention_of(cat),
         "source": cat.source,
         "on_erasure": {"action": cat.erasure.action, "exception": cat.erasure.exception},
@@ -249,7 +249,6 @@ def report_meta(request: RightsRequest) -> dict:
     """Everything in the report except the records themselves."""
     cfg = current_app.config
     subject = db.session.get(Subject, request.subject_id)
-    recipients = sorted({r for c in CATEGORIES for r in c.recipients})
     return {
         "report": "access",
         "generated_at": utcnow().isoformat(),
@@ -261,16 +260,15 @@ def report_meta(request: RightsRequest) -> dict:
         },
         "subject": {"ref": subject.ref},
         "purposes": sorted({p for c in CATEGORIES for p in c.purposes}),
-        "recipients": recipients,
+        "recipients": sorted(
+            {label for c in CATEGORIES for label in recipients.labels(c.recipients)}
+        ),
         "retention": {c.key: retention_of(c) for c in CATEGORIES},
         "sources": {c.key: c.source for c in CATEGORIES},
         "your_rights": RIGHTS,
         "complaint": remedies_text(),
         "automated_decision_making": profiling_summary(),
-        "transfers": (
-            "Brands may be outside the EEA. Transfers rely on the European Commission's standard "
-            "contractual clauses (Art. 46(2)(c)); ask us for a copy."
-        ),
+        "transfers": recipients.all_transfers(),
     }
 
 

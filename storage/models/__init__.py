@@ -12,6 +12,7 @@ from storage.models.delivery import (
     DeliveryAttempt,
     OutboxMessage,
     RecipientIdentifier,
+    RecipientNotice,
     Subscriber,
 )
 from storage.models.erasure import ErasureRun, Receipt, ReceiptRecord, SuppressionTombstone
@@ -83,6 +84,7 @@ __all__ = [
     "SubjectKey",
     "KeyEpoch",
     "RecipientIdentifier",
+    "RecipientNotice",
     "Subscriber",
     "SuppressionTombstone",
     "VerificationToken",

@@ -67,6 +67,9 @@ class Subscriber(db.Model):
     name: Mapped[str] = mapped_column(String(120))
     url: Mapped[str] = mapped_column(String(500))
     events: Mapped[list] = mapped_column(JSON, default=list)
+    # Which recipient of the data map it speaks for (storage/recipients.py): "who we told"
+    # on a request names the recipient category, told through this subscriber's deliveries.
+    recipient: Mapped[str | None] = mapped_column(String(40), index=True)
     # The whsec_ signing secret, sealed with the service key; after a rotation the previous
     # one keeps signing alongside until previous_secret_until.
     secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -124,3 +127,21 @@ class RecipientIdentifier(db.Model):
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     identifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecipientNotice(db.Model):
+    """Art. 19 done by hand: an officer records that a recipient the data map names, with no
+    webhook subscriber speaking for it, was told of a request's changes — when, how, by whom."""
+
+    __tablename__ = "recipient_notices"
+    __table_args__ = (
+        UniqueConstraint("request_id", "recipient", name="uq_recipient_notices_request"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("rights_requests.id"))
+    recipient: Mapped[str] = mapped_column(String(40))  # a key of storage.recipients.RECIPIENTS
+    how: Mapped[str] = mapped_column(String(300))  # e.g. "by email to their privacy contact"
+    told_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
