@@ -2,6 +2,7 @@
 second run changes nothing), tell each of them once, and show the incident in their report."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,9 @@ from sqlalchemy import func, insert, select
 
 from rights.access import access
 from rights.contest import incidents
+from rights.erasure import erasure
 from rights.errors import Invalid
+from rights.holdings import records
 from rights.lifecycle import requests
 from rights.recipients import webhooks
 from storage import vault
@@ -313,9 +316,12 @@ def test_the_dashboard_finds_corrects_and_tells_the_others(app, login_as, mailbo
     assert opened.status_code == 303
     url = opened.headers["Location"]
     page = officer.get(url).get_data(as_text=True)
-    # m-1's award is held back by their own request: decided there, not by the incident.
+    # m-1's award is held back by their own request: decided there, not by the incident,
+    # but m-1 is one of the members touched, shown with the request that decides it.
     assert "<strong>11</strong> award(s) still to correct" in page
-    assert "m-12" in page and "m-13" not in page and "<td>m-1</td>" not in page
+    assert "m-12" in page and "m-13" not in page and "<td>m-1</td>" in page
+    reference = _reference(app, rid)
+    assert f'decided on <a href="/dashboard/requests/{rid}">{reference}</a>' in page
     assert officer.post(url + "/correct", data={}).status_code == 303
     page = officer.get(url).get_data(as_text=True)
     assert "<strong>0</strong> award(s) still to correct" in page
@@ -355,3 +361,279 @@ def test_each_corrected_batch_reaches_the_subscribed_recipients(app):
         body = json.loads(webhooks.body_of(delivery))
         assert body["type"] == "subject.rectified" and body["incident"].startswith("INC-")
         assert len(body["records"]) == 12 and "subject" not in body
+
+
+# --- Everyone the fault touched is counted and told (issue 15) ---------------------------
+
+TITLE = "About your Nova X1 phone"
+APOLOGY_SUBJECT = "About your {perk}"
+APOLOGY_BODY = "Dear {name}, we are sorry about your {perk} ({incident})."
+
+
+def _reference(app, request_id) -> str:
+    with app.app_context():
+        return requests.get(request_id).reference
+
+
+def _rectify(app, n=1, *, approve=False) -> str:
+    """Member ``n`` asks, through the platform, to correct their award; approved if asked."""
+    with app.app_context():
+        req = requests.file(
+            type="rectification",
+            member_id=f"m-{n}",
+            channel="api",
+            verified=True,
+            actor="t",
+            details={"records": [f"aw-{n}"], "correction": "Never received."},
+        )
+        if approve:
+            requests.approve(req, actor="officer:1")
+        db.session.commit()
+        return req.id
+
+
+def _apologise(app, incident_id):
+    with app.app_context():
+        incidents.set_apology(
+            incidents.get(incident_id),
+            subject=APOLOGY_SUBJECT,
+            body=APOLOGY_BODY,
+            actor="officer:1",
+        )
+        db.session.commit()
+
+
+def _scope(app, incident_id):
+    with app.app_context():
+        return incidents.touched(incidents.get(incident_id))
+
+
+def _apologies(mailbox, address) -> list:
+    return [m for m in mailbox.to(address) if m["Subject"] == TITLE]
+
+
+def _award_history(external_id) -> list[tuple]:
+    award = records.by_external(PerkAward, external_id)
+    return db.session.execute(
+        select(RecordHistory.reason, RecordHistory.request_id)
+        .where(RecordHistory.record_type == "perk_awards", RecordHistory.record_id == award.id)
+        .order_by(RecordHistory.id)
+    ).all()
+
+
+def _incident_record(external_id) -> IncidentRecord:
+    award = records.by_external(PerkAward, external_id)
+    return db.session.execute(
+        select(IncidentRecord).where(IncidentRecord.record_id == award.id)
+    ).scalar_one()
+
+
+def _text(page: str) -> str:
+    """A page's text, tags dropped and white space collapsed (what a reader sees)."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+def test_a_member_whose_own_request_holds_the_award_back_is_counted_decided_and_told(app, mailbox):
+    _story(app)
+    rid = _rectify(app, 1)
+    reference = _reference(app, rid)
+    incident_id = _open(app)
+    scope = _scope(app, incident_id)
+    assert (scope.members, scope.decided, scope.to_correct, scope.to_correct_awards) == (
+        12,
+        1,
+        11,
+        11,
+    )
+    (sam,) = [r for r in scope.rows if r["member"] == "m-1"]
+    assert sam["state"] == "decided" and sam["request_reference"] == reference
+    _run(app, incident_id, incidents.correct_batch)
+    with app.app_context():
+        assert incidents.get(incident_id).corrected == 11
+        # Sam's award is his request's to decide: the incident did not touch it.
+        assert records.by_external(PerkAward, "aw-1").status == "received"
+        assert not any("incident" in (reason or "") for reason, _ in _award_history("aw-1"))
+        record = _incident_record("aw-1")
+        assert record.decided_by_request_id == rid and record.corrected_at is None
+        (batch,) = db.session.execute(
+            select(AuditEvent.details).where(AuditEvent.action == "incident.batch_corrected")
+        ).scalars()
+        assert batch["awards"] == 11 and batch["decided"] == 1
+    scope = _scope(app, incident_id)
+    assert (scope.members, scope.corrected, scope.decided, scope.to_correct) == (12, 11, 1, 0)
+    assert scope.to_tell == 12
+    _apologise(app, incident_id)
+    sent, _ = _run(app, incident_id, incidents.notify_batch)
+    assert sent == 12
+    assert _run(app, incident_id, incidents.notify_batch) == (0, 1)
+    deliver(app)
+    (apology,) = _apologies(mailbox, "person1@example.org")
+    assert mailbox.body(apology).startswith("Dear Person 1, we are sorry about your Nova X1")
+    assert all(len(_apologies(mailbox, f"person{n}@example.org")) == 1 for n in range(1, 13))
+    assert _scope(app, incident_id).to_tell == 0
+
+
+@pytest.mark.parametrize("opened", ["before", "after"])
+def test_a_member_whose_own_approved_request_corrected_the_award_is_counted_decided(
+    app, mailbox, opened
+):
+    _story(app)
+    if opened == "before":
+        incident_id = _open(app)
+    rid = _rectify(app, 1, approve=True)
+    if opened == "after":
+        incident_id = _open(app)
+    reference = _reference(app, rid)
+    scope = _scope(app, incident_id)
+    assert (scope.members, scope.decided, scope.to_correct_awards) == (12, 1, 11)
+    (sam,) = [r for r in scope.rows if r["member"] == "m-1"]
+    assert sam["state"] == "decided" and sam["request_reference"] == reference
+    _run(app, incident_id, incidents.correct_batch)
+    with app.app_context():
+        assert incidents.get(incident_id).corrected == 11
+        # Corrected once, by his request; the incident wrote nothing on it.
+        history = _award_history("aw-1")
+        assert [r for r in history if r[1] == rid and "accepted" in r[0]]
+        assert not any("incident" in (reason or "") for reason, _ in history)
+        assert _incident_record("aw-1").decided_by_request_id == rid
+    _apologise(app, incident_id)
+    assert _run(app, incident_id, incidents.notify_batch)[0] == 12
+    deliver(app)
+    assert len(_apologies(mailbox, "person1@example.org")) == 1
+
+
+def test_a_member_with_two_matching_awards_is_told_once(app, mailbox):
+    _story(app)
+    with app.app_context():
+        factories.award(100, 3, status="received", source="fulfilment-sync")
+        db.session.commit()
+    incident_id = _open(app)
+    scope = _scope(app, incident_id)
+    assert (scope.members, scope.awards, scope.to_correct_awards) == (12, 13, 13)
+    _run(app, incident_id, incidents.correct_batch)
+    with app.app_context():
+        assert incidents.get(incident_id).corrected == 13
+    _apologise(app, incident_id)
+    assert _scope(app, incident_id).to_tell == 12
+    sent, _ = _run(app, incident_id, incidents.notify_batch)
+    assert sent == 12
+    assert _run(app, incident_id, incidents.notify_batch)[0] == 0
+    deliver(app)
+    assert len(_apologies(mailbox, "person3@example.org")) == 1
+    with app.app_context():
+        queued = select(func.count()).where(OutboxMessage.topic == "notice.incident")
+        assert db.session.execute(queued).scalar_one() == 12
+        assert incidents.get(incident_id).notified == 12
+
+
+def test_the_list_of_people_touched_outlives_the_correction(app, login_as):
+    _story(app)
+    rid = _rectify(app, 1)
+    reference = _reference(app, rid)
+    incident_id = _open(app)
+    officer = login_as("officer")
+    url = f"/dashboard/incidents/{incident_id}"
+    assert "12 members touched" in _text(officer.get(url).get_data(as_text=True))
+    assert officer.post(url + "/correct", data={}).status_code == 303
+    page = officer.get(url).get_data(as_text=True)
+    assert "No award matches any more" not in page
+    assert re.findall(r"<td>(m-\d+)</td>", page) == [f"m-{n}" for n in range(1, 13)]
+    assert f'decided on <a href="/dashboard/requests/{rid}">{reference}</a>' in page
+    assert page.count("corrected by this incident") == 11
+    text = _text(page)
+    assert "12 members touched" in text
+    assert "Corrected by this incident 11 members (11 awards)" in text
+    assert "Decided on their own request 1 member" in text
+    assert "0 award(s) still to correct (0 members)" in text
+    assert "Send to 12 member(s)" not in page  # no apology written yet
+
+
+def test_the_touched_list_shows_the_first_fifty_with_the_total(app, login_as):
+    _story(app, faulty=53, fine=0)
+    incident_id = _open(app)
+    page = login_as("auditor").get(f"/dashboard/incidents/{incident_id}").get_data(as_text=True)
+    assert len(re.findall(r"<td>m-\d+</td>", page)) == 50
+    assert "first 50 of 53 awards" in _text(page)
+
+
+def test_correcting_and_sending_each_ask_for_confirmation_first(app, login_as):
+    _story(app)
+    rid = _rectify(app, 1)
+    reference = _reference(app, rid)
+    incident_id = _open(app)
+    officer = login_as("officer")
+    url = f"/dashboard/incidents/{incident_id}"
+    page = officer.get(url).get_data(as_text=True)
+    assert f'<form method="get" action="{url}/correct">' in page  # a page first, not a POST
+    confirm = officer.get(url + "/correct")
+    assert confirm.status_code == 200
+    page = confirm.get_data(as_text=True)
+    text = _text(page)
+    assert "12 members touched" in text
+    assert "11 awards of 11 members" in text and "1 member decided on their own request" in text
+    assert reference in page
+    assert f'<form method="post" action="{url}/correct">' in page
+    assert "Correct all 11" in page
+    with app.app_context():  # looking changed nothing
+        assert incidents.get(incident_id).corrected == 0
+    assert officer.post(url + "/correct", data={}).status_code == 303
+    # Before the apology is written there is nothing to send.
+    page = officer.get(url + "/notify").get_data(as_text=True)
+    assert "Write the apology first" in page and f'action="{url}/notify"' not in page
+    saved = officer.post(
+        url + "/apology",
+        data={"apology_subject": APOLOGY_SUBJECT, "apology_body": APOLOGY_BODY},
+    )
+    assert saved.status_code == 303
+    page = officer.get(url).get_data(as_text=True)
+    assert f'<form method="get" action="{url}/notify">' in page and "Send to 12 member(s)" in page
+    confirm = officer.get(url + "/notify")
+    assert confirm.status_code == 200
+    page = confirm.get_data(as_text=True)
+    text = _text(page)
+    assert "12 members to tell" in text and "1 decided on their own request" in text
+    with app.app_context():
+        incident_ref = incidents.get(incident_id).reference
+    # The preview is one member's own email, and says whose.
+    shown = re.search(
+        r"Dear Person (\d+), we are sorry about your Nova X1 phone \((INC-\w+)\)", page
+    )
+    assert shown and shown.group(2) == incident_ref, text
+    assert f"as m-{shown.group(1)} (Person {shown.group(1)}) will receive it" in text
+    assert TITLE in page and "{name}" not in page.split("will receive it")[1]
+    assert f'<form method="post" action="{url}/notify">' in page
+    with app.app_context():  # looking sent nothing
+        queued = select(func.count()).where(OutboxMessage.topic == "notice.incident")
+        assert db.session.execute(queued).scalar_one() == 0
+    assert officer.post(url + "/notify", data={}).status_code == 303
+    with app.app_context():
+        assert db.session.execute(queued).scalar_one() == 12
+    page = officer.get(url).get_data(as_text=True)
+    assert "Send to" not in page
+    assert "Everyone touched has been told" in _text(officer.get(url + "/notify").get_data(True))
+
+
+def test_erased_members_are_counted_but_never_written_to(app, mailbox):
+    _story(app)
+    incident_id = _open(app)
+    _run(app, incident_id, incidents.correct_batch)
+    with app.app_context():
+        req = requests.file(
+            type="erasure", member_id="m-2", channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+        erasure.run(req.id)
+        db.session.commit()
+    scope = _scope(app, incident_id)
+    assert (scope.members, scope.erased, scope.to_tell) == (12, 1, 11)
+    (gone,) = [r for r in scope.rows if r["erased"]]
+    assert gone["award"] == "aw-2" and gone["state"] == "corrected" and not gone["told"]
+    _apologise(app, incident_id)
+    sent, _ = _run(app, incident_id, incidents.notify_batch)
+    assert sent == 11
+    deliver(app)
+    assert not _apologies(mailbox, "person2@example.org")
+    assert len(_apologies(mailbox, "person3@example.org")) == 1
+    with app.app_context():
+        queued = select(func.count()).where(OutboxMessage.topic == "notice.incident")
+        assert db.session.execute(queued).scalar_one() == 11

@@ -1,6 +1,7 @@
-"""An incident's resumable work, a batch of ``BATCH`` awards per transaction behind a cursor
-on the incident: correcting the awards its filter matches, with everything built on them, then
-telling each member touched, with the apology written once as a template.
+"""An incident's resumable work, a batch of ``BATCH`` awards or members per transaction, each
+recorded as it is done: correcting the awards its filter matches, with everything built on
+them, recording unchanged those a request of the member's own decides, then telling each
+member touched once, with the apology written once as a template.
 
 What a correction sets, and what it reaches beyond the award (disclosure-list entries and
 promotions built on it), is the data map's: the same correction an accepted rectification
@@ -12,7 +13,13 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
-from rights.contest.incident_filter import Filter, matching_awards
+from rights.contest.incident_filter import (
+    TO_CORRECT,
+    Filter,
+    decided_earlier,
+    first_to_tell,
+    live,
+)
 from rights.delivery import outbox
 from rights.errors import Invalid
 from rights.ledger import audit
@@ -88,53 +95,111 @@ def _correct_awards(f: Filter, batch: list, *, actor: str, reason: str, now) -> 
     return history, counts
 
 
-def correct_batch(incident: Incident, *, actor: str) -> int:
-    """Correct the next batch of matching awards (and their list entries and promotions) in
-    this transaction; returns how many awards (0 when done). The caller commits."""
-    f = Filter.load(incident.record_filter)
-    batch = db.session.execute(
-        matching_awards(f).where(PerkAward.id > incident.corrected_through).limit(BATCH)
-    ).all()
-    if not batch:
-        _corrected(incident, actor=actor)
-        return 0
-    now = utcnow()
-    reason = f"incident {incident.reference}: {incident.title}"
-    vault.load_keys([s for _, s, _ in batch])
-    history, counts = _correct_awards(f, batch, actor=actor, reason=reason, now=now)
-    db.session.execute(insert(RecordHistory), history)
-    award_ids = [a for a, _, _ in batch]
+def _lock(incident: Incident) -> None:
+    """Hold the incident's row for this transaction and read it afresh (PostgreSQL: a second
+    officer pressing the same button waits, then finds the work done; SQLite has one writer)."""
+    db.session.flush()
+    db.session.refresh(incident, with_for_update=True)
+
+
+def _record(incident: Incident, rows: list[tuple], *, corrected_at) -> None:
+    """Record awards the incident touched: (award id, request that decided it or None)."""
     db.session.execute(
         insert(IncidentRecord),
         [
             {
                 "incident_id": incident.id,
                 "record_type": "perk_awards",
-                "record_id": a,
-                "corrected_at": now,
+                "record_id": award_id,
+                "corrected_at": corrected_at,
+                "decided_by_request_id": request_id,
             }
-            for a in award_ids
+            for award_id, request_id in rows
         ],
     )
-    incident.corrected_through = award_ids[-1]
-    incident.corrected += len(award_ids)
+
+
+def record_decided(incident: Incident, f: Filter, *, actor: str) -> int:
+    """Record up to ``BATCH`` of the awards a request of their member's own decides — holds
+    back now, or had corrected already — that the incident has not recorded yet, unchanged;
+    returns how many. Their members are touched, and told, like the others."""
+    held = [
+        (r.award_id, r.request_id)
+        for r in db.session.execute(live(f, incident.id, held_only=True).limit(BATCH))
+    ]
+    earlier = decided_earlier(f)
+    if earlier:
+        known = set(
+            db.session.execute(
+                select(IncidentRecord.record_id).where(
+                    IncidentRecord.incident_id == incident.id,
+                    IncidentRecord.record_type == "perk_awards",
+                    IncidentRecord.record_id.in_(list(earlier)),
+                )
+            ).scalars()
+        )
+        held += [(a, r) for a, r in earlier.items() if a not in known]
+    rows = held[:BATCH]
+    if not rows:
+        return 0
+    _record(incident, rows, corrected_at=None)
+    audit.record(
+        actor,
+        "incident.batch_decided",
+        target=f"incident:{incident.id}",
+        details={"awards": len(rows)},
+    )
+    return len(rows)
+
+
+def correct_batch(incident: Incident, *, actor: str) -> int:
+    """Go through the next batch of awards the filter matches (in id order): correct those
+    still to correct (and their list entries and promotions), and record, unchanged, those a
+    request of their member's own holds back; then the awards such a request had corrected
+    already. Returns how many awards it went through (0 when done). The caller commits.
+
+    Each award is recorded as it is done, and recorded awards are not looked at again, so a
+    run stopped halfway resumes where it stopped and a second run finds nothing left to do."""
+    _lock(incident)
+    f = Filter.load(incident.record_filter)
+    batch = db.session.execute(live(f, incident.id).limit(BATCH)).all()
+    if not batch:
+        decided = record_decided(incident, f, actor=actor)
+        if not decided:
+            _corrected(incident, actor=actor)
+        return decided
+    now = utcnow()
+    free = [(r.award_id, r.subject_id, r.external_id) for r in batch if r.state == TO_CORRECT]
+    held = [(r.award_id, r.request_id) for r in batch if r.state != TO_CORRECT]
+    counts = {"awards": len(free)}
+    if free:
+        reason = f"incident {incident.reference}: {incident.title}"
+        vault.load_keys([s for _, s, _ in free])
+        history, counts = _correct_awards(f, free, actor=actor, reason=reason, now=now)
+        db.session.execute(insert(RecordHistory), history)
+        _record(incident, [(a, None) for a, _, _ in free], corrected_at=now)
+        incident.corrected_through = free[-1][0]
+        incident.corrected += len(free)
+    if held:
+        _record(incident, held, corrected_at=None)
     incident.status = "correcting"
     audit.record(
         actor,
         "incident.batch_corrected",
         target=f"incident:{incident.id}",
-        details={**counts, "through": award_ids[-1]},
+        details={**counts, "decided": len(held), "through": batch[-1].award_id},
     )
-    downstream.announce(
-        "subject.rectified",
-        {
-            "type": "subject.rectified",
-            "incident": incident.reference,
-            "records": [{"type": "perk_awards", "id": e} for _, _, e in batch],
-            "action": "correct: the award was not received",
-        },
-    )
-    return len(award_ids)
+    if free:
+        downstream.announce(
+            "subject.rectified",
+            {
+                "type": "subject.rectified",
+                "incident": incident.reference,
+                "records": [{"type": "perk_awards", "id": e} for _, _, e in free],
+                "action": "correct: the award was not received",
+            },
+        )
+    return len(batch)
 
 
 def _corrected(incident: Incident, *, actor: str) -> None:
@@ -174,41 +239,82 @@ def _placeholders(text: str) -> list[str]:
     return re.findall(r"\{[a-z_]+\}", text)
 
 
-def _to_notify(incident: Incident) -> list:
-    """The next batch of members this incident corrected and has not told yet (erased people
-    are not written to), with what the apology needs."""
-    return db.session.execute(
-        select(
-            IncidentRecord.record_id,
-            PerkAward.subject_id,
-            PerkAward.external_id,
-            Perk.item,
-            Member.email_enc,
-            Member.name_enc,
-        )
-        .join(PerkAward, PerkAward.id == IncidentRecord.record_id)
-        .join(Perk, Perk.id == PerkAward.perk_id)
-        .join(Member, Member.subject_id == PerkAward.subject_id)
-        .join(Subject, Subject.id == PerkAward.subject_id)
+def _fill(incident: Incident, *, name: str | None, item: str) -> tuple[str, str]:
+    """The apology's title and body as one member receives them."""
+    values = {"{name}": name or "there", "{perk}": item, "{incident}": incident.reference}
+    title, body = incident.apology_subject or "", incident.apology_body or ""
+    for key, value in values.items():
+        title, body = title.replace(key, value), body.replace(key, value)
+    return title, body
+
+
+def _item(incident: Incident) -> str:
+    perk = incident.record_filter["perk"]
+    return db.session.execute(select(Perk.item).where(Perk.external_id == perk)).scalar_one()
+
+
+def apology_preview(incident: Incident) -> dict | None:
+    """The apology filled in for the first member it will go to (their platform id, name,
+    title and body), for the officer to read before sending; None when nobody is to be told."""
+    subject_id = first_to_tell(incident)
+    if subject_id is None or not incident.apology_body:
+        return None
+    member = db.session.execute(select(Member).where(Member.subject_id == subject_id)).scalar_one()
+    name = vault.decrypt(subject_id, "members.name_enc", member.name_enc)
+    title, body = _fill(incident, name=name, item=_item(incident))
+    return {"member": member.external_id, "name": name, "title": title, "body": body}
+
+
+def _to_notify(incident: Incident) -> list[str]:
+    """The next batch of members to tell, in subject order: those with a record the incident
+    recorded (corrected, or decided on their own request) and no record saying they were
+    told. Erased people are not written to."""
+    told = (
+        select(PerkAward.subject_id)
+        .join(IncidentRecord, IncidentRecord.record_id == PerkAward.id)
         .where(
             IncidentRecord.incident_id == incident.id,
             IncidentRecord.record_type == "perk_awards",
-            IncidentRecord.record_id > incident.notified_through,
-            Subject.erased_at.is_(None),
+            IncidentRecord.notified_at.is_not(None),
         )
-        .order_by(IncidentRecord.record_id)
-        .limit(BATCH)
-    ).all()
+    )
+    return list(
+        db.session.execute(
+            select(PerkAward.subject_id)
+            .distinct()
+            .select_from(IncidentRecord)
+            .join(PerkAward, PerkAward.id == IncidentRecord.record_id)
+            .join(Subject, Subject.id == PerkAward.subject_id)
+            .join(Member, Member.subject_id == PerkAward.subject_id)
+            .where(
+                IncidentRecord.incident_id == incident.id,
+                IncidentRecord.record_type == "perk_awards",
+                IncidentRecord.notified_at.is_(None),
+                Subject.erased_at.is_(None),
+                PerkAward.subject_id.not_in(told),
+            )
+            .order_by(PerkAward.subject_id)
+            .limit(BATCH)
+        ).scalars()
+    )
 
 
 def notify_batch(incident: Incident, *, actor: str) -> int:
-    """Queue the apology to the next batch of members whose awards this incident corrected;
-    returns how many (0 when done). The caller commits."""
+    """Queue the apology to the next batch of members the incident touched — once each,
+    however many of their awards it touched, members decided on their own request included —
+    after recording any such awards not recorded yet. Returns how many members were told and
+    awards recorded (0 when done). The caller commits.
+
+    Each member's records say when they were told, in the same transaction as their email is
+    queued: a run stopped halfway resumes with the members not told yet, and a second run
+    sends nothing."""
     if not incident.apology_body:
         raise Invalid("Write the apology first.", {"apology_body": ["required"]})
-    rows = _to_notify(incident)
-    if not rows:
-        if incident.notified_at is None and incident.notified:
+    _lock(incident)
+    recorded = record_decided(incident, Filter.load(incident.record_filter), actor=actor)
+    subjects = _to_notify(incident)
+    if not subjects:
+        if not recorded and incident.notified_at is None and incident.notified:
             incident.notified_at = utcnow()
             audit.record(
                 actor,
@@ -216,28 +322,43 @@ def notify_batch(incident: Incident, *, actor: str) -> int:
                 target=f"incident:{incident.id}",
                 details={"members": incident.notified},
             )
-        return 0
-    vault.load_keys([r.subject_id for r in rows])
-    for r in rows:
-        name = vault.decrypt(r.subject_id, "members.name_enc", r.name_enc) or "there"
-        values = {"{name}": name, "{perk}": r.item, "{incident}": incident.reference}
-        body, title = incident.apology_body, incident.apology_subject
-        for key, value in values.items():
-            body, title = body.replace(key, value), title.replace(key, value)
+        return recorded
+    members = db.session.execute(
+        select(Member.subject_id, Member.email_enc, Member.name_enc)
+        .where(Member.subject_id.in_(subjects))
+        .order_by(Member.subject_id)
+    ).all()
+    item = _item(incident)
+    vault.load_keys(subjects)
+    for m in members:
+        name = vault.decrypt(m.subject_id, "members.name_enc", m.name_enc)
+        title, body = _fill(incident, name=name, item=item)
         outbox.enqueue_email(
-            subject_id=r.subject_id,
-            to=vault.decrypt(r.subject_id, "members.email_enc", r.email_enc),
+            subject_id=m.subject_id,
+            to=vault.decrypt(m.subject_id, "members.email_enc", m.email_enc),
             title=title,
             body=body,
             topic="notice.incident",
             request_id=None,
         )
-    incident.notified_through = rows[-1].record_id
-    incident.notified += len(rows)
+    db.session.execute(
+        update(IncidentRecord)
+        .where(
+            IncidentRecord.incident_id == incident.id,
+            IncidentRecord.record_type == "perk_awards",
+            IncidentRecord.notified_at.is_(None),
+            IncidentRecord.record_id.in_(
+                select(PerkAward.id).where(PerkAward.subject_id.in_(subjects))
+            ),
+        )
+        .values(notified_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    incident.notified += len(members)
     audit.record(
         actor,
         "incident.batch_notified",
         target=f"incident:{incident.id}",
-        details={"members": len(rows), "through": rows[-1].record_id},
+        details={"members": len(members), "decided": recorded},
     )
-    return len(rows)
+    return len(members) + recorded

@@ -1,17 +1,23 @@
 """Incidents: "how many others did this happen to?"
 
 An officer describes a fault as a filter over perk awards — this perk, written by this source
-process, in this date range, marked received with no shipment — and sees how many members it
-matches and who. One audited step then corrects them all, in keyset batches of ``BATCH``
-awards, each batch one transaction that moves a cursor on: a run stopped halfway resumes where
-it stopped, and a second run finds nothing left to do (corrected awards no longer match). Each
-correction writes a history row naming the incident, so every member's access report shows
-the incident that touched their record. An apology written once as a template is then queued
-to each member touched, in the same resumable way.
+process, in this date range, marked received with no shipment — and sees every member it
+touched and what became of each: still to correct, corrected by the incident, or decided on a
+request of their own (a request that holds the award back under Art. 18, or had corrected it
+already: the incident counts and tells them, and never overrides that request). The list and
+its counts stay after the correction.
 
-The filter and its matches are in :mod:`rights.contest.incident_filter`, the batches that
-correct and tell in :mod:`rights.contest.incident_batches`; their names are this module's too,
-where the dashboard and the scripts find them.
+One audited step then corrects them all, in batches of ``BATCH`` awards in award order, each
+batch one transaction that records what it did: a run stopped halfway resumes where it
+stopped, and a second run finds nothing left to do. Each correction writes a history row naming the
+incident, so every member's access report shows the incident that touched their record. An
+apology written once as a template is then queued once to each member touched (not per
+award; never to an erased person), in the same resumable way. The dashboard shows the officer
+what each step will do, with an apology filled in for one member, before it is done.
+
+The filter and everyone it touched are in :mod:`rights.contest.incident_filter`, the batches
+that correct and tell in :mod:`rights.contest.incident_batches`; their names are this
+module's too, where the dashboard and the scripts find them.
 """
 
 import secrets
@@ -23,11 +29,23 @@ from rights.contest import rectification
 from rights.contest.incident_batches import (
     BATCH,
     PLACEHOLDERS,
+    apology_preview,
     correct_batch,
     notify_batch,
     set_apology,
 )
-from rights.contest.incident_filter import Filter, matches, preview, validate
+from rights.contest.incident_filter import (
+    CORRECTED,
+    DECIDED,
+    LIST_LIMIT,
+    TO_CORRECT,
+    Filter,
+    Touched,
+    matches,
+    preview,
+    touched,
+    validate,
+)
 from rights.errors import Invalid, NotFound
 from rights.ledger import audit
 from storage.db import db
@@ -35,9 +53,15 @@ from storage.models import AuditEvent, Incident, Perk, PerkAward, RecordHistory
 
 __all__ = [
     "BATCH",
+    "CORRECTED",
+    "DECIDED",
+    "LIST_LIMIT",
     "PLACEHOLDERS",
+    "TO_CORRECT",
     "Filter",
+    "Touched",
     "all_incidents",
+    "apology_preview",
     "correct_batch",
     "get",
     "matches",
@@ -47,6 +71,7 @@ __all__ = [
     "set_apology",
     "suggest_filter",
     "timeline",
+    "touched",
     "update_root_cause",
 ]
 

@@ -45,28 +45,38 @@ class Incident(db.Model):
     root_cause: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open|correcting|corrected
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # The bulk correction, in award-id order: how far it got (resumable), and how many.
+    # The bulk correction, in award-id order: the last award it corrected, and how many (what
+    # is done is in its records, which is what a stopped run resumes from).
     corrected_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     corrected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     corrected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The apology: written once, sent to each member touched, in the same order.
+    # The apology: written once, sent once to each member touched (each member's records say
+    # whether they were told), and how many were.
     apology_subject: Mapped[str | None] = mapped_column(String(200))
     apology_body: Mapped[str | None] = mapped_column(Text)
-    notified_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     notified: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IncidentRecord(db.Model):
-    """A record an incident corrected (the member is reached through it, not stored here)."""
+    """A record an incident touched: corrected by it (``corrected_at``), or left as a request
+    of the member's own decided it (``decided_by_request_id``: the request held it back or had
+    corrected it already). ``notified_at``: when the member was sent the apology, set on all
+    their records at once, so that each member is told once. The member is reached through
+    the record (its ``subject_id``), never stored here."""
 
     __tablename__ = "incident_records"
     __table_args__ = (
         UniqueConstraint("incident_id", "record_type", "record_id", name="uq_incident_records"),
+        Index("ix_incident_records_incident_notified", "incident_id", "notified_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
     record_type: Mapped[str] = mapped_column(String(40))
     record_id: Mapped[int] = mapped_column(Integer)
-    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    corrected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_request_id: Mapped[str | None] = mapped_column(
+        ForeignKey("rights_requests.id"), index=True
+    )
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,8 +1,10 @@
 """Incidents: open one from a request, see who the fault touched, correct them all, tell each
-of them. Long runs go in time-boxed slices: each press of "Correct" or "Send" does as many
-batches as fit in a few seconds and says how far it got; pressing again carries on. Each batch
-is committed on its own (:mod:`storage.steps` runs them), so a slice never holds the write
-lock for seconds, and what was done stays done if the request dies half-way."""
+of them once. Correcting and sending each show what they will do first (a page with the
+counts and, for the apology, one member's copy; its button posts). Long runs go in time-boxed
+slices: each press of "Correct" or "Send" does as many batches as fit in a few seconds and says
+how far it got; pressing again carries on. Each batch is committed on its own
+(:mod:`storage.steps` runs them), so a slice never holds the write lock for seconds, and what
+was done stays done if the request dies half-way."""
 
 import time
 
@@ -73,7 +75,6 @@ def incident_page(incident_id: int):
 
 
 def _page(incident, *, apology=None, cause=None, status=200):
-    record_filter = incidents.Filter.load(incident.record_filter)
     if apology is None:
         apology = f.ApologyForm(
             apology_subject=incident.apology_subject, apology_body=incident.apology_body
@@ -81,14 +82,12 @@ def _page(incident, *, apology=None, cause=None, status=200):
     return render_template(
         "dashboard/incident.html",
         incident=incident,
-        description=record_filter.describe(),
-        matches=incidents.matches(record_filter),
-        preview=incidents.preview(record_filter),
+        description=incidents.Filter.load(incident.record_filter).describe(),
+        scope=incidents.touched(incident),
         timeline=incidents.timeline(incident),
         names=queue.officer_names(),
         apology=apology,
         cause=cause or f.RootCauseForm(root_cause=incident.root_cause),
-        form=f.ConfirmForm(),
     ), status
 
 
@@ -109,6 +108,24 @@ def _batches(incident_id: int, step) -> Steps[tuple[int, bool]]:
     return done, False
 
 
+@bp.get("/incidents/<int(max=2147483647):incident_id>/correct")
+@requires("requests.decide")
+def incident_confirm_correct(incident_id: int):
+    """What "Correct all" will do, with the counts and who is left as decided, before it
+    is done (the button posts to :func:`incident_correct`)."""
+    incident = _load(incident_id)
+    scope = incidents.touched(incident)
+    decided = incidents.touched(incident, state=incidents.DECIDED).rows if scope.decided else []
+    return render_template(
+        "dashboard/incident_confirm_correct.html",
+        incident=incident,
+        description=incidents.Filter.load(incident.record_filter).describe(),
+        scope=scope,
+        decided=decided,
+        form=f.ConfirmForm(),
+    )
+
+
 @bp.post("/incidents/<int(max=2147483647):incident_id>/correct")
 @requires("requests.decide")
 def incident_correct(incident_id: int):
@@ -120,7 +137,7 @@ def incident_correct(incident_id: int):
     if finished:
         flash(f"Corrected: {incident.corrected} award(s) in all.")
     else:
-        flash(f"{done} more corrected ({incident.corrected} so far). Press Correct to go on.")
+        flash(f"{done} more done ({incident.corrected} corrected so far). Press Correct to go on.")
     return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
 
 
@@ -159,6 +176,21 @@ def incident_root_cause(incident_id: int):
     return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
 
 
+@bp.get("/incidents/<int(max=2147483647):incident_id>/notify")
+@requires("requests.decide")
+def incident_confirm_notify(incident_id: int):
+    """Whom the apology will go to, and the apology as one of them will receive it, before
+    it is sent (the button posts to :func:`incident_notify`)."""
+    incident = _load(incident_id)
+    return render_template(
+        "dashboard/incident_confirm_notify.html",
+        incident=incident,
+        scope=incidents.touched(incident),
+        preview=incidents.apology_preview(incident),
+        form=f.ConfirmForm(),
+    )
+
+
 @bp.post("/incidents/<int(max=2147483647):incident_id>/notify")
 @requires("requests.decide")
 def incident_notify(incident_id: int):
@@ -168,10 +200,10 @@ def incident_notify(incident_id: int):
     sent = attempt(lambda: _slices(incident_id, incidents.notify_batch), flash_error=True)
     if not sent:
         return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
-    done, finished = sent.value
+    _, finished = sent.value
     incident = incidents.get(incident_id)
     if finished:
         flash(f"Apology queued to {incident.notified} member(s) in all.")
     else:
-        flash(f"{done} more queued ({incident.notified} so far). Press Send to go on.")
+        flash(f"{incident.notified} member(s) told so far. Press Send to go on.")
     return redirect(url_for("dashboard.incident_page", incident_id=incident_id), code=303)
