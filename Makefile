@@ -13,13 +13,16 @@ NODE_STAMP := node_modules/.installed
 FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The demo's webhook receiver (demo/receiver.py): the brand and a disclosure-list consumer.
+RECEIVER_PORT ?= 5001
+RECEIVER_URL := http://127.0.0.1:$(RECEIVER_PORT)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: help install run test lint bench lock
 
 help:
-	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker (demo data loaded)"
+	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker + demo webhook receiver (demo data loaded)"
 	@echo "make test   the test suite, one pytest-xdist worker per CPU (PYTEST_ARGS='-k access' to pass options to pytest, '-n 0' for one process)"
 	@echo "make lint   ruff + import-linter contracts"
 	@echo "make lock   compile requirements.in / requirements-dev.in into the hashed lock files"
@@ -47,17 +50,23 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
+# Development only: the demo's receiver listens on 127.0.0.1, which Lethe refuses to call unless
+# private targets are allowed (rights/recipients/outbound_http.py). Set for this target alone,
+# for the demo load, the worker and the server; never in a deployment's configuration.
+run: export LETHE_WEBHOOK_ALLOW_PRIVATE_TARGETS = true
 run: $(STAMP)
 	$(FLASK) db upgrade
-	$(FLASK) demo load
+	$(FLASK) demo load --receiver $(RECEIVER_URL)
 	@echo
-	@echo "  Lethe on http://$(HOST):$(PORT)/   (Ctrl-C stops the server and the worker)"
+	@echo "  Lethe on http://$(HOST):$(PORT)/   (Ctrl-C stops the server, the worker and the receiver)"
 	@echo "  Emails (MAIL_BACKEND=file) are written as .eml files to instance/mail/"
+	@echo "  Webhooks to the demo's brand and list consumer: receiver on $(RECEIVER_URL)/hooks/"
 	@echo "  API key for the platform:  $(FLASK) apikeys create my-service --scopes '*'"
 	@echo "  Officers' dashboard on http://$(HOST):$(PORT)/dashboard/ (demo sign-ins: see README)"
 	@echo
-	@trap 'kill $$server $$worker 2>/dev/null; wait $$server $$worker 2>/dev/null' EXIT; \
+	@trap 'kill $$server $$worker $$receiver 2>/dev/null; wait $$server $$worker $$receiver 2>/dev/null' EXIT; \
 	trap 'exit 0' INT TERM; \
+	$(BIN)/python -m demo.receiver --port $(RECEIVER_PORT) --lethe-url http://127.0.0.1:$(PORT) & receiver=$$!; \
 	$(FLASK) worker & worker=$$!; \
 	$(FLASK) run --host $(HOST) --port $(PORT) & server=$$!; \
 	wait $$server

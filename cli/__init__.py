@@ -54,7 +54,16 @@ def apikeys_create(name: str, scopes: str) -> None:
 
 @demo_group.command("load")
 @click.option("--members", default=300, show_default=True, help="How many extra members.")
-def demo_load(members: int) -> None:
+@click.option(
+    "--receiver",
+    default=None,
+    metavar="URL",
+    help="Also subscribe the brand and a disclosure-list consumer to webhooks at this "
+    "demo receiver (python -m demo.receiver; `make run` starts one); their secrets go to "
+    "instance/demo-receiver.json. Needs LETHE_WEBHOOK_ALLOW_PRIVATE_TARGETS=true for a "
+    "local address.",
+)
+def demo_load(members: int, receiver: str | None) -> None:
     """Load the demo perk platform (idempotent: does nothing if already loaded)."""
     if current_app.config["ENV_NAME"] == "production":
         raise click.UsageError("The demo has published passwords: it is not loaded in production.")
@@ -63,8 +72,17 @@ def demo_load(members: int) -> None:
             "This database has real officer accounts: the demo (published sign-ins) is not "
             "loaded into it."
         )
-    with unit_of_work():
-        counts = demo.load(extra_members=members)
+    try:
+        with unit_of_work():
+            # Subscribed first: recipients are told of what the demo's own requests change.
+            subscribers = demo.subscribe_receiver(receiver) if receiver else None
+            counts = demo.load(extra_members=members)
+    except RightsError as exc:
+        fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
+        raise click.UsageError(f"{exc.message} {fields}".strip()) from None
+    if subscribers is not None:  # written once kept: never a secret that was rolled back
+        path = demo.write_receiver_file(subscribers)
+        click.echo(f"Demo webhook subscribers' secrets and keys written to {path} (mode 0600).")
     if counts is None:
         click.echo("Demo data already loaded.")
     else:

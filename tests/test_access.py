@@ -9,6 +9,7 @@ from sqlalchemy import event
 
 from demo import loader as demo
 from rights.access import access
+from rights.delivery import outbox
 from rights.lifecycle import requests
 from storage.datamap import CATEGORIES
 from storage.db import db
@@ -184,3 +185,51 @@ def test_downloads_expire_and_are_not_cached(app, client, mailbox, fmt):
         client.post(_link(mailbox, "person1@example.org", "resume"))
         assert client.get(f"/requests/{ref}/{fmt}").status_code == 404
         assert "expired" in client.get(f"/requests/{ref}").get_data(as_text=True)
+
+
+def test_report_opens_with_a_summary_and_keeps_every_field(app):
+    """The JSON report gains ``summary`` (the same content as the page's, as data and as
+    sentences); every Art. 15 item and every stored value stays as it was."""
+    with app.app_context():
+        factories.member(1)
+        factories.award(1, status="offered")
+        factories.award(1, status="received", source="fulfilment-sync")
+        factories.commit()
+    rid, _ = _complete_access(app)
+    report = _report(app, rid)
+    assert ART_15_KEYS <= set(report)
+    s = report["summary"]
+    assert {"held", "recipients", "held_back", "being_corrected", "troubled", "in_words"} <= set(s)
+    assert {"category": "perk_awards", "title": "Perk awards", "count": 1} | {
+        "words": "1 perk award"
+    } in s["held"]
+    assert [part["heading"] for part in s["in_words"]][:2] == ["What we hold", "Who we gave it to"]
+    (troubled,) = s["troubled"]
+    assert troubled["reference"] == "aw-1"
+    assert troubled["changes"][-1]["sentence"].endswith("No shipment was recorded.")
+    cats = {c["key"]: c for c in report["categories"]}
+    (award,) = cats["perk_awards"]["records"]
+    assert set(award) == {
+        "award_id",
+        "perk",
+        "status",
+        "status_at",
+        "shipped_at",
+        "received_at",
+        "provenance",
+        "history",
+    }
+    assert award["status"] == "received" and award["perk"]["item"] == "Nova X1 phone"
+
+
+def test_messages_we_sent_are_the_emails_only(app):
+    """The outbox also carries jobs: the report's "Messages we sent you" are its emails, as
+    the data map says (a job is no message to the person)."""
+    rid, _ = _complete_access(app)
+    with app.app_context():
+        outbox.enqueue_job("some.job", subject_id=requests.get(rid).subject_id)
+        db.session.commit()
+    report = _report(app, rid)
+    (notices,) = [c for c in report["categories"] if c["key"] == "notices"]
+    assert notices["records"] and all(r["message"]["to"] for r in notices["records"])
+    assert "some.job" not in {r["topic"] for r in notices["records"]}

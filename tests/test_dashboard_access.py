@@ -42,13 +42,18 @@ ROUTES = [
     ("GET", "/dashboard/requests/{rid}/extend", DECIDERS, 200),
     ("POST", "/dashboard/requests/{rid}/ask", DECIDERS, 422),  # no question given
     ("POST", "/dashboard/requests/{rid}/assign?officer={me}", DECIDERS, 303),
+    # Art. 19 by hand: an empty form is refused; nothing recorded yet to withdraw.
+    ("POST", "/dashboard/requests/{rid}/told/brand", DECIDERS, 422),
+    ("POST", "/dashboard/requests/{rid}/told/brand/withdraw", DECIDERS, 404),
     ("GET", "/dashboard/incidents", EVERYONE, 200),
     ("GET", "/dashboard/incidents/new", DECIDERS, 200),
     ("POST", "/dashboard/incidents/new", DECIDERS, 422),  # empty form
     ("GET", "/dashboard/incidents/{inc}", EVERYONE, 200),
+    ("GET", "/dashboard/incidents/{inc}/correct", DECIDERS, 200),  # the confirmation step
     ("POST", "/dashboard/incidents/{inc}/correct", DECIDERS, 303),
     ("POST", "/dashboard/incidents/{inc}/apology", DECIDERS, 422),  # empty form
     ("POST", "/dashboard/incidents/{inc}/root-cause", DECIDERS, 422),  # empty form
+    ("GET", "/dashboard/incidents/{inc}/notify", DECIDERS, 200),  # preview and confirm
     ("POST", "/dashboard/incidents/{inc}/notify", DECIDERS, 303),
     ("GET", "/dashboard/audit", EVERYONE, 200),
     ("POST", "/dashboard/audit/verify", EVERYONE, 303),
@@ -68,6 +73,7 @@ ROUTES = [
     ("POST", "/dashboard/deliveries/{dlv}/redeliver", ADMIN, 303),
     ("POST", "/dashboard/subscribers/{sub}/rotate", ADMIN, 200),  # the new secret, once
     ("POST", "/dashboard/subscribers/{sub}/active?active=0", ADMIN, 303),
+    ("POST", "/dashboard/subscribers/{sub}/recipient?recipient=brand", ADMIN, 303),
     ("GET", "/dashboard/retention", EVERYONE, 200),
     ("POST", "/dashboard/retention/holds", DECIDERS, 422),  # empty form
     ("POST", "/dashboard/retention/holds/{hold}/release", DECIDERS, 303),

@@ -145,3 +145,35 @@ def test_an_auditor_reads_webhooks_but_changes_nothing(app, login_as):
         as_text=True
     )
     assert auditor.post("/dashboard/subscribers/1/rotate").status_code == 403
+
+
+def test_a_subscriber_says_which_recipient_of_the_data_map_it_speaks_for(app, login_as):
+    """The form offers the data map's recipients by name; the choice is stored, shown, can be
+    changed or cleared (audited each time), and a key the map does not declare is refused."""
+    admin = login_as("admin")
+    listing = admin.get("/dashboard/subscribers").get_data(as_text=True)
+    assert "Speaks for (recipient in the data map)" in listing
+    assert "Disclosure-list consumers (review sites, ad networks)" in listing
+    bad = _add(admin, recipient="nova")
+    assert bad.status_code == 422 and "Not a valid choice" in bad.get_data(as_text=True)
+    assert _add(admin, recipient="brand").status_code == 200
+    with app.app_context():
+        sub = db.session.execute(select(Subscriber)).scalar_one()
+        assert sub.recipient == "brand"
+    page = admin.get(f"/dashboard/subscribers/{sub.id}").get_data(as_text=True)
+    assert "The brand giving the perk" in page
+    url = f"/dashboard/subscribers/{sub.id}/recipient"
+    assert admin.post(url, data={"recipient": "list_consumers"}).status_code == 303
+    assert admin.post(url, data={"recipient": "nova"}).status_code == 422
+    assert admin.post(url, data={"recipient": ""}).status_code == 303  # undone: none
+    with app.app_context():
+        assert db.session.get(Subscriber, sub.id).recipient is None
+        changes = db.session.execute(
+            select(AuditEvent.details).where(AuditEvent.action == "subscriber.recipient_set")
+        ).scalars()
+        assert [(d["was"], d["recipient"]) for d in changes] == [
+            ("brand", "list_consumers"),
+            ("list_consumers", None),
+        ]
+    auditor = login_as("auditor")
+    assert auditor.post(url, data={"recipient": "brand"}).status_code == 403

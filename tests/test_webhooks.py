@@ -331,6 +331,12 @@ def test_an_erasure_tells_each_recipient_in_its_own_terms_and_statements_follow_
             ("Ads system", "subject.erased", "pending"),
             ("Nova brand", "subject.erased", "pending"),
         ]
+        # Issue 15: the receipt also lists who the data map says must be told ("told"); a
+        # subscriber speaking for no recipient of the map is listed under its own name.
+        named = {r["name"]: r for r in claims["told"]["recipients"]}
+        assert named["Nova brand"]["recipient"] is None and not named["Nova brand"]["required"]
+        assert named["Nova brand"]["state"] == named["Ads system"]["state"] == "pending"
+        assert {r["recipient"] for r in claims["told"]["recipients"] if r["required"]}
         record_key = erasure.reveal_record_key(receipt)
         db.session.commit()
     client = hooks_app.test_client()
@@ -341,5 +347,7 @@ def test_an_erasure_tells_each_recipient_in_its_own_terms_and_statements_follow_
         states = {r["recipient"]: r for r in statement["recipients"]}
         assert states["Nova brand"]["state"] == "confirmed" and states["Nova brand"]["confirmed_at"]
         assert states["Ads system"]["state"] == "delivered"
+        named = {r["name"]: r["state"] for r in statement["told"]["recipients"]}
+        assert named["Nova brand"] == "confirmed" and named["Ads system"] == "delivered"
     page = client.post("/records", data={"record_key": record_key}).get_data(as_text=True)
     assert "Who we told" in page and "Nova brand" in page and "confirmed they acted" in page

@@ -3,20 +3,29 @@
 The report is built from the data map alone and streamed: records are read in batches
 (``BATCH`` at a time) with their provenance and history loaded per batch, so a member with tens
 of thousands of records never sits in memory whole and no query runs per record.
+
+It opens with a summary in plain words (:mod:`rights.access.summary`: what we hold, who we gave
+it to, what is held back or being corrected, how each troubled record got that way), in the
+JSON as ``summary``. On the page (:func:`iter_sections`) each record also reads in words: named
+by what it is, its values and its history as a person says them (:class:`Record`); the JSON
+keeps every stored value as it is.
 """
 
 import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import select
 
 from retention_policies import policies
+from rights.access import summary
+from rights.access.summary import Change, Names, history_entry, story
 from rights.lifecycle.notices import remedies_text
-from storage import recipients, vault
+from storage import processes, recipients, vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category, Field
 from storage.db import db
@@ -162,8 +171,10 @@ def iter_rows(cat: Category, subject_id: str) -> Iterator[list]:
     column = table.c[cat.subject_column]
     pk = list(table.primary_key.columns)[0]
     last = None
+    # Only the category's rows of a shared table (the outbox's emails, not its jobs).
+    where = [table.c[cat.where[0]].in_(cat.where[1])] if cat.where else []
     while True:
-        query = select(table).where(column == subject_id).order_by(pk).limit(BATCH)
+        query = select(table).where(column == subject_id, *where).order_by(pk).limit(BATCH)
         if last is not None:
             query = query.where(pk > last)
         rows = db.session.execute(query).all()
@@ -193,31 +204,21 @@ def _history(cat: Category, subject_id: str, ids: list) -> dict[int, list]:
         .order_by(h.changed_at, h.id)
     )
     for row in rows:
-        out[row.record_id].append(
-            {
-                "action": row.action,
-                "at": _iso(_aware(row.changed_at)),
-                "source": row.source,
-                "actor": row.actor,
-                "reason": row.reason,
-                "request_id": row.request_id,
-                "changes": vault.decrypt_json(
-                    subject_id, "record_history.changes_enc", row.changes_enc
-                ),
-            }
-        )
+        out[row.record_id].append(history_entry(row, subject_id))
     return out
 
 
-def iter_records(
+def iter_batches(
     cat: Category, subject_id: str, *, fields=None, with_provenance=True, binary="base64"
-) -> Iterator[dict]:
-    """Each record of a category as a dict: fields, then provenance and history."""
+) -> Iterator[list[tuple]]:
+    """The records of a category a batch at a time, each as (row, record dict: fields, then
+    provenance and history)."""
     fields = fields if fields is not None else cat.fields
     for rows in iter_rows(cat, subject_id):
         refs = lookups(fields, rows)
         ids = [r.id for r in rows]
         history = _history(cat, subject_id, ids) if with_provenance else {}
+        batch = []
         for row in rows:
             record = {f.name: field_value(cat, f, row, refs, binary=binary) for f in fields}
             if with_provenance and cat.has_provenance:
@@ -227,7 +228,157 @@ def iter_records(
                     "recorded_at": _iso(row.recorded_at),
                 }
                 record["history"] = history.get(row.id, [])
+            batch.append((row, record))
+        yield batch
+
+
+def iter_records(
+    cat: Category, subject_id: str, *, fields=None, with_provenance=True, binary="base64"
+) -> Iterator[dict]:
+    """Each record of a category as a dict: fields, then provenance and history."""
+    for batch in iter_batches(
+        cat, subject_id, fields=fields, with_provenance=with_provenance, binary=binary
+    ):
+        for _, record in batch:
             yield record
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """A record as a person reads it."""
+
+    name: str  # "Your Nova X1 phone from Nova Mobile"
+    status: str | None  # "not received"
+    facts: list[tuple[str, str]]  # (label, value in words), empty values left out
+    long: list[tuple[str, str]]  # long texts (an email's body), shown folded
+    story: list[Change]  # its history, a sentence a change
+    reference: str | None  # the platform's id, to name it to us ("aw-0001-nova")
+
+
+class Record(dict):
+    """A record: the dict the JSON report and the officers' records page show, whose
+    ``view`` is the same record in words, for the subject's page."""
+
+    view: RecordView
+
+
+def iter_named(cat: Category, subject_id: str) -> Iterator[Record]:
+    """Each record of a category with its :class:`RecordView`; what names the records of a
+    batch (their perks, requests, consents) is loaded once for the batch."""
+    for batch in iter_batches(cat, subject_id):
+        names = Names()
+        history = [h for _, record in batch for h in record.get("history", ())]
+        names.load(cat.key, [row for row, _ in batch], history)
+        for row, record in batch:
+            named = Record(record)
+            name = names.name(cat.key, row)
+            status = record.get("status")
+            said = facts(cat, record, names)
+            named.view = RecordView(
+                name=processes.cap(name.what),
+                status=processes.status_words(status, cat.key) if status else None,
+                facts=[f for f in said if not folded(f)],
+                long=[f for f in said if folded(f)],
+                story=story(cat.key, name, record.get("history", []), row, names),
+                reference=name.reference,
+            )
+            yield named
+
+
+# A value longer than this many characters, or an email's text, is folded away under the
+# record's other values.
+LONG = 240
+
+
+def folded(fact: tuple[str, str]) -> bool:
+    label, value = fact
+    return label == LABELS["body"] or len(value) > LONG
+
+
+# Columns a record's view says in its name or heading (its reference, status, what it is), or
+# that hold a number only the platform needs (the feedback a picture belongs to).
+SAID_ELSEWHERE = ("external_id", "status", "feedback_id")
+SAID_IN_NAME = {
+    "influence_scores": ("score",),
+    "influence_topics": ("topic",),
+    "promotions": ("audience",),
+    "consents": ("purpose",),
+    "rights_requests": ("reference", "type"),
+    "request_messages": ("kind",),
+    "notices": ("topic",),
+}
+# Labels that name an internal number in the data map, as the page names what it points to,
+# and the parts of values that hold several (a request's details, an email).
+LABELS = {
+    "consent_id": "Consent relied on",
+    "request_id": "Sent with",
+    "subscriber_id": "Recipient",
+    "records": "Records you named",
+    "correction": "What is wrong, and what is right",
+    "body": "Text",
+}
+# Columns whose values are codes, and how each reads.
+CODES = {
+    "purpose": processes.purpose_words,
+    "channel": processes.channel_words,
+    "audience": processes.audience_words,
+    "kind": processes.step_words,
+    "topic": processes.topic_words,
+}
+
+
+def facts(cat: Category, record: dict, names: Names) -> list[tuple[str, str]]:
+    """The record's values in words, each with its label; what has no value is left out, and
+    so is what the record's name and heading already say (its perk or award, its status)."""
+    out = []
+    hidden = SAID_ELSEWHERE + SAID_IN_NAME.get(cat.key, ())
+    for f in cat.fields:
+        value = record.get(f.name)
+        if value in (None, "", [], {}) or f.kind == "award" or f.column in hidden:
+            continue
+        if f.kind == "perk":
+            out += [("Campaign", value["campaign"]), ("Worth", value["value"])]
+        elif f.kind == "encrypted_json" and isinstance(value, dict):
+            out += [
+                (LABELS.get(k, processes.cap(processes.words(k))), plain(v))
+                for k, v in value.items()
+                if v not in (None, "", [])
+            ]
+        else:
+            said = value_words(f, value, names)
+            if said:
+                out.append((LABELS.get(f.column, f.label), said))
+    return [(label, value) for label, value in out if value]
+
+
+def value_words(f: Field, value, names: Names) -> str | None:
+    if f.kind == "binary":
+        return f"a file of {len(value) * 3 // 4 // 1000 or 1} kB, in the JSON download"
+    if f.kind == "datetime":
+        return processes.moment_words(value)
+    if f.column in CODES:
+        return CODES[f.column](value)
+    if f.column == "consent_id":
+        purpose = names.consents.get(value)
+        return f"your consent to {processes.purpose_words(purpose)}" if purpose else None
+    if f.column == "request_id":
+        return names.request(value)
+    if f.column == "subscriber_id":
+        return names.subscribers.get(value)
+    return plain(value)
+
+
+def plain(value) -> str:
+    """A stored value as text: yes or no, lists with commas, what a dict holds by key."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{processes.words(k)}: {plain(v)}" for k, v in value.items() if v not in (None, "")
+        )
+    if isinstance(value, list):
+        return ", ".join(plain(v) for v in value)
+    return str(value)
 
 
 def profiling_summary() -> dict:
@@ -269,13 +420,16 @@ def report_meta(request: RightsRequest) -> dict:
         "complaint": remedies_text(),
         "automated_decision_making": profiling_summary(),
         "transfers": recipients.all_transfers(),
+        # What it all comes to, in plain words, before any of it (rights/access/summary.py).
+        "summary": summary.build(request.subject_id),
     }
 
 
-def iter_sections(request: RightsRequest) -> Iterator[tuple[dict, Iterator[dict]]]:
-    """(category info, its records) for every category of the data map, in order."""
+def iter_sections(request: RightsRequest) -> Iterator[tuple[dict, Iterator[Record]]]:
+    """(category info, its records, each with its view in words) for every category of the
+    data map, in order: the report as pages show it."""
     for cat in CATEGORIES:
-        yield category_info(cat), iter_records(cat, request.subject_id)
+        yield category_info(cat), iter_named(cat, request.subject_id)
 
 
 def stream_json(request: RightsRequest) -> Iterator[str]:
@@ -284,7 +438,8 @@ def stream_json(request: RightsRequest) -> Iterator[str]:
     meta = report_meta(request)
     head = json.dumps(meta, indent=None)[:-1]
     yield head + ', "categories": ['
-    for i, (info, records) in enumerate(iter_sections(request)):
+    sections = ((category_info(c), iter_records(c, request.subject_id)) for c in CATEGORIES)
+    for i, (info, records) in enumerate(sections):
         yield ("," if i else "") + json.dumps(info)[:-1] + ', "records": ['
         for j, record in enumerate(records):
             yield ("," if j else "") + json.dumps(record)

@@ -7,14 +7,27 @@ withdraw it any more — and once the person has confirmed it, the platform serv
 cannot withdraw it on their behalf: only they can, or the privacy team recording how they asked.
 """
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from rights.delivery import outbox
+from rights.erasure.receipts import receipt_for
 from rights.errors import InvalidTransition
-from rights.lifecycle import requests
+from rights.ledger import signing
+from rights.lifecycle import outcomes, requests
 from rights.lifecycle.handlers import RightHandler
 from storage.db import db
-from storage.models import ErasureRun, OutboxMessage, RequestStatus, RequestType, RightsRequest
+from storage.models import (
+    Consent,
+    Disclosure,
+    ErasureRun,
+    OutboxMessage,
+    PerkAward,
+    RequestStatus,
+    RequestType,
+    RightsRequest,
+)
 
 JOB = "erasure.run"
 
@@ -76,3 +89,56 @@ class Erasure(RightHandler):
             )
         if started(request):
             raise InvalidTransition("The erasure is under way and cannot be stopped any more.")
+
+    def running(self, request: RightsRequest) -> bool:
+        # Queued or being carried out by the worker: nothing for anyone to decide any more.
+        return request.status == RequestStatus.IN_PROGRESS and (started(request) or queued(request))
+
+    def outcome(self, request: RightsRequest) -> list[str]:
+        """What was kept, until when and why, one line per category kept, from the receipt
+        (as signed): "Your Nova X1 phone award from Nova Mobile: kept until 26 November 2031,
+        because the law requires us to keep it (Art. 17(3)(b) GDPR: …)." Empty before the
+        receipt is issued."""
+        receipt = receipt_for(request)
+        if receipt is None:
+            return []
+        lines = []
+        for entry in signing.claims_of(receipt.jws)["categories"]:
+            if entry.get("action") != "retained" or not entry.get("records"):
+                continue
+            until = datetime.fromisoformat(entry["retain_until"])
+            what = _kept(entry["category"], request) or entry["title"]
+            lines.append(
+                f"{what}: kept until {until:%d %B %Y}, {outcomes.why_kept(entry['exception'])}."
+            )
+        return lines
+
+
+# How a kept category's records are named, from the rows erasure set apart; a category not
+# named here reads as its title in the data map ("Your requests to us").
+def _kept(category: str, request: RightsRequest) -> str | None:
+    if category == "perk_awards":
+        names = [f"your {outcomes.award_name(a)}" for a in _rows(PerkAward, request)]
+    elif category == "disclosures":
+        names = [
+            f"your entry on the disclosure list for the {outcomes.perk_of(award)}"
+            for d in _rows(Disclosure, request)
+            if (award := db.session.get(PerkAward, d.award_id)) is not None
+        ]
+    elif category == "consents":
+        names = [
+            f"your record of consent to {outcomes.purpose_words(c.purpose)}"
+            for c in _rows(Consent, request)
+        ]
+    else:
+        return None
+    text = "; ".join(dict.fromkeys(names))
+    return text[:1].upper() + text[1:] if text else None
+
+
+def _rows(model, request: RightsRequest) -> list:
+    return list(
+        db.session.execute(
+            select(model).where(model.subject_id == request.subject_id).order_by(model.id)
+        ).scalars()
+    )

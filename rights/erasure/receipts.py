@@ -19,7 +19,7 @@ from sqlalchemy import select
 from retention_policies import policies
 from rights.ledger import audit, signing
 from rights.lifecycle import notices
-from rights.recipients import webhooks
+from rights.recipients import told, webhooks
 from storage import epochs, vault
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category
@@ -97,8 +97,11 @@ def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str)
         "unrecoverable_after": None if legacy else key_epoch.ends_at.isoformat(),
         "categories": categories,
         # Who received the data and is told (Art. 19), as things stood when this was signed;
-        # holdings statements show each one's state now.
+        # holdings statements show each one's state now. "recipients": each webhook delivery;
+        # "told": each recipient the data map names for the categories above (those with
+        # records), and how it is told — by webhook, or by our privacy team.
         "recipients": webhooks.recipients_of(request.id),
+        "told": told.for_categories(request.id, told.erased_categories(erasure.counts)),
         "statement_url": f"{base}/records",
         "jwks_url": f"{base}/.well-known/jwks.json",
     }

@@ -13,7 +13,7 @@ from flask import current_app
 from rights.access import access
 from rights.erasure import erasure
 from rights.ledger import audit, signing
-from rights.recipients import webhooks
+from rights.recipients import told, webhooks
 from storage import epochs
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES
@@ -75,8 +75,11 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
         # everywhere: the end of the shred epoch it was deleted in, once that epoch's key is
         # destroyed; until then, when it will be.
         **key_unrecoverable(receipt),
-        # Who received the data, and whether each has confirmed acting on the erasure (Art. 19).
+        # Who received the data, and whether each has confirmed acting on the erasure (Art. 19):
+        # "recipients", each webhook delivery; "told", each recipient the data map names for
+        # the categories the receipt lists with records, and how it was told, as of now.
         "recipients": webhooks.recipients_of(receipt.request_id),
+        "told": told_of(receipt),
         "jwks_url": f"{base}/.well-known/jwks.json",
     }
     token = signing.sign(claims, signing.STATEMENT_TYP)
@@ -88,6 +91,16 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
         details={"held": len(held)},
     )
     return token, claims
+
+
+def told_of(receipt: Receipt) -> dict:
+    """Who had to be told of the erasure and how each was, now: the recipients of the
+    categories the signed receipt lists with records (it stands even where a restored backup
+    lost the request's rows)."""
+    erased = {
+        c["category"]: c["records"] for c in signing.claims_of(receipt.jws).get("categories", [])
+    }
+    return told.for_categories(receipt.request_id, told.erased_categories(erased))
 
 
 def key_unrecoverable(receipt: Receipt) -> dict:

@@ -14,7 +14,7 @@ The defaults describe a right an officer decides on, which holds nothing back me
 from datetime import datetime
 
 from rights.errors import InvalidTransition
-from rights.lifecycle import notices, requests
+from rights.lifecycle import notices, outcomes, requests
 from rights.lifecycle.registry import UnknownRight, handler_for, register, types, unregister
 from storage.models import RightsRequest
 
@@ -55,6 +55,20 @@ class RightHandler:
         message of its own (``notify`` False)."""
         if notify:
             notices.completed(request)
+
+    def outcome(self, request: RightsRequest) -> list[str]:
+        """What the request changed, in sentences its completion notice lists ("Your Nova X1
+        phone award from Nova Mobile now says not received."): records named by what they
+        are, never by internal ids or raw status values. By default, what the request's
+        history rows say it changed, then what it holds back now; a right whose answer is
+        something else (an erasure: what was kept, until when and why) says so itself."""
+        return [*outcomes.corrections(request), *outcomes.holds(request)]
+
+    def running(self, request: RightsRequest) -> bool:
+        """Work for the request is under way with no one to wait for (an erasure being
+        carried out): its page refreshes itself until it is done. By default nothing runs
+        on its own."""
+        return False
 
     def check_refusal(self, request: RightsRequest) -> None:
         """Raise :class:`InvalidTransition` when this request can no longer be refused."""

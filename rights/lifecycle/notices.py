@@ -1,5 +1,14 @@
 """What the subject is told, and when. Each notice is queued in the outbox (never sent inline)
-in the same transaction as the change it reports."""
+in the same transaction as the change it reports.
+
+A notice gives the answer first, in plain words, and the legal detail after it. A completion
+notice says what the request changed — each record named by what it is (the perk and its
+brand, never an internal id or a raw status value) — in lines its right's handler gives
+(:meth:`~rights.lifecycle.handlers.RightHandler.outcome`, in the words of
+:mod:`rights.lifecycle.outcomes`). A link in a notice that leads to the request is a
+fresh single-use link (:mod:`rights.lifecycle.verification`), minted as the notice is written,
+so that it opens the request's page at once: no second email to ask for one.
+"""
 
 import re
 
@@ -7,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from rights.delivery import outbox
+from rights.lifecycle import verification as single_use
 from rights.lifecycle.registry import handler_for
 from storage import vault
 from storage.db import db
@@ -97,6 +107,22 @@ def resume_link(request: RightsRequest, token: str) -> None:
     )
 
 
+def _page_link(request: RightsRequest) -> str:
+    """A fresh single-use link to the request's page (it lives as long as a confirmation
+    link: see :mod:`rights.lifecycle.verification`), and what to do once it has gone."""
+    hours = current_app.config["VERIFICATION_TTL_HOURS"]
+    token = single_use.issue(request, "resume")
+    return (
+        f"{_url('/resume/' + token)}\n"
+        f"The link works once, within {hours} hours; after that it takes you to a page where "
+        "you can ask for a new one."
+    )
+
+
+def _lines(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
 def completed_with_download(request: RightsRequest, token: str) -> None:
     what = handler_for(request.type).download_noun
     _send(
@@ -110,31 +136,52 @@ def completed_with_download(request: RightsRequest, token: str) -> None:
 
 
 def completed(request: RightsRequest) -> None:
+    """Done: what changed, in words (the right's handler says), then the link to the
+    request's page, then the remedies."""
+    changed = handler_for(request.type).outcome(request)
+    body = f"We have completed your request for {_right(request)}."
+    if changed:
+        body += (
+            f"\n\nWhat changed:\n{_lines(changed)}\n\n"
+            "Anyone we passed these records to is told of the change, as the law requires "
+            "(Art. 19 GDPR). Your request's page shows who, and whether each has confirmed."
+        )
     _send(
         request,
         "notice.completed",
         "We have done what you asked",
-        f"We have completed your request for {_right(request)}. "
-        "You can see what was done on your request's page: "
-        f"{_url('/requests/' + request.reference)}"
-        "\n\nIf you think we got something wrong, reply to this email. " + remedies_text(),
+        body
+        + "\n\nTo see your request's page, open this link and press 'Continue':\n"
+        + _page_link(request)
+        + "\n\nIf you think we got something wrong, reply to this email. "
+        + remedies_text(),
     )
 
 
 def erased(request: RightsRequest, record_key: str, receipt: str) -> None:
     """The last message to an erased person: sealed with the service key (theirs is about to
-    be destroyed) and wiped from the outbox once sent."""
+    be destroyed) and wiped from the outbox once sent. What was kept, until when and why, is
+    the erasure handler's to say (from the receipt)."""
+    kept = handler_for(request.type).outcome(request)
+    what_kept = (
+        "What we kept, until when, and why (each is set apart and used for nothing else; on "
+        "that date it is deleted, or stripped of anything that could name you):\n"
+        f"{_lines(kept)}"
+        if kept
+        else "We kept nothing about you beyond this request."
+    )
     _send(
         request,
         "notice.erased",
         "Your data has been erased",
-        "We have erased your data. Some records must be kept by law for a limited time; they "
-        "are listed in your deletion receipt with the reason and the date they go.\n\n"
+        f"We have erased your data.\n\n{what_kept}\n\n"
         f"Your record key: {record_key}\n\n"
         "Keep it somewhere safe. We do not keep it (only a fingerprint of it), and it is the "
         "only way back: enter it at "
         f"{_url('/records')} at any time to get a signed statement of what we still hold "
         "about your perks and disclosures.\n\n"
+        "To see your request's page, with your receipt and who we told of the erasure, open "
+        f"this link and press 'Continue':\n{_page_link(request)}\n\n"
         "Your signed deletion receipt (a JWS; verify it against "
         f"{_url('/.well-known/jwks.json')}):\n{receipt}\n",
         sealed_with="service",

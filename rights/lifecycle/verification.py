@@ -6,6 +6,17 @@ used_at IS NULL``, and only the transaction whose update changed the row acts on
 browsers posting the same link at once both reach the UPDATE; the database lets one change the
 row, and the other (on PostgreSQL, after waiting for the first to commit and re-reading the row)
 changes nothing and is told the link is not valid any more.
+
+Purposes: ``verify`` confirms a request; ``resume`` opens a request's page in the browser that
+spends it — minted afresh for every notice that leads to the request (a completion, a question,
+a download), so that the link in the email is all it takes: no second email to ask for one.
+
+Every link lives ``VERIFICATION_TTL_HOURS`` (24 by default), a resume link as long as a
+confirmation link and no longer. It is a bearer credential: whoever holds the email opens the
+request's page, its downloads (a whole access report) and its receipt, and a mailbox is read
+long after the fact by more than its owner. A notice says in its own words what was done, so a
+link that has lapsed costs the subject nothing they need to know; and a lapsed or spent link
+opens a page that sends a fresh one, in one step, to the address on the request.
 """
 
 import hashlib
@@ -68,6 +79,20 @@ def consume(token: str, purpose: str) -> RightsRequest:
     # The request as it is now: another holder of a link may have changed it meanwhile.
     db.session.refresh(request)
     return request
+
+
+def reference_of(token: str) -> str | None:
+    """The reference of the request a token was issued for — used, expired or not — so that
+    the page saying a link is no longer valid can offer a fresh one for that request; None
+    for a token never issued. (Only the email it was sent in held the token, and that email
+    names the reference too.)"""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        return None
+    row = db.session.execute(
+        select(VerificationToken).where(VerificationToken.token_hash == _hash(token))
+    ).scalar_one_or_none()
+    request = db.session.get(RightsRequest, row.request_id) if row is not None else None
+    return request.reference if request is not None else None
 
 
 def _valid(token: str, purpose: str) -> tuple[VerificationToken, RightsRequest]:

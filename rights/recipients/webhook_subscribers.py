@@ -17,6 +17,7 @@ from storage import vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import Delivery, Subscriber
+from storage.recipients import RECIPIENTS
 
 EVENTS = (
     "subject.erased",
@@ -59,22 +60,38 @@ def check_target(url: str) -> outbound_http.Target:
     )
 
 
-def add(name: str, url: str, events: list[str], *, actor: str) -> tuple[Subscriber, str, str]:
+def _recipient_errors(recipient: str | None) -> list[str]:
+    if recipient is None or recipient in RECIPIENTS:
+        return []
+    return [f"known recipients: {', '.join(RECIPIENTS)}"]
+
+
+def add(
+    name: str, url: str, events: list[str], *, actor: str, recipient: str | None = None
+) -> tuple[Subscriber, str, str]:
     """Register a subscriber (flushes): returns it, its whsec_ secret and its API key (for
-    confirmations), both shown once."""
+    confirmations), both shown once. ``recipient``: the key of the data map's recipient it
+    speaks for (:data:`storage.recipients.RECIPIENTS`), if any."""
+    recipient = recipient or None
     errors = {}
     if not (name or "").strip():
         errors["name"] = ["required"]
     unknown = [e for e in events if e not in EVENTS]
     if unknown:
         errors["events"] = [f"known events: {', '.join(EVENTS)}"]
+    if bad := _recipient_errors(recipient):
+        errors["recipient"] = bad
     if errors:
         raise Invalid("The subscriber cannot be added.", errors)
     url = outbound_http.normalise(url)
     check_target(url)
     key_row, key = apikeys.create(f"subscriber {name.strip()}", ["deliveries:confirm"], actor=actor)
     subscriber = Subscriber(
-        name=name.strip(), url=url, events=sorted(set(events) | set(ALWAYS)), api_key_id=key_row.id
+        name=name.strip(),
+        url=url,
+        events=sorted(set(events) | set(ALWAYS)),
+        recipient=recipient,
+        api_key_id=key_row.id,
     )
     db.session.add(subscriber)
     db.session.flush()
@@ -84,9 +101,27 @@ def add(name: str, url: str, events: list[str], *, actor: str) -> tuple[Subscrib
         actor,
         "subscriber.added",
         target=f"subscriber:{subscriber.id}",
-        details={"events": subscriber.events},
+        details={"events": subscriber.events, "recipient": recipient},
     )
     return subscriber, secret, key
+
+
+def set_recipient(subscriber: Subscriber, recipient: str | None, *, actor: str) -> None:
+    """Say which recipient of the data map the subscriber speaks for, or none (flushes;
+    audited with what it was, so it can be put back)."""
+    recipient = recipient or None
+    if bad := _recipient_errors(recipient):
+        raise Invalid("No such recipient in the data map.", {"recipient": bad})
+    if recipient == subscriber.recipient:
+        return
+    was, subscriber.recipient = subscriber.recipient, recipient
+    audit.record(
+        actor,
+        "subscriber.recipient_set",
+        target=f"subscriber:{subscriber.id}",
+        details={"recipient": recipient, "was": was},
+    )
+    db.session.flush()
 
 
 def rotate_secret(subscriber: Subscriber, *, actor: str, overlap_hours: int = 24) -> str:

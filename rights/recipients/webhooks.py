@@ -11,8 +11,11 @@ This module is where callers find it all; the work lives in three modules:
 :mod:`~rights.recipients.webhook_events` (fan-out of events into deliveries, and the
 recipients' own identifiers for a subject) and :mod:`~rights.recipients.webhook_delivery`
 (claiming, sending and settling deliveries; what officers and subjects see of them).
+Who must be told of a request according to the data map, and how each was told — by these
+webhooks or by the privacy team — is :mod:`~rights.recipients.told` (:func:`who_is_told`).
 """
 
+from rights.recipients.told import of_request as who_is_told
 from rights.recipients.webhook_delivery import (
     BATCH,
     CLAIM,
@@ -46,6 +49,7 @@ from rights.recipients.webhook_subscribers import (
     overview,
     rotate_secret,
     set_active,
+    set_recipient,
     wants,
 )
 from rights.recipients.webhook_subscribers import secrets_of as _secrets
@@ -79,6 +83,8 @@ __all__ = [
     "rotate_secret",
     "set_active",
     "set_identifier",
+    "set_recipient",
     "signed",
     "wants",
+    "who_is_told",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rights.access import summary as in_short
 from rights.contest import rectification
 from rights.erasure import erasure, statements
 from rights.holdings import restrictions, subjects
@@ -45,6 +46,7 @@ class OfficerPage:
     deliveries: Any  # one page of them
     labels: dict
     states: dict
+    told: dict | None  # Art. 19: who the data map says must be told, and how each was
 
 
 def for_officer(req: RightsRequest, *, deliveries_page: int = 1) -> OfficerPage:
@@ -71,6 +73,7 @@ def for_officer(req: RightsRequest, *, deliveries_page: int = 1) -> OfficerPage:
         deliveries=deliveries,
         labels=labels,
         states=webhooks.STATES,
+        told=webhooks.who_is_told(req),
     )
 
 
@@ -89,9 +92,10 @@ class SubjectPage:
     remedies: str
     attachments: list
     pickable: list | None  # records they may point at, while a correction is open
-    told: list | None  # Art. 19, last sentence: the recipients told of its changes
+    told: dict | None  # Art. 19: who the data map says must be told, and how each was
     question: str | None  # the officer's open question, if any
     awaiting_answer: bool
+    summary: dict | None  # their data in short, in plain words (rights/access/summary.py)
 
 
 def for_subject(req: RightsRequest) -> SubjectPage:
@@ -110,9 +114,10 @@ def for_subject(req: RightsRequest) -> SubjectPage:
         remedies=notices.remedies_text(),
         attachments=evidence.for_request(req),
         pickable=_pickable(req),
-        told=webhooks.recipients_of(req.id) if req.type in TOLD_ABOUT else None,
+        told=webhooks.who_is_told(req) if req.type in TOLD_ABOUT else None,
         question=_question(req, events) if awaiting else None,
         awaiting_answer=awaiting,
+        summary=in_short.for_request_page(req),
     )
 
 

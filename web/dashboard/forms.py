@@ -20,7 +20,9 @@ from rights.ledger import apikeys, officers
 from rights.lifecycle.requests import MAX_TEXT
 from rights.recipients import webhooks
 from rights.reports import queue
+from storage.clock import utcnow
 from storage.models import RequestStatus, RequestType
+from storage.recipients import RECIPIENTS
 from web.public.forms import options
 
 
@@ -212,6 +214,36 @@ class SubscriberForm(FlaskForm):
         validators=[Optional()],
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
+    )
+    recipient = SelectField(
+        "Speaks for (recipient in the data map)",
+        description="Which recipient of members' data this subscriber is: its deliveries then "
+        "show as that recipient told on every request whose data went to it (Art. 19).",
+        choices=options(*((k, r.name) for k, r in RECIPIENTS.items())),
+        validators=[Optional()],
+    )
+
+
+class SubscriberRecipientForm(FlaskForm):
+    """Change (or clear) which recipient of the data map a subscriber speaks for."""
+
+    recipient = SubscriberForm.recipient
+
+
+class RecipientNoticeForm(FlaskForm):
+    """Art. 19 done by hand: how and when a recipient with no webhook was told (one per
+    recipient on a request's page: made with ``prefix=<recipient key>``)."""
+
+    how = StringField(
+        "How they were told",
+        description="In plain words, shown to the subject: e.g. by email to their privacy contact.",
+        validators=[InputRequired(), Length(max=300)],
+    )
+    told_on = DateField(
+        "When",
+        description="Not in the future.",
+        default=lambda: utcnow().date(),
+        validators=[InputRequired()],
     )
 
 

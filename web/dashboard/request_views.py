@@ -3,6 +3,7 @@ officer's actions, each on its own confirmation page that says what will happen.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import (
     Response,
@@ -19,10 +20,12 @@ from rights.access import access
 from rights.errors import InvalidTransition, NotFound
 from rights.ledger import audit, officers
 from rights.lifecycle import evidence, notices, requests
+from rights.recipients import told
 from rights.reports import queue
 from rights.reports import request_page as request_page_model
 from storage.clock import utcnow
 from storage.models import RequestStatus, RightsRequest
+from storage.recipients import RECIPIENTS
 from web.actions import attempt
 from web.dashboard import actor, bp, deny, me, requires
 from web.dashboard import forms as f
@@ -148,7 +151,11 @@ def _assignable():
 @bp.get("/requests/<request_id>")
 @requires("requests.read")
 def request_page(request_id: str):
-    req = _load(request_id)
+    return _request_page(_load(request_id))
+
+
+def _request_page(req: RightsRequest, notice_forms: dict | None = None) -> str:
+    """The request's page; ``notice_forms``: Art. 19 forms sent back with what to fix."""
     page = request_page_model.for_officer(
         req, deliveries_page=min(max(http.args.get("page", 1, type=int), 1), 10**6)
     )
@@ -169,7 +176,80 @@ def request_page(request_id: str):
         confirm=f.ConfirmForm(),
         subscriber=None,
         page_url=lambda n: url_for("dashboard.request_page", request_id=req.id, page=n),
+        notice_forms=_notice_forms(page.told, notice_forms or {}),
     )
+
+
+def _notice_forms(who: dict | None, given: dict) -> dict:
+    """A form for each recipient the data map names that no webhook has told: filled with
+    what was recorded, when something was (to correct it)."""
+    forms = {}
+    for r in who["recipients"] if who else []:
+        key = r["recipient"]
+        if key is None or not r["required"] or r["state"] in ("confirmed", "delivered"):
+            continue
+        if key in given:
+            forms[key] = given[key]
+            continue
+        notice = r["notice"]
+        data = {"how": notice["how"], "told_on": _day(notice["told_at"])} if notice else None
+        forms[key] = f.RecipientNoticeForm(prefix=key, formdata=None, data=data)
+    return forms
+
+
+def _day(iso: str):
+    return datetime.fromisoformat(iso).date()
+
+
+@bp.post("/requests/<request_id>/told/<recipient>")
+@requires("requests.decide")
+def request_notice(request_id: str, recipient: str):
+    """Record that a recipient was told of the request by hand (Art. 19), or correct what was
+    recorded: how, when, and the signed-in officer as who."""
+    req = _load(request_id)
+    why_not = _may_act(req)
+    if why_not:
+        deny(why_not, target=f"request:{req.id}")
+    if recipient not in RECIPIENTS:
+        abort(404)
+    form = f.RecipientNoticeForm(prefix=recipient)
+    if form.validate_on_submit():
+        done = attempt(
+            lambda: told.record_notice(
+                req,
+                recipient,
+                how=form.how.data,
+                told_on=form.told_on.data,
+                recorded_by=me().display_name,
+                actor=actor(),
+            ),
+            form=form,
+        )
+        if done:
+            flash(f"Recorded: {RECIPIENTS[recipient].name} was told.")
+            return redirect(
+                url_for("dashboard.request_page", request_id=req.id, _anchor="told"), code=303
+            )
+        req = _load(request_id)  # as it was before the refused record
+    return _request_page(req, {recipient: form}), 422
+
+
+@bp.post("/requests/<request_id>/told/<recipient>/withdraw")
+@requires("requests.decide")
+def request_notice_withdraw(request_id: str, recipient: str):
+    """Undo a recorded notice: the recipient is "to be told" again."""
+    req = _load(request_id)
+    why_not = _may_act(req)
+    if why_not:
+        deny(why_not, target=f"request:{req.id}")
+    if not f.ConfirmForm().validate_on_submit():
+        abort(400)
+    done = attempt(
+        lambda: told.withdraw_notice(req, recipient, actor=actor()), not_found_is_404=True
+    )
+    if done:
+        flash(f"Withdrawn: {RECIPIENTS[recipient].name} is to be told again.")
+    return redirect(url_for("dashboard.request_page", request_id=req.id, _anchor="told"), code=303)
 
 
 @bp.get("/requests/<request_id>/records")

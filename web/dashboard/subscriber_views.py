@@ -7,9 +7,15 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from rights.recipients import webhooks
+from storage.recipients import RECIPIENTS
 from web.actions import attempt
 from web.dashboard import actor, bp, requires
-from web.dashboard.forms import ConfirmForm, DeliveryFilterForm, SubscriberForm
+from web.dashboard.forms import (
+    ConfirmForm,
+    DeliveryFilterForm,
+    SubscriberForm,
+    SubscriberRecipientForm,
+)
 
 
 @bp.app_template_filter("masked_url")
@@ -40,6 +46,7 @@ def _subscribers(form, status=200):
         rows=webhooks.overview(),
         always=webhooks.ALWAYS,
         confirm=ConfirmForm(),
+        recipients=RECIPIENTS,
     ), status
 
 
@@ -50,7 +57,11 @@ def subscriber_create():
     if form.validate_on_submit():
         added = attempt(
             lambda: webhooks.add(
-                form.name.data, form.url.data.strip(), sorted(form.events.data), actor=actor()
+                form.name.data,
+                form.url.data.strip(),
+                sorted(form.events.data),
+                actor=actor(),
+                recipient=form.recipient.data or None,
             ),
             form=form,
         )
@@ -92,6 +103,29 @@ def subscriber_toggle(subscriber_id: int):
     return redirect(url_for("dashboard.subscriber_page", subscriber_id=subscriber.id), code=303)
 
 
+@bp.post("/subscribers/<int(max=2147483647):subscriber_id>/recipient")
+@requires("subscribers.manage")
+def subscriber_recipient(subscriber_id: int):
+    """Say which recipient of the data map the subscriber speaks for (or none: undone the
+    same way)."""
+    subscriber = _subscriber(subscriber_id)
+    form = SubscriberRecipientForm()
+    if form.validate_on_submit():
+        changed = attempt(
+            lambda: webhooks.set_recipient(subscriber, form.recipient.data, actor=actor()),
+            form=form,
+        )
+        if changed:
+            said = RECIPIENTS[subscriber.recipient].name if subscriber.recipient else "nobody"
+            flash(f"{subscriber.name} now speaks for: {said}.")
+            return redirect(
+                url_for("dashboard.subscriber_page", subscriber_id=subscriber.id), code=303
+            )
+    return _deliveries(
+        "dashboard/subscriber.html", subscriber=_subscriber(subscriber_id), recipient_form=form
+    ), 422
+
+
 @bp.get("/subscribers/<int(max=2147483647):subscriber_id>")
 @requires("settings.read")
 def subscriber_page(subscriber_id: int):
@@ -105,7 +139,7 @@ def dead_letters_page():
     return _deliveries("dashboard/dead_letters.html", state="failed")
 
 
-def _deliveries(template: str, *, subscriber=None, state=None):
+def _deliveries(template: str, *, subscriber=None, state=None, recipient_form=None):
     form = DeliveryFilterForm(formdata=request.args)
     if not form.validate():
         abort(422)
@@ -121,8 +155,19 @@ def _deliveries(template: str, *, subscriber=None, state=None):
         labels=labels,
         states=webhooks.STATES,
         confirm=ConfirmForm(),
+        recipients=RECIPIENTS,
+        recipient_form=recipient_form
+        or (
+            SubscriberRecipientForm(formdata=None, recipient=subscriber.recipient or "")
+            if subscriber is not None
+            else None
+        ),
+        # A subscriber's pages are its GET page, also under a refused change of its recipient.
         page_url=lambda n: url_for(
-            request.endpoint, page=n, **(request.view_args or {}), **_state_arg(subscriber, state)
+            "dashboard.subscriber_page" if subscriber is not None else request.endpoint,
+            page=n,
+            **(request.view_args or {}),
+            **_state_arg(subscriber, state),
         ),
     )
 

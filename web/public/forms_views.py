@@ -62,8 +62,16 @@ def _token_page(token: str, purpose: str, template: str):
     try:
         req = verification.peek(token, purpose)
     except TokenInvalid:
-        return render_template("public/link_invalid.html"), 400
+        return _link_invalid(token)
     return render_template(template, form=form, token=token, req=req)
+
+
+def _link_invalid(token: str):
+    """The one page for a link that is unknown, used, expired or no longer applies; for a
+    link Lethe issued, with a button that emails a fresh one for its request."""
+    return render_template(
+        "public/link_invalid.html", reference=verification.reference_of(token), form=EmptyForm()
+    ), 400
 
 
 @bp.get("/verify/<token>")
@@ -74,7 +82,7 @@ def verify(token: str):
 @bp.post("/verify/<token>")
 @limiter.limit(limit)
 def verify_confirm(token: str):
-    return _confirm(lambda: requests.confirm(token), (TokenInvalid, InvalidTransition))
+    return _confirm(token, lambda: requests.confirm(token), (TokenInvalid, InvalidTransition))
 
 
 @bp.get("/resume/<token>")
@@ -85,16 +93,16 @@ def resume(token: str):
 @bp.post("/resume/<token>")
 @limiter.limit(limit)
 def resume_confirm(token: str):
-    return _confirm(lambda: requests.resume(token), TokenInvalid)
+    return _confirm(token, lambda: requests.resume(token), TokenInvalid)
 
 
-def _confirm(spend, refusals):
+def _confirm(token: str, spend, refusals):
     """Spend a link (``spend``): this browser may then see the request. A link that is
     unknown, used, expired or no longer applies gets the same page, and nothing is kept."""
     if not EmptyForm().validate_on_submit():
         abort(400)
     spent = attempt(spend, catch=refusals)
     if not spent:
-        return render_template("public/link_invalid.html"), 400
+        return _link_invalid(token)
     grant(spent.value.id)
     return redirect(url_for("public.request_status", reference=spent.value.reference), code=303)

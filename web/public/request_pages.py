@@ -9,6 +9,7 @@ from flask import request as http
 from rights.erasure import erasure
 from rights.errors import InvalidTransition, RightsError
 from rights.lifecycle import evidence, requests
+from rights.lifecycle.registry import handler_for
 from rights.reports import request_page
 from storage.clock import utcnow
 from web.actions import attempt
@@ -37,6 +38,9 @@ def request_status(reference: str, answer_form=None, status=200):
         answer_form=answer_form if page.awaiting_answer else None,
         form=EmptyForm(),
         now=utcnow(),
+        # Work under way on its own (an erasure being carried out): the page reloads itself,
+        # but never away from a record key shown this once.
+        running=not record_key and handler_for(req.type).running(req),
     ), status
 
 
