@@ -266,6 +266,20 @@ def incident_page_with_errors(page, iid):
     expect(page.get_by_label("The apology")).to_have_attribute("aria-invalid", "true")
 
 
+def incident_confirm_correct(page, iid):
+    goto(page, f"/dashboard/incidents/{iid}/correct")
+    expect(page.get_by_role("heading", name=re.compile(r"^Correct all \d+\?$"))).to_be_visible()
+
+
+def incident_confirm_notify(page, iid):
+    incident_page(page, iid)
+    page.get_by_label("Email subject").fill("About your {perk} ({incident})")
+    page.get_by_label("The apology").fill("Dear {name},\n\nWe are sorry. {incident}")
+    page.get_by_role("button", name="Save the apology").click()
+    goto(page, f"/dashboard/incidents/{iid}/notify")
+    expect(page.get_by_role("heading", name=re.compile(r"^Preview: as "))).to_be_visible()
+
+
 def subscribers(page, sid):
     goto(page, "/dashboard/subscribers")
     expect(page.get_by_role("link", name="Nova Mobile")).to_be_visible()
@@ -336,6 +350,8 @@ INCIDENTS = [
     incident_new_with_errors,
     incident_page,
     incident_page_with_errors,
+    incident_confirm_correct,
+    incident_confirm_notify,
 ]
 SIGNED_OUT = [
     login,
