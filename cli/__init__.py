@@ -20,6 +20,7 @@ from cli import officers as officers_cli
 from cli import retention as retention_cli
 from cli import subscribers as subscribers_cli
 from demo import loader as demo
+from demo import subscribers as demo_subscribers
 from rights import jobs
 from rights.errors import RightsError
 from rights.ledger import apikeys
@@ -75,13 +76,13 @@ def demo_load(members: int, receiver: str | None) -> None:
     try:
         with unit_of_work():
             # Subscribed first: recipients are told of what the demo's own requests change.
-            subscribers = demo.subscribe_receiver(receiver) if receiver else None
+            subscribers = demo_subscribers.subscribe_receiver(receiver) if receiver else None
             counts = demo.load(extra_members=members)
     except RightsError as exc:
         fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
         raise click.UsageError(f"{exc.message} {fields}".strip()) from None
     if subscribers is not None:  # written once kept: never a secret that was rolled back
-        path = demo.write_receiver_file(subscribers)
+        path = demo_subscribers.write_receiver_file(subscribers)
         click.echo(f"Demo webhook subscribers' secrets and keys written to {path} (mode 0600).")
     if counts is None:
         click.echo("Demo data already loaded.")

@@ -76,6 +76,20 @@ def seed(n: int, member_id: str = "m-bench", email: str = "bench@example.org") -
             source="bench",
             actor="seed",
         )
+    # Promotions that use a name and likeness need that consent in force (ingestion checks).
+    records.upsert_consent(
+        {
+            "consent_id": f"{member_id}-con-likeness",
+            "member_id": member_id,
+            "purpose": "name_and_likeness",
+            "status": "granted",
+            "notice_version": "v1",
+            "channel": "web",
+            "granted_at": utcnow(),
+        },
+        source="bench",
+        actor="seed",
+    )
     for i in range(int(n * 0.1)):
         records.upsert_promotion(
             {

@@ -10,7 +10,8 @@ The other stored codes a member meets — status values, what a consent allowed,
 promotion was shown to, the kind of a request, a step of its timeline, the topic of an email,
 how many records of a kind — read in words here too: "not received", never ``not_received``.
 A code this file does not know still reads as words (its underscores and hyphens as spaces).
-Only words: nothing here reads the database.
+So do lists ("a, b and c": :func:`join`). Only words: nothing here reads the database; what
+names a record from what it points to is :mod:`rights.holdings.names`.
 """
 
 import re
@@ -279,6 +280,14 @@ def moment_words(value) -> str:
 def cap(text: str) -> str:
     """The text as the start of a sentence or a heading."""
     return text[:1].upper() + text[1:]
+
+
+def join(items: list[str], most: int | None = None) -> str:
+    """ "a, b and c"; past ``most`` items, "a, b and 12 more records"."""
+    items = list(items)
+    if most is not None and len(items) > most:
+        items = items[:most] + [f"{len(items) - most} more records"]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def process_name(source: str | None) -> str:

@@ -7,7 +7,8 @@ of thousands of records never sits in memory whole and no query runs per record.
 It opens with a summary in plain words (:mod:`rights.access.summary`: what we hold, who we gave
 it to, what is held back or being corrected, how each troubled record got that way), in the
 JSON as ``summary``. On the page (:func:`iter_sections`) each record also reads in words: named
-by what it is, its values and its history as a person says them (:class:`Record`); the JSON
+by what it is and its values as a person says them (:mod:`rights.holdings.names`), its history
+a sentence a change (:mod:`rights.access.stories`), together its :class:`Record`; the JSON
 keeps every stored value as it is.
 """
 
@@ -16,14 +17,15 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import select
 
 from retention_policies import policies
 from rights.access import summary
-from rights.access.summary import Change, Names, history_entry, story
+from rights.access.stories import Change, history_entry, story
+from rights.access.stories import iso as _iso  # rights/erasure/statements.py reads it here
+from rights.holdings.names import LABELS, Names, facts
 from rights.lifecycle.notices import remedies_text
 from storage import processes, recipients, vault
 from storage.clock import utcnow
@@ -57,17 +59,6 @@ RIGHTS = {
     "human_review": "You can ask a person to review a decision made by automated means, give "
     "your view and contest it (Art. 22(3)).",
 }
-
-
-def _aware(value):
-    # Core rows bypass the ORM type's result processing on some paths; make sure of UTC.
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _iso(value):
-    return _aware(value).isoformat() if isinstance(value, datetime) else value
 
 
 def retention_of(cat: Category) -> dict:
@@ -293,92 +284,6 @@ LONG = 240
 def folded(fact: tuple[str, str]) -> bool:
     label, value = fact
     return label == LABELS["body"] or len(value) > LONG
-
-
-# Columns a record's view says in its name or heading (its reference, status, what it is), or
-# that hold a number only the platform needs (the feedback a picture belongs to).
-SAID_ELSEWHERE = ("external_id", "status", "feedback_id")
-SAID_IN_NAME = {
-    "influence_scores": ("score",),
-    "influence_topics": ("topic",),
-    "promotions": ("audience",),
-    "consents": ("purpose",),
-    "rights_requests": ("reference", "type"),
-    "request_messages": ("kind",),
-    "notices": ("topic",),
-}
-# Labels that name an internal number in the data map, as the page names what it points to,
-# and the parts of values that hold several (a request's details, an email).
-LABELS = {
-    "consent_id": "Consent relied on",
-    "request_id": "Sent with",
-    "subscriber_id": "Recipient",
-    "records": "Records you named",
-    "correction": "What is wrong, and what is right",
-    "body": "Text",
-}
-# Columns whose values are codes, and how each reads.
-CODES = {
-    "purpose": processes.purpose_words,
-    "channel": processes.channel_words,
-    "audience": processes.audience_words,
-    "kind": processes.step_words,
-    "topic": processes.topic_words,
-}
-
-
-def facts(cat: Category, record: dict, names: Names) -> list[tuple[str, str]]:
-    """The record's values in words, each with its label; what has no value is left out, and
-    so is what the record's name and heading already say (its perk or award, its status)."""
-    out = []
-    hidden = SAID_ELSEWHERE + SAID_IN_NAME.get(cat.key, ())
-    for f in cat.fields:
-        value = record.get(f.name)
-        if value in (None, "", [], {}) or f.kind == "award" or f.column in hidden:
-            continue
-        if f.kind == "perk":
-            out += [("Campaign", value["campaign"]), ("Worth", value["value"])]
-        elif f.kind == "encrypted_json" and isinstance(value, dict):
-            out += [
-                (LABELS.get(k, processes.cap(processes.words(k))), plain(v))
-                for k, v in value.items()
-                if v not in (None, "", [])
-            ]
-        else:
-            said = value_words(f, value, names)
-            if said:
-                out.append((LABELS.get(f.column, f.label), said))
-    return [(label, value) for label, value in out if value]
-
-
-def value_words(f: Field, value, names: Names) -> str | None:
-    if f.kind == "binary":
-        return f"a file of {len(value) * 3 // 4 // 1000 or 1} kB, in the JSON download"
-    if f.kind == "datetime":
-        return processes.moment_words(value)
-    if f.column in CODES:
-        return CODES[f.column](value)
-    if f.column == "consent_id":
-        purpose = names.consents.get(value)
-        return f"your consent to {processes.purpose_words(purpose)}" if purpose else None
-    if f.column == "request_id":
-        return names.request(value)
-    if f.column == "subscriber_id":
-        return names.subscribers.get(value)
-    return plain(value)
-
-
-def plain(value) -> str:
-    """A stored value as text: yes or no, lists with commas, what a dict holds by key."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        return "; ".join(
-            f"{processes.words(k)}: {plain(v)}" for k, v in value.items() if v not in (None, "")
-        )
-    if isinstance(value, list):
-        return ", ".join(plain(v) for v in value)
-    return str(value)
 
 
 def profiling_summary() -> dict:

@@ -13,13 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
-from rights.contest.incident_filter import (
-    TO_CORRECT,
-    Filter,
-    decided_earlier,
-    first_to_tell,
-    live,
-)
+from rights.contest.incident_filter import Filter
+from rights.contest.incident_touched import TO_CORRECT, decided_earlier, first_to_tell, live
 from rights.delivery import outbox
 from rights.errors import Invalid
 from rights.ledger import audit
@@ -299,30 +294,9 @@ def _to_notify(incident: Incident) -> list[str]:
     )
 
 
-def notify_batch(incident: Incident, *, actor: str) -> int:
-    """Queue the apology to the next batch of members the incident touched — once each,
-    however many of their awards it touched, members decided on their own request included —
-    after recording any such awards not recorded yet. Returns how many members were told and
-    awards recorded (0 when done). The caller commits.
-
-    Each member's records say when they were told, in the same transaction as their email is
-    queued: a run stopped halfway resumes with the members not told yet, and a second run
-    sends nothing."""
-    if not incident.apology_body:
-        raise Invalid("Write the apology first.", {"apology_body": ["required"]})
-    _lock(incident)
-    recorded = record_decided(incident, Filter.load(incident.record_filter), actor=actor)
-    subjects = _to_notify(incident)
-    if not subjects:
-        if not recorded and incident.notified_at is None and incident.notified:
-            incident.notified_at = utcnow()
-            audit.record(
-                actor,
-                "incident.notified",
-                target=f"incident:{incident.id}",
-                details={"members": incident.notified},
-            )
-        return recorded
+def _tell(incident: Incident, subjects: list[str]) -> int:
+    """Queue the apology, filled in, to each member of ``subjects`` and record on their
+    records that they were told; returns how many members were told."""
     members = db.session.execute(
         select(Member.subject_id, Member.email_enc, Member.name_enc)
         .where(Member.subject_id.in_(subjects))
@@ -354,11 +328,39 @@ def notify_batch(incident: Incident, *, actor: str) -> int:
         .values(notified_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    incident.notified += len(members)
+    return len(members)
+
+
+def notify_batch(incident: Incident, *, actor: str) -> int:
+    """Queue the apology to the next batch of members the incident touched — once each,
+    however many of their awards it touched, members decided on their own request included —
+    after recording any such awards not recorded yet. Returns how many members were told and
+    awards recorded (0 when done). The caller commits.
+
+    Each member's records say when they were told, in the same transaction as their email is
+    queued: a run stopped halfway resumes with the members not told yet, and a second run
+    sends nothing."""
+    if not incident.apology_body:
+        raise Invalid("Write the apology first.", {"apology_body": ["required"]})
+    _lock(incident)
+    recorded = record_decided(incident, Filter.load(incident.record_filter), actor=actor)
+    subjects = _to_notify(incident)
+    if not subjects:
+        if not recorded and incident.notified_at is None and incident.notified:
+            incident.notified_at = utcnow()
+            audit.record(
+                actor,
+                "incident.notified",
+                target=f"incident:{incident.id}",
+                details={"members": incident.notified},
+            )
+        return recorded
+    told = _tell(incident, subjects)
+    incident.notified += told
     audit.record(
         actor,
         "incident.batch_notified",
         target=f"incident:{incident.id}",
-        details={"members": len(members), "decided": recorded},
+        details={"members": told, "decided": recorded},
     )
-    return len(members) + recorded
+    return told + recorded

@@ -15,9 +15,10 @@ apology written once as a template is then queued once to each member touched (n
 award; never to an erased person), in the same resumable way. The dashboard shows the officer
 what each step will do, with an apology filled in for one member, before it is done.
 
-The filter and everyone it touched are in :mod:`rights.contest.incident_filter`, the batches
-that correct and tell in :mod:`rights.contest.incident_batches`; their names are this
-module's too, where the dashboard and the scripts find them.
+The filter is in :mod:`rights.contest.incident_filter`, everyone it touched (the list, its
+counts, the preview before an incident is opened) in :mod:`rights.contest.incident_touched`,
+the batches that correct and tell in :mod:`rights.contest.incident_batches`; the names the
+dashboard and the scripts use are this module's too, where they find them.
 """
 
 import secrets
@@ -34,17 +35,16 @@ from rights.contest.incident_batches import (
     notify_batch,
     set_apology,
 )
-from rights.contest.incident_filter import (
+from rights.contest.incident_filter import Filter, validate
+from rights.contest.incident_touched import (
     CORRECTED,
     DECIDED,
     LIST_LIMIT,
     TO_CORRECT,
-    Filter,
     Touched,
     matches,
     preview,
     touched,
-    validate,
 )
 from rights.errors import Invalid, NotFound
 from rights.ledger import audit

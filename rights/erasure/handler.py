@@ -14,6 +14,7 @@ from sqlalchemy import select
 from rights.delivery import outbox
 from rights.erasure.receipts import receipt_for
 from rights.errors import InvalidTransition
+from rights.holdings.names import Names
 from rights.ledger import signing
 from rights.lifecycle import outcomes, requests
 from rights.lifecycle.handlers import RightHandler
@@ -28,6 +29,7 @@ from storage.models import (
     RequestType,
     RightsRequest,
 )
+from storage.processes import cap, purpose_words
 
 JOB = "erasure.run"
 
@@ -114,26 +116,28 @@ class Erasure(RightHandler):
         return lines
 
 
-# How a kept category's records are named, from the rows erasure set apart; a category not
-# named here reads as its title in the data map ("Your requests to us").
+# How a kept category's records are named, from the rows erasure set apart, as a notice names
+# them ("your Nova X1 phone award from Nova Mobile"); a category not named here reads as its
+# title in the data map ("Your requests to us").
+KEPT = {"perk_awards": PerkAward, "disclosures": Disclosure}
+
+
 def _kept(category: str, request: RightsRequest) -> str | None:
-    if category == "perk_awards":
-        names = [f"your {outcomes.award_name(a)}" for a in _rows(PerkAward, request)]
-    elif category == "disclosures":
-        names = [
-            f"your entry on the disclosure list for the {outcomes.perk_of(award)}"
-            for d in _rows(Disclosure, request)
-            if (award := db.session.get(PerkAward, d.award_id)) is not None
+    if category in KEPT:
+        rows, names = _rows(KEPT[category], request), Names()
+        names.load(category, rows)
+        kept = [
+            names.in_notice(category, row)
+            for row in rows
+            if names.award_of(category, row) is not None
         ]
     elif category == "consents":
-        names = [
-            f"your record of consent to {outcomes.purpose_words(c.purpose)}"
-            for c in _rows(Consent, request)
+        kept = [
+            f"your record of consent to {purpose_words(c.purpose)}" for c in _rows(Consent, request)
         ]
     else:
         return None
-    text = "; ".join(dict.fromkeys(names))
-    return text[:1].upper() + text[1:] if text else None
+    return cap("; ".join(dict.fromkeys(kept))) or None
 
 
 def _rows(model, request: RightsRequest) -> list:

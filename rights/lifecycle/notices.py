@@ -5,9 +5,10 @@ A notice gives the answer first, in plain words, and the legal detail after it. 
 notice says what the request changed — each record named by what it is (the perk and its
 brand, never an internal id or a raw status value) — in lines its right's handler gives
 (:meth:`~rights.lifecycle.handlers.RightHandler.outcome`, in the words of
-:mod:`rights.lifecycle.outcomes`). A link in a notice that leads to the request is a
-fresh single-use link (:mod:`rights.lifecycle.verification`), minted as the notice is written,
-so that it opens the request's page at once: no second email to ask for one.
+:mod:`rights.lifecycle.outcomes`, records named by :mod:`rights.holdings.names`). A link in a
+notice that leads to the request is a fresh single-use link (:mod:`rights.lifecycle.verification`),
+minted as the notice is written, so that it opens the request's page at once: no second email
+to ask for one.
 """
 
 import re
