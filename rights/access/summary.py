@@ -24,7 +24,7 @@ Reads only, in batches: one query per category (or one for all of them), never o
 from collections import defaultdict
 from dataclasses import asdict
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from rights.access.stories import history_entry, iso, story, walk
 from rights.holdings.names import Names
@@ -199,21 +199,39 @@ def _holds(subject_id: str, names: Names) -> tuple[list[dict], list[dict]]:
     return list(groups.values()), corrections
 
 
-def _history(subject_id: str) -> dict[tuple[str, int], list[dict]]:
-    """The history of the subject's records of the :data:`STORY` categories, in one query."""
+def _histories(subject_id: str, only: set[tuple[str, int]] | None = None):
+    """(record, its history entries) for the subject's records of the :data:`STORY`
+    categories (or only those in ``only``), one record at a time: one query, streamed in
+    batches, so a member with 10,000 records is never held in memory at once."""
     h = RecordHistory.__table__.c
+    tables = [BY_KEY[k].table for k in STORY]
+    if only is not None:
+        by_table = defaultdict(set)
+        for table, record_id in only:
+            by_table[table].add(record_id)
+        if not by_table:
+            return
+        where = or_(
+            *(and_(h.record_type == t, h.record_id.in_(ids)) for t, ids in by_table.items())
+        )
+    else:
+        where = h.record_type.in_(tables)
     rows = db.session.execute(
         select(h)
-        .where(
-            h.subject_id == subject_id,
-            h.record_type.in_([BY_KEY[k].table for k in STORY]),
-        )
+        .where(h.subject_id == subject_id, where)
         .order_by(h.record_type, h.record_id, h.changed_at, h.id)
+        .execution_options(yield_per=500)
     )
-    out = defaultdict(list)
+    current, entries = None, []
     for row in rows:
-        out[(row.record_type, row.record_id)].append(history_entry(row, subject_id))
-    return out
+        key = (row.record_type, row.record_id)
+        if key != current:
+            if entries:
+                yield current, entries
+            current, entries = key, []
+        entries.append(history_entry(row, subject_id))
+    if entries:
+        yield current, entries
 
 
 def _dependants(troubled: set[tuple[str, int]], subject_id: str) -> dict[tuple, tuple]:
@@ -240,15 +258,17 @@ def _dependants(troubled: set[tuple[str, int]], subject_id: str) -> dict[tuple, 
 def _troubled(subject_id: str, names: Names) -> list[dict]:
     """Each troubled record with its story, and the stories of what is built on it, told as
     one (a list entry's and a promotion's changes are part of their award's story)."""
-    history = _history(subject_id)
-    troubled = {
-        key
-        for key, entries in history.items()
+    # Only the troubled records' histories are kept, then those of what is built on them.
+    history = {
+        key: entries
+        for key, entries in _histories(subject_id)
         if any(t or c for _, _, t, _, c in walk(BY_TABLE[key[0]].key, entries))
     }
+    troubled = set(history)
     if not troubled:
         return []
     parents = _dependants(troubled, subject_id)
+    history.update(_histories(subject_id, {key for key in parents if key not in history}))
     home = {key: key for key in troubled} | {key: parent for key, parent in parents.items()}
     wanted = defaultdict(set)
     for table, record_id in home:
