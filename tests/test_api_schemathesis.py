@@ -55,8 +55,10 @@ MAX_EXAMPLES = int(os.environ.get("LETHE_SCHEMATHESIS_MAX_EXAMPLES", "60"))
 # it the stateful phase stops after a dozen scenarios). 30 s runs every phase over every
 # operation (coverage, fuzzing, some 80 stateful scenarios): ~3,400 cases alone on a 2-core
 # machine, 1,900 to 3,200 with the rest of the suite running beside it (25 s left too small
-# a margin over MIN_CASES on a busy machine: 1,272 once on PostgreSQL).
-MAX_SECONDS = int(os.environ.get("LETHE_SCHEMATHESIS_SECONDS", "30"))
+# a margin over MIN_CASES on a busy machine: 1,272 once on PostgreSQL). On 29 November 2026 the
+# same machine ran it three times slower — 1,137 cases alone on PostgreSQL in 30 s, 791 with
+# the suite beside it — so the budget is 60 s: the minimum stays, the time to reach it grows.
+MAX_SECONDS = int(os.environ.get("LETHE_SCHEMATHESIS_SECONDS", "60"))
 SEED = os.environ.get("LETHE_SCHEMATHESIS_SEED", "20260601")
 DEMO_MEMBERS = 20
 NEGATIVE_REJECTIONS = [
