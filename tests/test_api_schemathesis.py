@@ -18,8 +18,9 @@ because their premise does not hold for two kinds of answers no schema can expre
   with 422, a schema-valid body that names a record it does not hold (an unknown member,
   award, consent, subscriber, brand or campaign) or that reuses an Idempotency-Key with another
   body (the IETF idempotency-key draft's 422). Those answers depend on stored state, not on the
-  request's shape. The variant lets exactly those 422s through (matched on the error's field
-  and message) and fails on any other refusal of schema-valid data.
+  request's shape. It also refuses a record key with a typo in it (422): its check symbol is
+  arithmetic no schema can state. The variant lets exactly those 422s through (matched on the
+  error's field and message) and fails on any other refusal of schema-valid data.
 * ``ensure_resource_availability`` expects every resource linked from a 201 to exist. A
   request's report and exports exist only once it is completed and only for its type (the 201
   says so: ``result.report_url``, ``result.export_json_url``, ``result.export_zip_url``). The
@@ -75,6 +76,10 @@ STATE_DEPENDENT = {
     "brand": {"no brand with this id"},
     "campaign": {"no campaign with this id"},
     "Idempotency-Key": {"reused with a different request"},
+    # Not stored state, but as far beyond a schema: a record key whose check symbol does not
+    # match is refused as a typo (rights/erasure/record_keys.py; no JSON Schema states
+    # Crockford's mod-37 check), before anything is looked up.
+    "record_key": {"This key has a typo in it: check each character against your email."},
 }
 # The download each link from POST /requests leads to, and the result field offering it.
 DOWNLOADS = {

@@ -1,14 +1,14 @@
 """Deletion receipts and record keys: what an erasure gives the person it erased.
 
 The receipt is signed when the rows are gone and before the subject's key is destroyed; the
-record key (160 random bits) is the former member's only credential afterwards. Lethe keeps
-its hash, and a sealed copy only until the key has been shown once. A copy of each receipt is
-kept in the key store, so that a main database restored from an older backup still answers a
-record key. The erasure run (:mod:`rights.erasure.erasure`) issues them as one of its steps.
+record key (Crockford's Base32 with a check symbol, :mod:`rights.erasure.record_keys`) is the
+former member's only credential afterwards. Lethe keeps its hash, and a sealed copy only
+until the key has been shown once. A copy of each receipt is kept in the key store, so that a
+main database restored from an older backup still answers a record key. The erasure run
+(:mod:`rights.erasure.erasure`) issues them as one of its steps.
 """
 
 import base64
-import hashlib
 import json
 import secrets
 import uuid
@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from retention_policies import policies
+from rights.erasure import record_keys
 from rights.ledger import audit, signing
 from rights.lifecycle import notices
 from rights.recipients import told, webhooks
@@ -27,8 +28,6 @@ from storage.db import db
 from storage.models import ErasureRun, Receipt, ReceiptRecord, RightsRequest, Subject
 from storage.steps import Steps
 
-_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
 
 def retain_until(cat: Category, erased_at):
     """Until when erasure keeps a 'retain' category's rows (its policy's period after)."""
@@ -36,29 +35,24 @@ def retain_until(cat: Category, erased_at):
 
 
 def new_record_key() -> str:
-    """160 random bits, base32 in groups of four: easy to copy, type and read aloud."""
-    raw = base64.b32encode(secrets.token_bytes(20)).decode()
-    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+    """A fresh record key: Crockford's Base32 with a check symbol, in groups of four
+    (:mod:`rights.erasure.record_keys`)."""
+    return record_keys.new()
 
 
 def normalise_record_key(text: str) -> str | None:
-    if not isinstance(text, str):
-        return None
-    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t\r\n")
-    if len(cleaned) != 32 or any(ch not in _KEY_ALPHABET for ch in cleaned):
-        return None
-    return cleaned
+    """The key as Lethe spells it, or None for a typo and for text that is no key."""
+    return record_keys.normalise(text)
 
 
 def format_record_key(text: str) -> str | None:
     """The key as Lethe prints it (ABCD-EFGH-…), however it was typed."""
-    cleaned = normalise_record_key(text)
-    return "-".join(cleaned[i : i + 4] for i in range(0, 32, 4)) if cleaned else None
+    return record_keys.format_key(text)
 
 
 def record_key_hash(record_key: str) -> str | None:
-    cleaned = normalise_record_key(record_key)
-    return hashlib.sha256(cleaned.encode()).hexdigest() if cleaned else None
+    """What is stored of a key; an old key's is the one stored when it was issued."""
+    return record_keys.fingerprint(record_key)
 
 
 def receipt_claims(request: RightsRequest, erasure: ErasureRun, receipt_id: str) -> dict:
@@ -184,8 +178,9 @@ def reveal_record_key(receipt: Receipt) -> str | None:
 
 
 def receipt_by_record_key(record_key: str) -> Receipt | ReceiptRecord | None:
-    """The receipt a record key opens, or None (unknown and malformed alike). Falls back to
-    the key store's copy when the main database was restored from an older backup."""
+    """The receipt a record key opens, or None (unknown and malformed alike; a key with a
+    typo in it is never looked up). Falls back to the key store's copy when the main database
+    was restored from an older backup."""
     digest = record_key_hash(record_key)
     if digest is None:
         return None

@@ -23,6 +23,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from rights.erasure import record_keys
 from storage.models import RequestType
 from storage.models.platform import AWARD_STATUSES, CONSENT_STATUSES, DISCLOSURE_STATUSES
 from web.validation import clean_text
@@ -330,8 +331,23 @@ class RequestListIn(QueryIn):
     per_page = QueryInteger(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+def _no_typo(value: str) -> None:
+    # Crockford's check symbol, which no JSON Schema can state: a key with a typo in it is
+    # refused here, before anything is looked up.
+    if record_keys.has_typo(value):
+        raise ValidationError(record_keys.TYPO)
+
+
 class StatementIn(StrictSchema):
-    record_key = Text(required=True, validate=validate.Length(min=1, max=100))
+    record_key = Text(
+        required=True,
+        validate=[validate.Length(min=1, max=100), _no_typo],
+        metadata={
+            "description": "The record key from the deletion receipt. Case, spaces, dashes "
+            "and look-alikes (O and 0; I, L and 1) do not matter. A key whose check symbol "
+            "(its last) does not match has a typo in it: refused with 422 before any look-up."
+        },
+    )
 
 
 class DisclosureExportIn(QueryIn):

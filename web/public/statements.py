@@ -4,10 +4,10 @@
 from flask import Response, abort, current_app, render_template
 from flask import request as http
 
-from rights.erasure import erasure, statements
+from rights.erasure import erasure, record_keys, statements
 from rights.errors import RightsError
 from rights.ledger import signing
-from web.extensions import limiter
+from web.extensions import RECORD_KEY_LOOKUPS, limit_failures
 from web.public import bp, no_store
 from web.public.downloads import receipt_file
 from web.public.forms import EmptyForm, RecordKeyForm
@@ -17,17 +17,38 @@ def _statement_limit():
     return current_app.config["RATELIMIT_STATEMENTS"]
 
 
+def _too_many_tries(when: str):
+    """Too many failed look-ups from this client: the page, with what was typed still in the
+    box, and when to try again in words."""
+    page = render_template(
+        "public/records.html",
+        form=RecordKeyForm(),
+        too_many=record_keys.TOO_MANY_TRIES.format(when=when),
+    )
+    return page, 429
+
+
 @bp.route("/records", methods=["GET", "POST"])
-@limiter.limit(_statement_limit, methods=["POST"])
+@limit_failures(
+    _statement_limit, scope=RECORD_KEY_LOOKUPS, answer=_too_many_tries, methods=["POST"]
+)
 def records():
-    """Former members: the record key in, a freshly signed statement out. Unknown and
-    malformed keys get the same answer (a 404: nothing the lookup wrote is kept)."""
+    """Former members: the record key in, a freshly signed statement out.
+
+    A key with a typo in it is refused as one (422, next to the box and in the summary)
+    before anything is looked up. Unknown and malformed keys get one answer (a 404: nothing
+    the lookup wrote is kept). After a failure the box keeps what was typed: the page is the
+    answer to a POST, never cached, and the key never goes in a URL. Only failures count
+    towards the rate limit (web.extensions.limit_failures)."""
     form = RecordKeyForm()
     if not form.is_submitted():
         return render_template("public/records.html", form=form)
-    found = statements.for_record_key(form.record_key.data) if form.validate() else None
+    valid = form.validate()
+    if valid and record_keys.has_typo(form.record_key.data):
+        form.record_key.errors.append(record_keys.TYPO)
+        return render_template("public/records.html", form=form), 422
+    found = statements.for_record_key(form.record_key.data) if valid else None
     if found is None:
-        form.record_key.data = ""  # a credential: never echoed back
         return render_template("public/records.html", form=form, not_found=True), 404
     token, claims = found
     if http.form.get("download") == "statement":
