@@ -6,6 +6,7 @@ why and exits 1. With ``--jwks`` nothing but the two files is read: fully offlin
 """
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -96,6 +97,11 @@ def _read(path: Path, what: str) -> str:
 def _token(text: str, path: Path, field: str) -> str:
     """A bare compact JWS, or a JSON file object carrying it in ``field``."""
     text = text.strip()
+    if text.startswith("<"):  # the receipt file a person downloads: the JWS sits at its end
+        found = re.search(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", text)
+        if found is None:
+            raise click.ClickException(f"{path} holds no signed receipt.")
+        return found.group(0)
     if not text.startswith("{"):
         return text
     try:

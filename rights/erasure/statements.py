@@ -4,21 +4,39 @@ The record key from the deletion receipt is the only credential (stored as a has
 statement lists every record still held about the person's perks and disclosures (and the
 other categories erasure retains), each with its Art. 17(3) exception and ``retain_until``,
 read now — so after the retention sweep removes them it says, signed, that nothing is held.
+
+Both documents read in words too (:func:`receipt_in_words`, :func:`held_in_words`): what was
+erased, what is kept, why and until when, who was told — records named as
+:mod:`rights.holdings.names` names them, codes read through :mod:`storage.processes`. The words
+come from the signed claims alone (with, on the person's own pages, the records still held), so
+the public verification page says of a genuine document what its owner was shown, and nothing
+more: it looks nobody up.
 """
 
 import uuid
+from datetime import UTC, datetime
 
 from flask import current_app
 
 from rights.access import access
 from rights.erasure import erasure
+from rights.holdings.names import Names, facts
 from rights.ledger import audit, signing
+from rights.lifecycle.outcomes import why_kept
 from rights.recipients import told, webhooks
 from storage import epochs
 from storage.clock import utcnow
-from storage.datamap import CATEGORIES
+from storage.datamap import BY_KEY, CATEGORIES
 from storage.db import db
 from storage.models import ErasureRun, Receipt, Subject
+from storage.processes import (
+    cap,
+    count_words,
+    date_words,
+    moment_words,
+    status_words,
+    step_words,
+)
 
 PLAIN_KINDS = ("text", "datetime", "json", "perk", "award")
 
@@ -130,14 +148,199 @@ def for_record_key(record_key: str) -> tuple[str, dict] | None:
 
 
 def receipt_file(receipt: Receipt, record_key: str) -> dict:
-    """What a former member downloads and keeps: the receipt, the key, how to use both."""
+    """What a former member downloads and keeps, as a document they read: the receipt in
+    words, their record key and where to use it, where anyone can check the receipt (no
+    command line), then the signed receipt itself."""
     base = current_app.config["PUBLIC_URL"].rstrip("/")
     return {
-        "format": "lethe-deletion-receipt/1",
         "receipt": receipt.jws,
+        "words": for_owner(receipt),
         "record_key": erasure.format_record_key(record_key),
-        "statement": f'POST {base}/api/v1/statements with {{"record_key": ...}}, or the '
-        f"form at {base}/records",
-        "verify": f"The receipt is a JWS (EdDSA, Ed25519). Verify it against "
-        f"{base}/.well-known/jwks.json with any JOSE library, or: flask receipts verify FILE",
+        "statement_url": f"{base}/records",
+        "verify_url": f"{base}/verify-receipt",
+        "jwks_url": f"{base}/.well-known/jwks.json",
     }
+
+
+# --- In words ---------------------------------------------------------------------------------
+
+# What being kept means for the records of a category, where it says more than "set apart and
+# used for nothing else" (which a receipt says of them all).
+KEPT_FOR = {"consents": "kept as proof that you gave consent; no longer used"}
+
+
+def for_owner(receipt: Receipt) -> dict:
+    """The receipt in words for the person it belongs to (their request page): as signed,
+    each record still held named under its category."""
+    return receipt_in_words(signing.claims_of(receipt.jws), held=_still_held(receipt.subject_ref))
+
+
+def _still_held(subject_ref: str) -> list[dict]:
+    subject = db.session.execute(
+        db.select(Subject).where(Subject.ref == subject_ref)
+    ).scalar_one_or_none()
+    return held_records(subject.id) if subject is not None else []
+
+
+def receipt_in_words(claims: dict, held: list[dict] | None = None) -> dict:
+    """What a signed receipt says, in words: when (``erased_on``), ``erased`` ("2 influence
+    scores", a line a category with records), ``kept`` (each kept category: ``what``, ``until``,
+    ``why``, a ``note`` where being kept means more, and — given ``held``, the records still
+    held as :func:`held_records` reads them — each ``records``' name and note), ``told`` (the
+    signed claim, for the "who we told" table, with ``told_names``), and ``backups`` (when no
+    copy anywhere can be read). Claims of older receipts, lacking a part, read without it."""
+    named = {g["category"]: g["records"] for g in held_in_words(held or [])}
+    erased, kept = [], []
+    for entry in _dicts(claims.get("categories")):
+        key, n = entry.get("category"), entry.get("records") or 0
+        if not n:
+            continue
+        what = count_words(key, n, entry.get("title"))
+        if entry.get("action") == "retained":
+            kept.append(
+                {
+                    "category": key,
+                    "what": cap(what),
+                    "until": _date(entry.get("retain_until")),
+                    "why": why_kept(entry.get("exception")),
+                    "note": KEPT_FOR.get(key),
+                    "records": named.get(key, []),
+                }
+            )
+        else:
+            anonymised = entry.get("action") == "anonymised"
+            erased.append(
+                cap(what) + (" (anonymised: nothing in it names you)" if anonymised else "")
+            )
+    told_claim = claims.get("told") if isinstance(claims.get("told"), dict) else None
+    until = claims.get("unrecoverable_after")
+    return {
+        "reference": claims.get("request_reference"),
+        "erased_on": _date(claims.get("erased_at")),
+        "erased": erased,
+        "kept": kept,
+        "told": told_claim,
+        "told_names": [r.get("name") for r in _dicts((told_claim or {}).get("recipients"))],
+        "backups": (
+            "Copies of your data in our backups and logs are encrypted with a key that is "
+            f"destroyed soon after {_moment(until)}: from then on no copy anywhere can be read "
+            "by anyone, us included."
+            if until
+            else None
+        ),
+    }
+
+
+def statement_in_words(claims: dict) -> dict:
+    """What a signed statement says, in words: ``as_of``, ``holds_nothing``, ``held``
+    (:func:`held_in_words`) and ``told`` (the signed claim, for the "who we told" table)."""
+    return {
+        "as_of": _moment(claims.get("as_of")),
+        "holds_nothing": claims.get("holds_nothing") is True,
+        "held": held_in_words(claims.get("held") or []),
+        "told": claims.get("told") if isinstance(claims.get("told"), dict) else None,
+    }
+
+
+def held_in_words(held: list[dict]) -> list[dict]:
+    """A statement's records still held (its ``held`` claim), in words: each category's
+    ``title`` and ``why``, and its ``records``, each with its ``name`` ("Your Nova X1 phone from
+    Nova Mobile"), a ``note`` (a consent: "Kept as proof that you gave consent on 1 August 2026;
+    no longer used."), its ``facts`` in words under their labels, and ``until``."""
+    groups = [g for g in _dicts(held) if isinstance(g.get("records"), list)]
+    names = Names()
+    # Awards are named by their perk, as signed (the same statement carries both).
+    for group in (g for g in groups if g.get("category") == "perk_awards"):
+        for record in _dicts(group["records"]):
+            perk = record.get("perk") if isinstance(record.get("perk"), dict) else {}
+            if record.get("award_id") and perk.get("item"):
+                names.perks[record["award_id"]] = (perk["item"], perk.get("brand") or "a brand")
+    return [
+        {
+            "category": g.get("category"),
+            "title": g.get("title"),
+            "why": why_kept(g.get("exception")),
+            "records": [_record_in_words(g, r, names) for r in _dicts(g["records"])],
+        }
+        for g in groups
+    ]
+
+
+def _record_in_words(group: dict, record: dict, names: Names) -> dict:
+    key, labels = group.get("category"), group.get("labels") or {}
+    cat = BY_KEY.get(key)
+    note = None
+    if cat is None:  # a category this version no longer knows: its values, as signed
+        name = group.get("title") or "A record"
+        said = [(labels.get(k, k), str(v)) for k, v in record.items() if _shown(k, v)]
+    else:
+        row = _Row({f.column: record.get(f.name) for f in cat.fields})
+        row.id = row.external_id
+        if key == "request_messages":  # its request is not among its plain columns
+            name = f"A step of one of your requests: {step_words(row.kind)}"
+        else:
+            name = cap(names.name(key, row).what)
+        said = [(f.label, str(record[f.name])) for f in cat.fields if _reference(f, record)]
+        if key == "consents":
+            note = _consent_note(record)
+            record = {k: v for k, v in record.items() if k not in ("granted_at", "withdrawn_at")}
+        elif record.get("status"):
+            said.append(("Status", status_words(record["status"], key)))
+        said += facts(cat, record, names)
+    return {"name": name, "note": note, "facts": said, "until": _date(record.get("retain_until"))}
+
+
+def _consent_note(record: dict) -> str:
+    given = f" on {_date(record['granted_at'])}" if record.get("granted_at") else ""
+    ended = (
+        f", and withdrew it on {_date(record['withdrawn_at'])}"
+        if record.get("withdrawn_at")
+        else ""
+    )
+    return f"Kept as proof that you gave consent{given}{ended}; no longer used."
+
+
+def _reference(f, record: dict) -> bool:
+    """The platform's own numbers — the record's, and the award an entry is about — which the
+    person names it to us by ("aw-0001-nova")."""
+    return (f.column == "external_id" or f.kind == "award") and bool(record.get(f.name))
+
+
+def _shown(key: str, value) -> bool:
+    return key not in ("retain_until", "restricted") and value not in (None, "", [], {})
+
+
+class _Row:
+    """A signed record read as a row: unknown columns are None."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str):
+        return None
+
+
+def _dicts(items) -> list[dict]:
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _date(value) -> str | None:
+    try:
+        return date_words(value) if value else None
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _moment(value) -> str | None:
+    try:
+        return moment_words(value) if value else None
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def signed_on(claims: dict) -> str | None:
+    """When a document was signed (its ``iat``), in words."""
+    iat = claims.get("iat")
+    if not isinstance(iat, int):
+        return None
+    return moment_words(datetime.fromtimestamp(iat, UTC))

@@ -2,7 +2,6 @@
 then comes back later, without cookies, with only the record key, for a signed statement of
 what is still held."""
 
-import json
 import re
 import time
 
@@ -49,14 +48,22 @@ def seed_member_with_retained_records(live_server) -> None:
         assert status == 201, (path, created)
 
 
+def receipt_file_jws(text: str) -> str:
+    """The signed receipt at the end of the downloaded receipt page."""
+    found = re.search(r'<pre id="receipt-jws">([^<]+)</pre>', text)
+    assert found, text[-2000:]
+    return found.group(1).strip()
+
+
 def test_erasure_from_home_page_to_receipt_and_statement(page, browser, live_server, mailbox):
     seed_member_with_retained_records(live_server)
 
     # Ask for deletion from the home page.
     page.goto("/")
     page.get_by_role("link", name="Delete my data").click()
-    expect(page.get_by_role("heading", name="Make a request")).to_be_visible()
-    expect(page.get_by_label("Delete my data")).to_be_checked()
+    # The right's own form, chosen by the link: its heading, its address, its one question.
+    expect(page.get_by_role("heading", name="Delete my data", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/requests/new/erasure$"))
     page.get_by_label("Your email address").fill(EMAIL)
     page.get_by_role("button", name="Send request").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
@@ -80,19 +87,21 @@ def test_erasure_from_home_page_to_receipt_and_statement(page, browser, live_ser
     expect(key_box).to_be_visible()
     record_key = key_box.text_content().strip()
     assert erasure.normalise_record_key(record_key) is not None, record_key
-    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}", record_key), record_key
+    # Crockford's Base32 with a check symbol: no I, L, O or U (issue 16).
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){6}", record_key), record_key
     receipt_jws = page.locator("#receipt-jws").input_value().strip()
     assert JWS.match(receipt_jws), receipt_jws
 
     with page.expect_download() as info:
         page.get_by_role("button", name="Download my receipt file").click()
     download = info.value
-    assert re.fullmatch(r"deletion-receipt-[0-9a-f]{8}\.json", download.suggested_filename)
+    # A page a person reads (issue 16): the words, the key and where to use it, the JWS last.
+    assert re.fullmatch(r"deletion-receipt-[0-9a-f]{8}\.html", download.suggested_filename)
     with open(download.path(), encoding="utf-8") as fh:
-        receipt_file = json.load(fh)
-    assert JWS.match(receipt_file["receipt"]), receipt_file
-    assert receipt_file["receipt"] == receipt_jws
-    assert receipt_file["record_key"] == record_key
+        receipt_file = fh.read()
+    assert receipt_file_jws(receipt_file) == receipt_jws
+    assert record_key in receipt_file
+    assert "/verify-receipt" in receipt_file and "flask receipts verify" not in receipt_file
 
     # Shown once: after a reload only the receipt is there. The job finishes the request.
     assert page.url == status_url
@@ -172,19 +181,26 @@ def test_erasure_from_home_page_to_receipt_and_statement(page, browser, live_ser
         with former.expect_download() as info:
             former.get_by_role("button", name="Download my deletion receipt").click()
         with open(info.value.path(), encoding="utf-8") as fh:
-            again = json.load(fh)
-        assert again["receipt"] == receipt_jws
-        assert again["record_key"] == record_key  # printed canonically, however it was typed
+            again = fh.read()
+        assert receipt_file_jws(again) == receipt_jws
+        assert record_key in again  # printed canonically, however it was typed
 
-        # A wrong key: the same answer for any unknown key, and the key is never echoed back.
+        # A wrong key: the same answer for any unknown key. The box keeps what was typed, to
+        # be corrected rather than typed again (issue 16); the key never goes in the address.
         former.goto("/records")
         wrong = erasure.new_record_key()
         former.get_by_label("Your record key").fill(wrong)
         former.get_by_role("button", name="Show what is held").click()
         alert = former.get_by_role("alert")
         expect(alert).to_contain_text("No record matches this key")
-        expect(former.get_by_label("Your record key")).to_have_value("")
-        assert wrong not in former.content()
-        assert erasure.normalise_record_key(wrong) not in former.content()
+        expect(former.get_by_label("Your record key")).to_have_value(wrong)
+        assert former.url == live_server.url + "/records"
+        # One wrong character: refused as a typo before anything is looked up, box kept.
+        typo = ("0" if wrong[0] != "0" else "1") + wrong[1:]
+        former.get_by_label("Your record key").fill(typo)
+        former.get_by_role("button", name="Show what is held").click()
+        expect(former.get_by_role("alert")).to_contain_text("This key has a typo in it")
+        expect(former.get_by_label("Your record key")).to_have_value(typo)
+        assert former.url == live_server.url + "/records"
     finally:
         later.close()

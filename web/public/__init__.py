@@ -4,8 +4,9 @@ and a confirmed link grants this browser session access to that one request for 
 The blueprint and what its pages share live here (the grants, the cache rule for personal
 files); the pages themselves are :mod:`web.public.forms_views` (filing a request, confirming
 links), :mod:`web.public.request_pages` (a request's page and what the subject does there),
-:mod:`web.public.downloads` (reports, exports, the receipt file) and
-:mod:`web.public.statements` (former members' statements). Views never commit:
+:mod:`web.public.downloads` (reports, exports, the receipt file),
+:mod:`web.public.statements` (former members' statements) and :mod:`web.public.verify_views`
+(anyone checks a receipt or a statement). Views never commit:
 :mod:`web.transaction` does, after the view; :func:`web.actions.attempt` runs a call that may
 be refused.
 """
@@ -61,4 +62,10 @@ def index():
     return render_template("public/index.html", rights=RIGHTS)
 
 
-from web.public import downloads, forms_views, request_pages, statements  # noqa: E402, F401
+from web.public import (  # noqa: E402, F401
+    downloads,
+    forms_views,
+    request_pages,
+    statements,
+    verify_views,
+)

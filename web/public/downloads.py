@@ -3,9 +3,14 @@ confirmed in: the access report (a page or JSON), the portability export (JSON o
 CSV files), and an erasure's receipt file. Every download is audited; large bodies stream,
 after web.transaction has committed the audit entry."""
 
-import json
-
-from flask import Response, abort, send_file, stream_template, stream_with_context
+from flask import (
+    Response,
+    abort,
+    render_template,
+    send_file,
+    stream_template,
+    stream_with_context,
+)
 
 from rights.access import access, portability
 from rights.erasure import erasure, statements
@@ -91,8 +96,10 @@ def receipt_download(reference: str):
 
 
 def receipt_file(receipt, record_key: str) -> Response:
-    """The receipt file: the signed receipt with the record key that opens statements."""
-    body = json.dumps(statements.receipt_file(receipt, record_key), indent=2)
-    return no_store(
-        Response(body, mimetype="application/json"), f"deletion-receipt-{receipt.id[:8]}.json"
+    """The receipt file: a page to keep, read and print (one HTML file, nothing fetched from
+    anywhere) — the receipt in words, the record key that opens statements, where anyone can
+    check it, and the signed receipt itself, which the verification page finds in the file."""
+    body = render_template(
+        "public/receipt_file.html", **statements.receipt_file(receipt, record_key)
     )
+    return no_store(Response(body, mimetype="text/html"), f"deletion-receipt-{receipt.id[:8]}.html")
