@@ -11,13 +11,26 @@ refused with a message saying why, and nothing of it is stored.
 Checking is bounded in cost: pixel count and pixels per byte are checked from the header before
 any pixel is decoded, large JPEGs are decoded reduced, and only DECODE_SLOTS pictures are
 decoded at once in a process (a picture that finds none free is refused with "try again").
+
+Before the request is filed, checked pictures may be held for at most an hour while the person
+looks them over and takes out any they did not mean to send, sealed with a key only their
+browser session holds (:func:`hold`; see "Pictures held before the request is sent" below).
 """
 
 import io
+import os
+import re
+import secrets
 import threading
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import current_app
 from PIL import Image, ImageOps
 from sqlalchemy import select
 
@@ -250,3 +263,152 @@ EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 def filename(item_id: int, media_type: str) -> str:
     """The generated name a picture is served under (never the sender's)."""
     return f"evidence-{item_id}.{EXTENSIONS.get(media_type, 'bin')}"
+
+
+# --- Pictures held before the request is sent -------------------------------------------------
+#
+# A correction's pictures are checked (and re-encoded) when its form is first sent, then held
+# while the person looks them over and takes out any they did not mean to send; only then is
+# the request filed, with the pictures left. Nothing is filed meanwhile, so there is no subject
+# key to seal them with: each holding has a key of its own, made for it and kept only in the
+# person's browser session (the signed session cookie), never on the server. The held files are
+# sealed with it (AES-GCM, the file's id as associated data): they can be read back through
+# the browser that chose them and by no one else — not by us once that session is gone. A
+# holding lasts HOLD_FOR at most: the time it was made travels in the signed session, a picture
+# older than that is never read back, and its files are deleted by the next holding or sending
+# (sweep_held), or when the person sends or takes it out.
+
+HOLD_FOR = timedelta(hours=1)
+THUMBNAIL_SIDE = 240  # the preview shown next to each held picture, at most this many pixels
+HELD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+@dataclass(frozen=True)
+class Held:
+    """One held picture, as the session keeps it: no content, only where and what it is."""
+
+    id: str
+    name: str  # the file's name as the person chose it (shown to them alone), at most 80 chars
+    media_type: str
+    size: int
+    held_at: float  # seconds since the epoch
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data) -> "Held | None":
+        """A held picture from the session, or None for anything that is not one."""
+        try:
+            held = cls(**data)
+        except TypeError:
+            return None
+        if not isinstance(held.id, str) or not HELD_ID.fullmatch(held.id):
+            return None
+        return held
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now or time.time()) - self.held_at > HOLD_FOR.total_seconds()
+
+
+def holding_key() -> bytes:
+    """A fresh key for one browser's held pictures (kept in its session, nowhere else)."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def held_folder() -> Path:
+    """Where held pictures wait, sealed: HELD_PICTURES_DIR, or instance/held-pictures."""
+    configured = current_app.config.get("HELD_PICTURES_DIR")
+    return Path(configured) if configured else Path(current_app.instance_path) / "held-pictures"
+
+
+def hold(key: bytes, name: str, picture: Picture) -> Held:
+    """Hold a checked picture, sealed with ``key``, with a small preview of it."""
+    folder = held_folder()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sweep_held()
+    held = Held(
+        id=secrets.token_urlsafe(24),
+        name=(name or "picture")[:80],
+        media_type=picture.media_type,
+        size=len(picture.content),
+        held_at=time.time(),
+    )
+    _write(folder / f"{held.id}.pic", _seal(key, held.id, "picture", picture.content))
+    preview = _thumbnail(picture)
+    if preview is not None:
+        _write(folder / f"{held.id}.thumb", _seal(key, held.id, "preview", preview))
+    return held
+
+
+def held_picture(key: bytes, held: Held) -> Picture | None:
+    """The held picture back, or None when it expired, is gone or does not open with
+    ``key`` (never a picture that was not checked: only ``hold`` writes these files)."""
+    content = _read(key, held, "picture", "pic")
+    return None if content is None else Picture(held.media_type, content)
+
+
+def held_preview(key: bytes, held: Held) -> bytes | None:
+    """The held picture's preview (a PNG at most THUMBNAIL_SIDE a side), or None."""
+    return _read(key, held, "preview", "thumb")
+
+
+def let_go(held: list[Held]) -> None:
+    """Delete held pictures (sent with the request, or taken out)."""
+    folder = held_folder()
+    for item in held:
+        for suffix in ("pic", "thumb"):
+            (folder / f"{item.id}.{suffix}").unlink(missing_ok=True)
+
+
+def sweep_held(now: float | None = None) -> int:
+    """Delete every held file older than HOLD_FOR (whoever held it). Returns how many."""
+    folder = held_folder()
+    if not folder.is_dir():
+        return 0
+    oldest = (now or time.time()) - HOLD_FOR.total_seconds()
+    gone = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                if entry.is_file() and entry.stat().st_mtime < oldest:
+                    os.unlink(entry.path)
+                    gone += 1
+            except FileNotFoundError:
+                pass  # another worker swept it first
+    return gone
+
+
+def _seal(key: bytes, held_id: str, what: str, data: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, data, f"held:{held_id}:{what}".encode())
+
+
+def _read(key: bytes, held: Held, what: str, suffix: str) -> bytes | None:
+    if held.expired():
+        return None
+    try:
+        blob = (held_folder() / f"{held.id}.{suffix}").read_bytes()
+        return AESGCM(key).decrypt(blob[:12], blob[12:], f"held:{held.id}:{what}".encode())
+    except (OSError, InvalidTag, ValueError):
+        return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def _thumbnail(picture: Picture) -> bytes | None:
+    """A small PNG of a checked picture (decoded reduced where JPEG allows), or None when no
+    decoding slot comes free: the list then shows the picture's name without a preview."""
+    try:
+        with _decoding_slot(), Image.open(io.BytesIO(picture.content)) as image:
+            image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            out = io.BytesIO()
+            image.save(out, "PNG", optimize=True)
+            return out.getvalue()
+    except Busy:
+        return None

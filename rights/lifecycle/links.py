@@ -1,5 +1,9 @@
 """Links back to a request: the subject asks for a fresh one by reference, the worker sends it
-(at most one an hour), and following it opens the request's page and downloads."""
+(at most one an hour), and following it opens the request's page and downloads.
+
+And links between requests: a person who asks again for what an open request of theirs already
+asks (same right, same records) has the second linked to the first when it is verified, and is
+told the two are answered together (:func:`link_to_earlier`)."""
 
 from datetime import timedelta
 
@@ -8,8 +12,9 @@ from sqlalchemy import select
 from rights.delivery import outbox
 from rights.ledger import audit
 from rights.lifecycle import notices, verification
-from rights.lifecycle.lookup import REFERENCE, by_reference
-from rights.lifecycle.states import subject_ref
+from rights.lifecycle.lookup import REFERENCE, by_reference, details
+from rights.lifecycle.registry import handler_for
+from rights.lifecycle.states import S, record_event, subject_ref
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import OutboxMessage, RightsRequest
@@ -68,3 +73,58 @@ def resume(token: str) -> RightsRequest:
         target=f"request:{request.id}",
     )
     return request
+
+
+# --- Asked again: a second request for the same thing is answered with the first --------------
+
+
+def _about(request: RightsRequest) -> tuple[set[str], set[str]]:
+    """What a request is about, from its details: the records it names, and the use or
+    consent it names (an objection's purpose, a consent withdrawal's)."""
+    given = details(request)
+    records = {r for r in given.get("records") or [] if isinstance(r, str)}
+    purposes = {f"{k}:{given[k]}" for k in ("purpose", "consent_purpose") if given.get(k)}
+    return records, purposes
+
+
+def _same_ask(request: RightsRequest, other: RightsRequest) -> bool:
+    """Whether ``other`` asks what ``request`` asks. A right that names records: they name a
+    record in common (two that name none say nothing to tell them apart by, and are not
+    linked). A right about one use or consent: the same one. Any other right: any request of
+    it is the same ask."""
+    records, purposes = _about(request)
+    other_records, other_purposes = _about(other)
+    if handler_for(request.type).names_records:
+        return bool(records & other_records)
+    return purposes == other_purposes
+
+
+def link_to_earlier(request: RightsRequest) -> RightsRequest | None:
+    """On verification: the same person's earliest other open request of the same type that
+    asks the same (:func:`_same_ask`), linked to this one and noted on both (flushes). Only
+    verified requests count: an unconfirmed one may not be theirs. Returns it, or None."""
+    candidates = db.session.execute(
+        select(RightsRequest)
+        .where(
+            RightsRequest.subject_id == request.subject_id,
+            RightsRequest.type == request.type,
+            RightsRequest.id != request.id,
+            RightsRequest.status.in_((S.OPEN, S.IN_PROGRESS)),
+        )
+        .order_by(RightsRequest.received_at, RightsRequest.id)
+    ).scalars()
+    earlier = next((c for c in candidates if _same_ask(request, c)), None)
+    if earlier is None:
+        return None
+    request.linked_to_id = earlier.id
+    request.linked_to = earlier
+    record_event(request, "answered_together", "lethe", note=f"with {earlier.reference}")
+    record_event(earlier, "answered_together", "lethe", note=f"with {request.reference}")
+    audit.record(
+        "lethe",
+        "request.linked",
+        subject_ref=subject_ref(request),
+        target=f"request:{request.id}",
+        details={"linked_to": earlier.id},
+    )
+    return earlier

@@ -22,6 +22,7 @@ from rights.lifecycle.deadlines import due_date, extended_due_date
 from rights.lifecycle.links import (  # noqa: F401
     RESUME_LINKS_EVERY,
     ask_for_resume_link,
+    link_to_earlier,
     resume,
     resume_link_job,
     send_resume_link,
@@ -127,6 +128,8 @@ def _verified(request: RightsRequest, actor: str, method: str, text: str | None 
     request.verified_at = utcnow()
     request.verification_method = method
     move(request, S.OPEN, "verified", actor, note=method, text=text)
+    # Asked again for what an open request of theirs asks: answered together, and told so.
+    link_to_earlier(request)
     notices.received(request)
     handler_for(request.type).on_verified(request)
 

@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.clock import utcnow
 from storage.db import UTCDateTime, db, subject_index
@@ -79,6 +79,12 @@ class RightsRequest(RetainedMixin, db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # The officer handling it: set when someone takes it or first acts on it.
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
+    # The same person's earlier open request of the same type about the same records: the two
+    # are answered together (rights/lifecycle/links.py). Set when this one is verified.
+    linked_to_id: Mapped[str | None] = mapped_column(ForeignKey("rights_requests.id"))
+    linked_to: Mapped["RightsRequest | None"] = relationship(
+        remote_side=[id], foreign_keys=[linked_to_id], lazy="select"
+    )
 
 
 class RequestEvent(RetainedMixin, db.Model):

@@ -29,10 +29,11 @@ def test_access_request_from_home_page_to_report(page, live_server, mailbox):
 
     page.goto("/")
     page.get_by_role("link", name="See my data").click()
-    expect(page.get_by_role("heading", name="Make a request")).to_be_visible()
-    access = page.get_by_label("See my data")
-    if not access.is_checked():
-        access.check()
+    # The right's own form: its heading and address, and none of the other rights' questions.
+    expect(page.get_by_role("heading", name="See my data", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/requests/new/access$"))
+    expect(page.get_by_role("radio")).to_have_count(0)
+    expect(page.get_by_text("What is wrong, and what is right?")).to_have_count(0)
     page.get_by_label("Your email address").fill(EMAIL)
     page.get_by_role("button", name="Send request").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
@@ -61,8 +62,11 @@ def test_access_request_from_home_page_to_report(page, live_server, mailbox):
 
 
 def test_empty_email_shows_error_next_to_field_and_keeps_choice(page, live_server):
+    # Chosen on the chooser (no script): the right's own form opens.
     page.goto("/requests/new")
     page.get_by_label("Delete my data").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/requests/new/erasure$"))
     page.get_by_role("button", name="Send request").click()
 
     email = page.get_by_label("Your email address")
@@ -75,7 +79,37 @@ def test_empty_email_shows_error_next_to_field_and_keeps_choice(page, live_serve
     expect(page.locator(".field.has-error").filter(has=email)).to_contain_text(
         "Enter your email address."
     )
-    expect(page.get_by_role("alert")).to_contain_text("Enter your email address.")
-    expect(page.get_by_label("Delete my data")).to_be_checked()
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("Enter your email address.")
+    # The title says there is an error, and the summary has the focus (no script needed).
+    expect(page).to_have_title(re.compile(r"^Error: Delete my data"))
+    expect(summary).to_be_focused()
+    # The choice is kept: still the form for deleting, not another right's.
+    expect(page.get_by_role("heading", name="Delete my data", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/requests/new/erasure$"))
+    summary.get_by_role("link", name="Enter your email address.").click()
+    expect(email).to_be_focused()
+    # And undone: back to the chooser, where nothing is chosen.
+    page.get_by_role("link", name="Choose another right").click()
+    expect(page.get_by_role("heading", name="Make a request")).to_be_visible()
     expect(page.get_by_label("See my data")).not_to_be_checked()
+    expect(page.get_by_label("Delete my data")).not_to_be_checked()
+    page.goto("/requests/new/erasure")
+    page.get_by_role("button", name="Send request").click()
     page.screenshot(path=FORM_SCREENSHOT, full_page=True)
+
+
+def form_height(page, path: str, width: int) -> float:
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(path)
+    return page.locator("main form").last.bounding_box()["height"]
+
+
+# Issue 16: "See my data" on the old one-form-for-all (/requests/new?type=access) measured
+# 1,982 px tall at 1280 px wide (the page 2,269 px) and 2,711 px at 375 px (the page 3,087 px).
+# Its own form asks an address and an optional note: a few hundred pixels.
+def test_see_my_data_is_a_short_form(page, live_server):
+    heights = {w: form_height(page, "/requests/new?type=access", w) for w in (1280, 375)}
+    print(f"'See my data' form height: {heights}")
+    assert page.url.endswith("/requests/new/access")
+    assert heights[1280] < 600 and heights[375] < 700, heights

@@ -7,10 +7,12 @@ listed with its rule, what it means and where. axe-core comes from the npm regis
 (package.json, installed by `make test`); without it the tests skip, or fail in CI.
 """
 
+import io
 import re
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -21,6 +23,7 @@ from rights.recipients import webhooks
 from storage import vault
 from storage.db import db
 from storage.models import Perk, PerkAward, RightsRequest, Subscriber
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -200,19 +203,50 @@ def home(page, rid):
 
 
 def new_request(page, rid):
+    """The chooser: which right, before its own form."""
     goto(page, "/requests/new")
-    expect(page.get_by_role("button", name="Send request")).to_be_visible()
+    expect(page.get_by_role("button", name="Continue")).to_be_visible()
 
 
 def new_request_with_errors(page, rid):
     new_request(page, rid)
-    page.get_by_role("button", name="Send request").click()
-    expect(page.get_by_role("alert")).to_contain_text("Enter your email address.")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Continue").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_contain_text("Choose what you would like to do.")
+    expect(page).to_have_title(re.compile(r"^Error: "))
+
+
+# Each right's own form, and the form showing its errors (sent empty).
+RIGHT_FORMS = {
+    "access": "See my data",
+    "portability": "Take my data elsewhere",
+    "correction": "Correct my data",
+    "erasure": "Delete my data",
+    "restriction": "Pause the use of my data",
+    "objection": "Object to a use of my data",
+    "consent-withdrawal": "Withdraw my consent",
+}
+
+
+def right_form(slug: str, with_errors: bool):
+    def visit(page, rid):
+        goto(page, f"/requests/new/{slug}")
+        expect(page.get_by_role("heading", name=RIGHT_FORMS[slug], level=1)).to_be_visible()
+        if with_errors:
+            with page.expect_response(lambda r: r.request.method == "POST") as answer:
+                page.get_by_role("button", name="Send request").click()
+            assert answer.value.status == 422
+            expect(page.get_by_role("alert")).to_contain_text("Enter your email address.")
+            expect(page).to_have_title(re.compile(r"^Error: "))
+            expect(page.get_by_role("alert")).to_be_focused()
+
+    visit.__name__ = f"form_{slug}{'_with_errors' if with_errors else ''}".replace("-", "_")
+    return visit
 
 
 def new_request_with_bad_picture(page, rid):
-    new_request(page, rid)
-    page.get_by_label("Correct my data").check()
+    goto(page, "/requests/new/correction")
     page.get_by_label("Your email address").fill("person1@example.org")
     page.get_by_label("What is wrong, and what is right?").fill("I never received the phone.")
     page.get_by_label("Pictures that show what is right (optional)").set_input_files(
@@ -223,6 +257,26 @@ def new_request_with_bad_picture(page, rid):
     assert answer.value.status == 422
     expect(page.get_by_role("alert")).to_contain_text("x.jpg is not a JPEG, PNG or WebP picture")
     expect(page.get_by_text("choose the pictures again")).to_be_visible()
+
+
+def a_picture() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def correction_held_pictures(page, rid):
+    """The correction form showing the pictures it holds, each with a box to take it out,
+    before anything is sent (a post that files nothing)."""
+    goto(page, "/requests/new/correction")
+    page.get_by_label("Your email address").fill("person1@example.org")
+    page.get_by_label("What is wrong, and what is right?").fill("I never received the phone.")
+    page.get_by_label("Pictures that show what is right (optional)").set_input_files(
+        [{"name": f"photo-{n}.png", "mimeType": "image/png", "buffer": a_picture()} for n in (1, 2)]
+    )
+    page.get_by_role("button", name="Send request").click()
+    expect(page.get_by_role("heading", name="Check your request before sending")).to_be_visible()
+    expect(page.get_by_role("checkbox", name=re.compile(r"^Take out photo-"))).to_have_count(2)
 
 
 def public_records(page, rid):
@@ -358,7 +412,9 @@ SIGNED_OUT = [
     home,
     new_request,
     new_request_with_errors,
+    *(right_form(slug, with_errors) for slug in RIGHT_FORMS for with_errors in (False, True)),
     new_request_with_bad_picture,
+    correction_held_pictures,
     public_records,
 ]
 
@@ -419,3 +475,81 @@ def test_signed_out_page_has_no_serious_violations(
 ):
     visit(anonymous_page, story_request_id)
     check(anonymous_page, axe_script)
+
+
+# --- the public request pages on a phone: no sideways scrolling, targets a finger can hit ---
+
+# Each a function (page) that leaves a page to measure; the request forms, their errors, the
+# pictures held before sending, and the question before a withdrawal.
+NARROW_PAGES = {
+    "home": home,
+    "chooser": new_request,
+    "chooser-with-errors": new_request_with_errors,
+    **{f"form-{slug}": right_form(slug, with_errors=slug == "restriction") for slug in RIGHT_FORMS},
+    "held-pictures": correction_held_pictures,
+}
+# What a person taps: boxes and buttons, and links that stand alone (not a link in a sentence,
+# which WCAG 2.5.8 exempts).
+TARGETS = (
+    "main input[type=radio], main input[type=checkbox], main button, main a.button, "
+    ".back a, .rights h2 a, .error-summary a"
+)
+
+
+@pytest.mark.parametrize("width", [320, 375])
+@pytest.mark.parametrize("name", list(NARROW_PAGES))
+def test_request_pages_fit_a_phone(browser, module_live_server, name, width):
+    context = browser.new_context(
+        base_url=module_live_server.url, viewport={"width": width, "height": 700}
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        NARROW_PAGES[name](page, None)
+        page.wait_for_load_state("load")  # the style sheet too, after a form's post
+        sideways = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert sideways == 0, f"{name} scrolls sideways by {sideways} px at {width} px"
+        small = page.evaluate(
+            """(selector) => [...document.querySelectorAll(selector)]
+                .map(el => [el.outerHTML.slice(0, 80), el.getBoundingClientRect()])
+                .filter(([, r]) => r.width > 0 && (r.width < 24 || r.height < 24))
+                .map(([html, r]) => `${html} ${r.width}x${r.height}`)""",
+            TARGETS,
+        )
+        assert small == [], f"targets under 24x24 px on {name} at {width} px: {small}"
+        checked = page.evaluate(f"document.querySelectorAll({TARGETS!r}).length")
+        assert checked > 0
+    finally:
+        context.close()
+
+
+def test_withdraw_question_has_no_serious_violations(
+    browser, module_live_server, smtp_server, axe_script
+):
+    """Withdrawing asks first: the question page, from the request's own (confirmed) page."""
+    address = "withdraw-question@example.org"
+    context = _context(browser, module_live_server)
+    page = context.new_page()
+    try:
+        goto(page, "/requests/new/objection")
+        page.get_by_label("Your email address").fill(address)
+        page.get_by_label("Influence scoring (profiling)").check()
+        page.get_by_role("button", name="Send request").click()
+        expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+        mailbox = smtp_server.handler
+        mail = wait_for(lambda: mailbox.to(address), timeout=10)[-1]
+        link = re.search(r"https?://\S+/verify/\S+", mailbox.body(mail)).group(0)
+        page.goto(link)
+        page.get_by_role("button", name="Confirm").click()
+        page.get_by_role("link", name="Withdraw this request").click()
+        expect(page.get_by_role("heading", name="Withdraw this request?")).to_be_visible()
+        check(page, axe_script)
+        page.get_by_role("link", name="No, keep my request").click()
+        expect(page.locator(".status")).to_have_text("open")
+        page.get_by_role("link", name="Withdraw this request").click()
+        page.get_by_role("button", name="Yes, withdraw this request").click()
+        expect(page.locator(".status")).to_have_text("withdrawn")
+    finally:
+        context.close()

@@ -159,13 +159,14 @@ def test_story_from_the_subjects_form_to_the_incidents_apology(
     assert set(OTHER_DISCLOSURES) <= set(before), before  # the fault, as brands are told it
     assert UNTOUCHED in before
 
-    # --- Sam, on the public form: a file that is no picture first, then a real one. ---
+    # --- Sam, on the correction form: a file that is no picture first, then a real one. ---
     page.goto("/")
     page.get_by_role("link", name="Correct my data").click()
-    expect(page.get_by_role("heading", name="Make a request")).to_be_visible()
-    expect(page.get_by_label("Correct my data")).to_be_checked()  # preselected by the link
+    # The right's own form, chosen by the link: only what a correction needs.
+    expect(page.get_by_role("heading", name="Correct my data", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/requests/new/correction$"))
     page.get_by_label("Your email address").fill(demo.STORY_EMAIL)
-    page.get_by_label("Which records? (optional)").fill("aw-0001-nova")
+    page.get_by_label("Awards, list entries or promotions (optional)").fill("aw-0001-nova")
     page.get_by_label("What is wrong, and what is right?").fill(CORRECTION)
     page.get_by_label("A statement to add to your records (optional)").fill(STATEMENT)
     pictures = page.get_by_label("Pictures that show what is right (optional)")
@@ -182,9 +183,11 @@ def test_story_from_the_subjects_form_to_the_incidents_apology(
     expect(page.locator(".field.has-error").filter(has=pictures)).to_contain_text(refused)
     expect(page.get_by_text("choose the pictures again")).to_be_visible()
     # Everything typed is kept; only the file must be chosen again.
-    expect(page.get_by_label("Correct my data")).to_be_checked()
+    expect(page.get_by_role("heading", name="Correct my data", level=1)).to_be_visible()
     expect(page.get_by_label("Your email address")).to_have_value(demo.STORY_EMAIL)
-    expect(page.get_by_label("Which records? (optional)")).to_have_value("aw-0001-nova")
+    expect(page.get_by_label("Awards, list entries or promotions (optional)")).to_have_value(
+        "aw-0001-nova"
+    )
     expect(page.get_by_label("What is wrong, and what is right?")).to_have_value(CORRECTION)
     expect(page.get_by_label("A statement to add to your records (optional)")).to_have_value(
         STATEMENT
@@ -192,6 +195,13 @@ def test_story_from_the_subjects_form_to_the_incidents_apology(
     pictures.set_input_files(
         {"name": "IMG_0042.jpg", "mimeType": "image/jpeg", "buffer": picture_with_location()}
     )
+    page.get_by_role("button", name="Send request").click()
+    # The picture passed: listed, with a way to take it out, before anything is sent.
+    expect(page.get_by_role("heading", name="Check your request before sending")).to_be_visible()
+    take_out = page.get_by_label("Take out IMG_0042.jpg")
+    expect(take_out).not_to_be_checked()
+    expect(page.get_by_role("img", name="Preview of IMG_0042.jpg")).to_be_visible()
+    expect(page.get_by_label("What is wrong, and what is right?")).to_have_value(CORRECTION)
     page.get_by_role("button", name="Send request").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     assert listed(live_server, brand) == before  # not confirmed yet: nothing changes

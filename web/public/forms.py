@@ -1,18 +1,30 @@
-"""Forms of the public pages (Flask-WTF: CSRF on every form)."""
+"""Forms of the public pages (Flask-WTF: CSRF on every form).
+
+A request is made on the form of its right (``FORMS``, one class each): a short form that asks
+only what that right needs, in the order a person thinks of it — their address first, then
+what the right is about, then anything else they want to say. What a form refuses, the API
+refuses too: each form's answers are loaded through the API's own schema before anything is
+filed (one set of rules, two doors).
+"""
+
+import re
+from typing import ClassVar
 
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from wtforms import (
     EmailField,
+    Field,
     MultipleFileField,
     RadioField,
     SelectChoice,
-    SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import Email, InputRequired, Length, Optional
+from wtforms.validators import AnyOf, Email, InputRequired, Length, Optional
 
+from rights.contest.rectification import PROFILE_LABELS
 from web.api.errors import flatten
 from web.api.schemas import RequestIn
 from web.validation import clean_text
@@ -59,6 +71,18 @@ RIGHTS = [
     ),
 ]
 RIGHT_KEYS = [r[0] for r in RIGHTS]
+TITLES = {key: title for key, title, _ in RIGHTS}
+# Each right's form is at /requests/new/<slug>: words a person reads in the address bar.
+SLUGS = {
+    "access": "access",
+    "portability": "portability",
+    "rectification": "correction",
+    "erasure": "erasure",
+    "restriction": "restriction",
+    "objection": "objection",
+    "consent_withdrawal": "consent-withdrawal",
+}
+RIGHT_OF_SLUG = {slug: key for key, slug in SLUGS.items()}
 
 
 def options(*pairs: tuple[str, str]) -> list[SelectChoice]:
@@ -66,15 +90,28 @@ def options(*pairs: tuple[str, str]) -> list[SelectChoice]:
     return [SelectChoice("", "— choose —"), *(SelectChoice(v, label) for v, label in pairs)]
 
 
-class RequestForm(FlaskForm):
-    type = RadioField(
-        "What would you like to do?",
-        choices=[SelectChoice(k, t) for k, t, _ in RIGHTS],
-        validators=[InputRequired("Choose what you would like to do.")],
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _one_of(pairs: tuple[tuple[str, str], ...], required: str) -> dict:
+    """Radio buttons for a choice a right cannot do without: nothing is chosen beforehand,
+    and a choice is changed by choosing another (the form's "choose another right" link
+    leaves it altogether)."""
+    return dict(
+        choices=[SelectChoice(v, label) for v, label in pairs],
+        validate_choice=False,  # checked below, with one message rather than two
+        validators=[
+            InputRequired(required),
+            AnyOf([v for v, _ in pairs], message="Choose one of the answers given."),
+        ],
     )
-    email = EmailField(
+
+
+def _email() -> EmailField:
+    return EmailField(
         "Your email address",
-        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        filters=[_strip],
         render_kw={"autocomplete": "email"},
         description="The address you use on the platform. We send a link to it to confirm it "
         "is you.",
@@ -84,146 +121,122 @@ class RequestForm(FlaskForm):
             Length(max=254),
         ],
     )
-    records = StringField(
-        "Which records? (optional)",
-        description="Award, disclosure or promotion numbers from your access report (or "
-        "profile.name, profile.address…), separated by commas. Leave empty if you are not sure: "
-        "once you confirm your email you can tick them on your request's page.",
+
+
+def _note(label: str = "Anything else you want us to know (optional)", hint: str = "") -> Field:
+    return TextAreaField(label, description=hint or None, validators=[Optional(), Length(max=2000)])
+
+
+# The person's details, as the records question names them: "Your email address" is the
+# question the form opens with, so the detail is named apart from it.
+DETAILS_IN_WORDS = {
+    "name": "Your name",
+    "handle": "Your social media handle",
+    "address": "Your postal address",
+    "email": "The email address on your account",
+}
+
+
+def _profile() -> SelectMultipleField:
+    return SelectMultipleField(
+        "Your details",
+        choices=[
+            SelectChoice(key, DETAILS_IN_WORDS.get(key, label))
+            for key, label in PROFILE_LABELS.items()
+        ],
+        validators=[Optional()],
+    )
+
+
+def _references() -> StringField:
+    return StringField(
+        "Awards, list entries or promotions (optional)",
+        filters=[_strip],
+        description="Each has a reference in your data report, like aw-0001-nova. Separate "
+        "several with commas. Not sure? Leave this empty: once you have confirmed your email, "
+        "your request's page lists your records for you to tick.",
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
         validators=[Optional(), Length(max=2000)],
     )
-    correction = TextAreaField(
-        "What is wrong, and what is right?", validators=[Optional(), Length(max=5000)]
-    )
-    statement = TextAreaField(
-        "A statement to add to your records (optional)",
-        description="Your own words, kept with the records you name (Art. 16: a supplementary "
-        "statement).",
-        validators=[Optional(), Length(max=5000)],
-    )
-    pictures = MultipleFileField(
-        "Pictures that show what is right (optional)",
-        description="Up to 3 JPEG, PNG or WebP pictures of at most 4 MB each. We keep only the "
-        "picture itself: location, camera and other hidden data are removed.",
-        render_kw={"accept": "image/jpeg,image/png,image/webp"},
-    )
-    reason = TextAreaField(
-        "Anything you want us to know (optional)", validators=[Optional(), Length(max=2000)]
-    )
-    grounds = SelectField(
-        "Why should the use be paused?",
-        choices=options(
-            ("accuracy_contested", "The data is wrong"),
-            ("unlawful_processing", "The use is unlawful but I want the data kept"),
-            ("legal_claims", "I need the data kept for a legal claim"),
-            ("objection_pending", "I have objected and want a pause meanwhile"),
-        ),
-        validators=[Optional()],
-    )
-    purpose = SelectField(
-        "What do you object to?",
-        choices=options(
-            ("direct_marketing", "Marketing emails and offers"),
-            ("likeness", "Use of my name or face in promotions"),
-            ("profiling", "Influence scoring (profiling)"),
-            ("legitimate_interests", "Another use based on legitimate interests"),
-        ),
-        validators=[Optional()],
-    )
-    consent_purpose = SelectField(
-        "Which consent?",
-        choices=options(
-            ("name_and_likeness", "Use of my name and likeness"),
-            ("email_marketing", "Marketing emails"),
-        ),
-        validators=[Optional()],
-    )
 
-    # Which extra fields each right needs, and which it uses at all. A field filled in for a
-    # right that does not use it is an error to fix, never silently dropped.
-    REQUIRED_BY_TYPE = {
-        "rectification": ("correction",),
-        "restriction": ("grounds",),
-        "objection": ("purpose",),
-        "consent_withdrawal": ("consent_purpose",),
-    }
-    USED_BY_TYPE = {
-        "access": ("reason",),
-        "portability": ("reason",),
-        "rectification": ("records", "correction", "statement", "pictures", "reason"),
-        "erasure": ("reason",),
-        "restriction": ("records", "grounds", "correction", "reason"),
-        "objection": ("purpose", "reason"),
-        "consent_withdrawal": ("consent_purpose", "reason"),
-    }
-    TYPE_SPECIFIC = (
-        "records",
-        "correction",
-        "statement",
-        "pictures",
-        "grounds",
-        "purpose",
-        "consent_purpose",
-    )
 
-    # The API's field names that the form spells otherwise.
-    FORM_NAME = {"grounds_text": "reason"}
+class RightForm(FlaskForm):
+    """The form of one right. Subclasses declare the right's fields, in the order they are
+    shown, and the right they file (``type``)."""
+
+    type: ClassVar[str]
+    # The API's names for the answers the form names otherwise (form name -> API name).
+    API_NAMES: ClassVar[dict[str, str]] = {}
     UNSTORABLE = (
         "Your answer to “{label}” holds a character we cannot store (an invisible control "
         "character): delete it and type the text again."
     )
 
+    email = _email()
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.type]
+
+    def answers(self) -> list[Field]:
+        """The fields that carry answers (not the CSRF token), in the order shown."""
+        return [f for f in self if f.name != "csrf_token"]
+
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
-        chosen = self.type.data
-        if chosen not in self.USED_BY_TYPE:
-            return ok
-        for name in self.REQUIRED_BY_TYPE.get(chosen, ()):
-            field = getattr(self, name)
-            if not field.data:
-                field.errors = [*field.errors, f"Needed for this request: {field.label.text}"]
-                ok = False
-        for name in self.TYPE_SPECIFIC:
-            field = getattr(self, name)
-            given = self.uploads() if name == "pictures" else field.data
-            if given and name not in self.USED_BY_TYPE[chosen]:
-                field.errors = [
-                    *field.errors,
-                    "Not used for the right you chose: empty it, or choose another right.",
-                ]
-                ok = False
-        if self._nameless:
+        if "pictures" in self and self.nameless():
             self.pictures.errors = [
                 *self.pictures.errors,
                 "A file arrived without its name, so we could not check it: choose it again.",
             ]
             ok = False
-        return ok and self._checked_as_the_api_checks(chosen)
+        return ok and self._checked_as_the_api_checks()
 
-    def _checked_as_the_api_checks(self, chosen: str) -> bool:
+    def _checked_as_the_api_checks(self) -> bool:
         """Load the answers through the API's own request schema: the form refuses exactly
         what the API refuses (NUL characters, lengths, choices, list sizes), one set of rules."""
-        for name in ("email", *self.USED_BY_TYPE[chosen]):
-            field = getattr(self, name)
-            if name != "pictures" and not clean_text(field.data):
+        for field in self.answers():
+            if field.type != "MultipleFileField" and not clean_text(field.data):
                 label = field.label.text.removesuffix(" (optional)")
                 field.errors = [*field.errors, self.UNSTORABLE.format(label=label)]
                 return False
         try:
-            RequestIn().load({"type": chosen, "email": self.email.data, **self.details()})
+            RequestIn().load({"type": self.type, "email": self.email.data, **self.details()})
         except ValidationError as exc:
+            form_name = {api: name for name, api in self.API_NAMES.items()}
             for name, messages in flatten(exc.messages).items():
-                field = getattr(self, self.FORM_NAME.get(name, name.split(".")[0]), None)
-                if field is None:
-                    field = self.type
+                name = form_name.get(name.split(".")[0], name.split(".")[0])
+                field = self[name] if name in self else self.email
                 field.errors = [*field.errors, *(m[:1].upper() + m[1:] for m in messages)]
             return False
         return True
+
+    def details(self) -> dict:
+        """The right's answers, in the API's field names; empty ones left out. The records a
+        person names come from two fields (their details ticked in words, the others by
+        reference) and go as one list, as the API takes them."""
+        out = {}
+        for field in self.answers():
+            if field.name in ("email", "pictures", "profile", "records") or not field.data:
+                continue
+            out[self.API_NAMES.get(field.name, field.name)] = field.data
+        if "records" in self and (named := self.named_records()):
+            out["records"] = named
+        return out
+
+    def named_records(self) -> list[str]:
+        """The records ticked in words ("profile.name": the data map's name for a person's
+        name) and those given by reference, separated by commas or spaces."""
+        ticked = [f"profile.{key}" for key in self.profile.data or []] if "profile" in self else []
+        typed = [v for v in re.split(r"[,\s]+", self.records.data or "") if v]
+        return list(dict.fromkeys([*ticked, *typed]))
 
     def uploads(self) -> list[tuple[str, bytes]]:
         """The files actually chosen (a form sent with none has one empty part), read once."""
         if not hasattr(self, "_uploads"):
             self._uploads, self._nameless = [], False
-            for f in self.pictures.data or []:
+            chosen = (self.pictures.data or []) if "pictures" in self else []
+            for f in chosen:
                 if getattr(f, "filename", None):
                     self._uploads.append((f.filename, f.read()))
                 elif hasattr(f, "read") and f.read(1):
@@ -231,20 +244,157 @@ class RequestForm(FlaskForm):
                     self._nameless = True
         return self._uploads
 
-    def details(self) -> dict:
-        """The type-specific answers, in the API's field names."""
-        out = {}
-        for name in self.USED_BY_TYPE.get(self.type.data, ()):
-            value = getattr(self, name).data
-            if not value or name == "pictures":  # files are evidence, not details
-                continue
-            if name == "records":
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if name == "reason" and self.type.data == "objection":
-                out["grounds_text"] = value
-                continue
-            out[name] = value
-        return out
+    def nameless(self) -> bool:
+        self.uploads()
+        return self._nameless
+
+
+class AccessForm(RightForm):
+    type = "access"
+    reason = _note(hint="For example, if you are looking for something in particular.")
+
+
+class PortabilityForm(RightForm):
+    type = "portability"
+    reason = _note(hint="For example, which service you are moving your data to.")
+
+
+class CorrectionForm(RightForm):
+    type = "rectification"
+    # Required: a correction says what is wrong and what is right (the API requires it too).
+    correction = TextAreaField(
+        "What is wrong, and what is right?",
+        description="For example: “The award says I received a Nova X1 phone. I never got it.”",
+        validators=[InputRequired("Say what is wrong, and what is right."), Length(max=5000)],
+    )
+    profile = _profile()
+    records = _references()
+    statement = TextAreaField(
+        "A statement to add to your records (optional)",
+        description="Your own words, kept with the records you name for as long as we keep them.",
+        validators=[Optional(), Length(max=5000)],
+    )
+    pictures = MultipleFileField(
+        "Pictures that show what is right (optional)",
+        description="Up to 3 JPEG, PNG or WebP pictures of at most 4 MB each, for example a "
+        "screenshot or a photo of a delivery note. We keep only the picture itself: its "
+        "location, camera and other hidden details are removed.",
+        render_kw={"accept": "image/jpeg,image/png,image/webp"},
+    )
+    reason = _note()
+
+
+class ErasureForm(RightForm):
+    type = "erasure"
+    reason = _note(hint="For example, why you are leaving. You do not have to say.")
+
+
+GROUNDS = (
+    ("accuracy_contested", "The data is wrong"),
+    ("unlawful_processing", "The use is unlawful, but I want the data kept"),
+    ("legal_claims", "I need the data kept for a legal claim"),
+    ("objection_pending", "I have objected, and want a pause meanwhile"),
+)
+
+
+class RestrictionForm(RightForm):
+    type = "restriction"
+    grounds = RadioField(
+        "Why should we pause the use of your data?",
+        **_one_of(GROUNDS, "Choose why we should pause the use of your data."),
+    )
+    profile = _profile()
+    records = _references()
+    correction = TextAreaField(
+        "What is wrong, and what is right? (optional)",
+        description="If you say the data is wrong: what it should say.",
+        validators=[Optional(), Length(max=5000)],
+    )
+    reason = _note()
+
+
+PURPOSES = (
+    ("direct_marketing", "Marketing emails and offers"),
+    ("likeness", "Use of my name or face in promotions"),
+    ("profiling", "Influence scoring (profiling)"),
+    ("legitimate_interests", "Another use based on our legitimate interests"),
+)
+
+
+class ObjectionForm(RightForm):
+    type = "objection"
+    API_NAMES: ClassVar[dict[str, str]] = {"reason": "grounds_text"}
+    purpose = RadioField(
+        "What do you object to?", **_one_of(PURPOSES, "Choose what you object to.")
+    )
+    reason = _note(
+        "Why do you object? (optional)",
+        "For marketing you need not say why: we stop. For the other uses, your reasons help "
+        "us weigh them against ours.",
+    )
+
+
+CONSENTS = (
+    ("name_and_likeness", "Use of my name and face in promotions"),
+    ("email_marketing", "Marketing emails"),
+)
+
+
+class ConsentWithdrawalForm(RightForm):
+    type = "consent_withdrawal"
+    consent_purpose = RadioField(
+        "Which consent do you take back?",
+        **_one_of(CONSENTS, "Choose the consent you take back."),
+    )
+    reason = _note()
+
+
+# One form per right, by the right's key (the request type it files).
+FORMS: dict[str, type[RightForm]] = {
+    form.type: form
+    for form in (
+        AccessForm,
+        PortabilityForm,
+        CorrectionForm,
+        ErasureForm,
+        RestrictionForm,
+        ObjectionForm,
+        ConsentWithdrawalForm,
+    )
+}
+# Every answer any right's form asks for: an answer to another right's question, posted to
+# the form of one right (a page of the old one-form-for-all), is pointed out, never dropped.
+ANSWER_NAMES = frozenset(
+    name
+    for form in FORMS.values()
+    for name, unbound in vars(form).items()
+    if hasattr(unbound, "field_class")
+) | {"email"}
+
+
+def answer_label(name: str) -> str:
+    """How the forms label the answer ``name`` (the first form that asks it)."""
+    for form in FORMS.values():
+        unbound = getattr(form, name, None)
+        if hasattr(unbound, "field_class"):
+            return (unbound.args[0] if unbound.args else unbound.kwargs["label"]).removesuffix(
+                " (optional)"
+            )
+    return name
+
+
+class ChooseForm(FlaskForm):
+    """/requests/new: which right, before its own form."""
+
+    type = RadioField(
+        "What would you like to do?",
+        choices=[SelectChoice(key, title) for key, title, _ in RIGHTS],
+        validate_choice=False,
+        validators=[
+            InputRequired("Choose what you would like to do."),
+            AnyOf(RIGHT_KEYS, message="Choose what you would like to do."),
+        ],
+    )
 
 
 class EmptyForm(FlaskForm):
