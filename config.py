@@ -41,6 +41,9 @@ DEFAULTS = {
     # How Lethe is served: "http" or "https". Unset, it is PUBLIC_URL's scheme. With
     # https, every response carries HSTS (web/__init__.py); never with http.
     "PREFERRED_URL_SCHEME": None,
+    # The platform people know: public pages and emails carry its name; Lethe is the service
+    # behind it (the officers' dashboard keeps Lethe's name).
+    "PLATFORM_NAME": "Perkly",
     "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
     "CONTROLLER_CONTACT": "privacy@perkly.example",
     "SUPERVISORY_AUTHORITY": "your national data protection authority, listed at edpb.europa.eu",
@@ -63,6 +66,8 @@ DEFAULTS = {
     "PKCS11_PIN": None,
     "VERIFICATION_TTL_HOURS": 24,
     "DOWNLOAD_TTL_DAYS": 30,
+    # Where rate limits count: memory:// counts in each process apart (development, tests);
+    # production, which runs several (gunicorn.conf.py), refuses it: use redis://host:6379.
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
     "RATELIMIT_PUBLIC_FORMS": "10 per minute;100 per day",
@@ -191,3 +196,11 @@ def load(app: Flask, test_config: dict | None) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
         if app.config["MAIL_BACKEND"] == "file":
             raise ConfigError("LETHE_MAIL_BACKEND=file is for development; configure SMTP")
+        # Each worker process would count a client's failed record-key look-ups (and sign-in
+        # attempts) apart, and forget them on restart: one store for all of them.
+        storage = str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://")
+        if app.config.get("RATELIMIT_ENABLED", True) and storage.startswith("memory://"):
+            raise ConfigError(
+                "LETHE_RATELIMIT_STORAGE_URI=memory:// counts in each process apart; set a "
+                "shared store for production, e.g. redis://127.0.0.1:6379"
+            )

@@ -414,3 +414,67 @@ def test_at_most_decode_slots_pictures_are_decoded_at_once(monkeypatch):
     for _ in range(sum(taken)):
         evidence._decoding.release()
     assert taken == [True] * slots + [False]
+
+
+def test_pictures_are_shown_as_thumbnails_under_the_same_checks(app, client, login_as, mailbox):
+    """Each picture is shown in the page (an <img> of the same authorised address, served
+    inline) beside its download link; nobody else gets it, and officers' views are audited
+    just as their downloads are."""
+    from storage.models import AuditEvent
+    from tests.helpers import deliver
+
+    with app.app_context():
+        factories.member(1)
+        db.session.commit()
+    assert _post(client, [("phone.jpg", _jpeg())]).status_code == 303
+    deliver(app)
+    link = re.search(r"http://lethe.test(/verify/\S+)", mailbox.body(mailbox.messages[-1])).group(1)
+    assert client.post(link, data={}).status_code == 303
+    with app.app_context():
+        req = db.session.execute(select(RightsRequest)).scalar_one()
+        ref, rid, att = (
+            req.reference,
+            req.id,
+            db.session.execute(select(EvidenceAttachment.id)).scalar_one(),
+        )
+
+    shown = f"/requests/{ref}/evidence/{att}?inline=1"
+    page = client.get(f"/requests/{ref}").get_data(as_text=True)
+    assert f'<img class="thumb" src="{shown}" alt="Picture 1 you sent">' in page
+    assert f'href="/requests/{ref}/evidence/{att}">Picture 1 (image/jpeg)</a>' in page  # kept
+    mine = client.get(shown)
+    assert mine.status_code == 200 and mine.mimetype == "image/jpeg"
+    assert mine.headers["Content-Disposition"] == f'inline; filename="evidence-{att}.jpg"'
+    assert mine.headers["Cache-Control"] == "no-store"
+    assert mine.data == client.get(f"/requests/{ref}/evidence/{att}").data
+    assert app.test_client().get(shown).status_code == 404  # not this browser's request
+
+    officer = login_as("officer")
+    shown = f"/dashboard/requests/{rid}/evidence/{att}?inline=1"
+    page = officer.get(f"/dashboard/requests/{rid}").get_data(as_text=True)
+    assert f'<img class="thumb" src="{shown}" alt="Attachment 1 the subject sent">' in page
+    with app.app_context():
+        before = db.session.execute(
+            select(func.count(AuditEvent.id)).where(AuditEvent.action == "evidence.viewed")
+        ).scalar_one()
+    resp = officer.get(shown)
+    assert resp.status_code == 200 and resp.data == mine.data
+    assert resp.headers["Content-Disposition"].startswith("inline;")
+    assert resp.headers["Cache-Control"] == "no-store"
+    signed_out = app.test_client().get(shown)
+    assert signed_out.status_code == 302 and "/dashboard/login" in signed_out.headers["Location"]
+    with app.app_context():
+        viewed = (
+            db.session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.action == "evidence.viewed")
+                .order_by(AuditEvent.id.desc())
+            )
+            .scalars()
+            .all()
+        )
+        assert len(viewed) == before + 1
+        assert (
+            viewed[0].actor == f"officer:{officer.officer_id}"
+            and viewed[0].target == f"evidence:{att}"
+        )

@@ -9,7 +9,7 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 
 from flask import current_app
@@ -21,7 +21,10 @@ DEV_MAIL_DAYS = 7
 
 def build(to: str, subject: str, body: str, message_id: str) -> EmailMessage:
     msg = EmailMessage()
-    msg["From"] = current_app.config["MAIL_SENDER"]
+    cfg = current_app.config
+    # People know the platform, not Lethe: its name is the From name; MAIL_SENDER the address.
+    address = parseaddr(cfg["MAIL_SENDER"])[1] or cfg["MAIL_SENDER"]
+    msg["From"] = formataddr((cfg["PLATFORM_NAME"], address))
     msg["To"] = to
     msg["Subject"] = subject
     msg["Message-ID"] = make_msgid(idstring=message_id.replace("-", ""))

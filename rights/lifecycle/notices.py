@@ -62,6 +62,7 @@ def _send(
     footer = (
         f"\n\nYour request reference: {request.reference}\n"
         f"Questions: {current_app.config['CONTROLLER_CONTACT']}\n"
+        f"{current_app.config['PLATFORM_NAME']} privacy team, for "
         f"{current_app.config['CONTROLLER_NAME']}"
     )
     outbox.enqueue_email(
@@ -88,13 +89,28 @@ def verification(request: RightsRequest, token: str) -> None:
     )
 
 
+def asked_before(request: RightsRequest) -> str | None:
+    """When the request was linked to an earlier one of the person's (asked again for the
+    same thing): the sentence that says so in the confirmation email (the request's page
+    says the same)."""
+    earlier = request.linked_to
+    if earlier is None:
+        return None
+    when = f"{earlier.received_at.day} {earlier.received_at:%B}"
+    return (
+        f"You already asked us this on {when} ({earlier.reference}); we will answer both together."
+    )
+
+
 def received(request: RightsRequest) -> None:
+    again = asked_before(request)
     _send(
         request,
         "notice.received",
         "We received your request",
         f"We received your request for {_right(request)} on "
-        f"{_date(request.received_at)}. We will answer by {_date(request.due_at)}.",
+        f"{_date(request.received_at)}. We will answer by {_date(request.due_at)}."
+        + (f"\n\n{again}" if again else ""),
     )
 
 

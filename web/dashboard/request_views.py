@@ -353,17 +353,20 @@ def request_assign(request_id: str):
 @bp.get("/requests/<request_id>/evidence/<int(max=2147483647):attachment_id>")
 @requires("requests.read")
 def request_evidence(request_id: str, attachment_id: int):
+    """One attachment, downloaded or (``?inline=1``, the page's thumbnail) shown in the page:
+    the same permission and the same audit row either way."""
     req = _load(request_id)
     try:
         media_type, content = evidence.read(req, attachment_id, actor=actor())
     except NotFound:
         abort(404)
+    disposition = "inline" if http.args.get("inline") == "1" else "attachment"
     return Response(
         content,
         mimetype=media_type,
         headers={
             "Content-Disposition": (
-                f'attachment; filename="{evidence.filename(attachment_id, media_type)}"'
+                f'{disposition}; filename="{evidence.filename(attachment_id, media_type)}"'
             ),
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",

@@ -3,11 +3,12 @@ and answers, the records a correction is about, withdrawing, and the pictures se
 
 from datetime import datetime
 
-from flask import Response, abort, flash, redirect, render_template, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, url_for
 from flask import request as http
 
 from rights.erasure import erasure
 from rights.errors import InvalidTransition, RightsError
+from rights.holdings import restrictions
 from rights.lifecycle import evidence, requests
 from rights.lifecycle.registry import handler_for
 from rights.reports import request_page
@@ -127,6 +128,32 @@ def request_link(reference: str):
     return _back(reference)
 
 
+@bp.get("/requests/<reference>/confirm-withdrawal")
+def request_withdraw_confirm(reference: str):
+    """The question before a withdrawal — "Withdraw this request?" — with what withdrawing
+    means for this request; its button posts to /withdraw, which does it."""
+    req = own_request(reference)
+    if req is None:
+        abort(404)
+    if req.status in requests.TERMINAL:
+        return _back(reference)
+    allowed = attempt(
+        lambda: handler_for(req.type).check_withdrawal(req, by_platform=False),
+        flash_error=True,
+        catch=InvalidTransition,
+    )
+    if not allowed:
+        return _back(reference)
+    return render_template(
+        "public/withdraw.html",
+        req=req,
+        right=handler_for(req.type).name,
+        holds_back=restrictions.held_open(req),
+        notice_hours=current_app.config["RESTRICTION_LIFT_NOTICE_HOURS"],
+        form=EmptyForm(),
+    )
+
+
 @bp.post("/requests/<reference>/withdraw")
 def request_withdraw(reference: str):
     req = own_request(reference)
@@ -142,7 +169,9 @@ def request_withdraw(reference: str):
 
 @bp.get("/requests/<reference>/evidence/<int(max=2147483647):attachment_id>")
 def request_evidence(reference: str, attachment_id: int):
-    """A picture the subject sent with their request: to them alone (their verified browser)."""
+    """A picture the subject sent with their request: to them alone (their verified browser).
+    ``?inline=1`` shows it in the page (its thumbnail) rather than downloading it; the same
+    checks and the same audit row either way."""
     req = own_request(reference)
     if req is None:
         abort(404)
@@ -150,6 +179,9 @@ def request_evidence(reference: str, attachment_id: int):
         media_type, content = evidence.read(req, attachment_id, actor="subject")
     except RightsError:
         abort(404)
-    return no_store(
-        Response(content, mimetype=media_type), evidence.filename(attachment_id, media_type)
-    )
+    name = evidence.filename(attachment_id, media_type)
+    resp = no_store(Response(content, mimetype=media_type), name)
+    if http.args.get("inline") == "1":
+        # Only re-encoded JPEG, PNG or WebP is stored (evidence.check_picture), served nosniff.
+        resp.headers["Content-Disposition"] = f'inline; filename="{name}"'
+    return resp
