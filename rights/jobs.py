@@ -9,7 +9,7 @@ the one place the worker's round commits."""
 from rights.delivery import outbox
 from rights.erasure import erasure, retention, shredding
 from rights.ledger import audit_checkpoints
-from rights.lifecycle import requests
+from rights.lifecycle import evidence, requests
 from rights.recipients import webhooks
 from storage.steps import Steps, run_steps
 
@@ -41,5 +41,8 @@ def round_steps(limit: int | None = None) -> Steps[dict[str, int]]:
         counts[f"webhooks_{key}"] = n
     counts["retention_swept"] = int((yield from retention.run_if_due_steps()))
     counts["keys_shredded"] = int((yield from shredding.run_if_due_steps()))
+    # Pictures held for review before a correction is sent live an hour at most, even when
+    # nobody comes back to the form (each use of the form sweeps too).
+    counts["held_pictures_swept"] = evidence.sweep_held()
     audit_checkpoints.maybe_write()  # the last step: the runner commits it
     return counts

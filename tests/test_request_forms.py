@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from rights import jobs
 from rights.lifecycle import evidence, requests
 from storage.db import db
 from storage.models import AuditEvent, EvidenceAttachment, RequestEvent, RightsRequest
@@ -377,6 +378,16 @@ def test_sweep_deletes_every_holding_older_than_an_hour(app, client, monkeypatch
         later = evidence.time.time() + evidence.HOLD_FOR.total_seconds() + 1
         assert evidence.sweep_held(now=later) == 2
         assert os.listdir(folder) == []
+
+
+def test_the_worker_sweeps_held_pictures_nobody_came_back_for(app, client, monkeypatch):
+    _send_correction(client, [("a.png", _png())])  # held; the person never sends it
+    later = evidence.time.time() + evidence.HOLD_FOR.total_seconds() + 1
+    monkeypatch.setattr(evidence.time, "time", lambda: later)
+    with app.app_context():
+        counts = jobs.run_due()
+        assert counts["held_pictures_swept"] == 2  # the picture and its preview
+        assert os.listdir(evidence.held_folder()) == []
 
 
 # --- withdrawing asks first -------------------------------------------------------------------
