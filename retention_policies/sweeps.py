@@ -8,7 +8,8 @@ leaves out the rows a legal hold covers, and deletes or anonymises the rest:
   refers to (a consent a promotion was shown on, feedback that still has a picture) waits until
   that is gone, so a sweep never breaks a reference and never fails half-way.
 - **anonymise** keeps the row without a person: it moves to the anonymous subject, its
-  encrypted columns are emptied, a platform id becomes ``anon-<n>``, and its history goes.
+  encrypted columns are emptied, links to other rows of its table are cut, a platform id
+  becomes ``anon-<n>``, and its history goes.
   What is left proves that something happened, not to whom.
 - rows that erasure kept under an Art. 17(3) exception get the category's action when their
   ``retain_until`` passes (not before): deleted or anonymised, they leave the person.
@@ -169,10 +170,16 @@ def _delete(g: Governed, ids: list) -> int:
 
 def _anonymise(g: Governed, ids: list) -> int:
     table = g.model.__table__
+    # What is sealed for the person goes, and so does any link to another row of the same
+    # table (two requests linked as asking the same thing would show they were one person's).
     values = {
         column.name: None
         for column in table.columns
-        if column.name.endswith("_enc") and column.nullable
+        if column.nullable
+        and (
+            column.name.endswith("_enc")
+            or any(fk.column.table is table for fk in column.foreign_keys)
+        )
     }
     values[g.subject_column] = ANONYMOUS_SUBJECT_ID
     if "external_id" in table.c:

@@ -240,6 +240,34 @@ def test_anonymised_rows_keep_no_personal_data(app):
     assert again["perk_awards"].expired == 0 and again["rights_requests"].expired == 0
 
 
+def test_anonymised_requests_keep_no_link_to_each_other(app):
+    """Two requests of one person linked as asking the same thing (issue 16): once anonymised,
+    nothing says they came from one person."""
+    with freeze_time(T0), app.app_context():
+        factories.member(1)
+        first, second = (
+            requests.file(
+                type="objection",
+                member_id="m-1",
+                channel="api",
+                verified=True,
+                actor="t",
+                details={"purpose": "profiling", "grounds_text": "My score is private"},
+            )
+            for _ in range(2)
+        )
+        second.linked_to_id = first.id
+        for req in (first, second):
+            requests.refuse(req, reason="Manifestly unfounded", actor="officer:1")
+        db.session.commit()
+        second_id = second.id
+    assert _sweep(app, T0.replace(year=2030))["rights_requests"].expired == 2
+    with app.app_context():
+        request = db.session.get(RightsRequest, second_id)
+        assert request.subject_id == sweeps.ANONYMOUS_SUBJECT_ID
+        assert request.linked_to_id is None
+
+
 def test_retained_rows_leave_at_retain_until_and_the_statement_then_says_nothing(app):
     with freeze_time(T0), app.app_context():
         factories.member(1)
