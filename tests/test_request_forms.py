@@ -478,7 +478,7 @@ def world(app):
         db.session.commit()
 
 
-def test_asked_again_is_linked_and_the_person_told(app, client, mailbox, world):
+def test_asked_again_is_linked_and_the_person_told(app, client, mailbox, world, login_as):
     with app.app_context():
         first = _file_verified("rectification", records=["aw-1"], correction="Never came.")
         first.received_at = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
@@ -497,6 +497,7 @@ def test_asked_again_is_linked_and_the_person_told(app, client, mailbox, world):
     with app.app_context():
         second = requests.by_reference(ref)
         assert second.linked_to_id == first_id
+        second_id = second.id
         kinds = {
             (e.request_id, e.kind, e.note)
             for e in db.session.execute(select(RequestEvent)).scalars()
@@ -517,6 +518,11 @@ def test_asked_again_is_linked_and_the_person_told(app, client, mailbox, world):
     assert confirmation and sentence in mailbox.body(confirmation[-1])
     page = client.get(f"/requests/{ref}").get_data(as_text=True)
     assert sentence in page
+    # The officer sees it too, beside the request's facts, with a way to the first one.
+    officer = login_as("officer")
+    page = officer.get(f"/dashboard/requests/{second_id}").get_data(as_text=True)
+    assert "Answered together with" in page
+    assert f'href="/dashboard/requests/{first_id}">{first_ref}</a>' in page
 
 
 @pytest.mark.parametrize(
