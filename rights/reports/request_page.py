@@ -83,6 +83,7 @@ class SubjectPage:
 
     req: RightsRequest
     receipt: Receipt | None  # an erasure's deletion receipt
+    receipt_words: dict | None  # that receipt in words, with the records still held
     unrecoverable: dict | None  # when no copy of the data can be read (statements)
     events: list
     downloads: bool
@@ -105,6 +106,7 @@ def for_subject(req: RightsRequest) -> SubjectPage:
     return SubjectPage(
         req=req,
         receipt=receipt,
+        receipt_words=statements.for_owner(receipt) if receipt else None,
         unrecoverable=statements.key_unrecoverable(receipt) if receipt else None,
         events=events,
         downloads=requests.downloads_available(req),

@@ -59,7 +59,13 @@ def records():
     if http.form.get("download") == "receipt":
         receipt = erasure.receipt_by_record_key(form.record_key.data)
         return receipt_file(receipt, form.record_key.data)
-    return render_template("public/statement.html", form=form, token=token, claims=claims)
+    return render_template(
+        "public/statement.html",
+        form=form,
+        token=token,
+        claims=claims,
+        held=statements.held_in_words(claims["held"]),
+    )
 
 
 @bp.post("/records/statement")

@@ -69,18 +69,6 @@ class VerifyForm(FlaskForm):
     )
 
 
-@bp.app_template_global("own_receipt_in_words")
-def own_receipt_in_words(receipt) -> dict:
-    """On the person's own request page: their receipt in words, with the records still held."""
-    return statements.for_owner(receipt)
-
-
-@bp.app_template_global("held_in_words")
-def held_in_words(held: list[dict]) -> list[dict]:
-    """On the statement page: the records a statement says are held, in words."""
-    return statements.held_in_words(held)
-
-
 @bp.route("/verify-receipt", methods=["GET", "POST"])
 @limiter.limit(limit, methods=["POST"])
 def verify_receipt():
