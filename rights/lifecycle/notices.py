@@ -91,8 +91,8 @@ def verification(request: RightsRequest, token: str) -> None:
 
 def asked_before(request: RightsRequest) -> str | None:
     """When the request was linked to an earlier one of the person's (asked again for the
-    same thing): the sentence that says so in the confirmation email (the request's page
-    says the same)."""
+    same thing): the sentence that says so, in the confirmation email and on the request's
+    page (rights.reports.request_page)."""
     earlier = request.linked_to
     if earlier is None:
         return None

@@ -95,6 +95,7 @@ class SubjectPage:
     pickable: list | None  # records they may point at, while a correction is open
     told: dict | None  # Art. 19: who the data map says must be told, and how each was
     question: str | None  # the officer's open question, if any
+    asked_before: str | None  # "You already asked us this on …": linked to an earlier one
     awaiting_answer: bool
     summary: dict | None  # their data in short, in plain words (rights/access/summary.py)
 
@@ -118,6 +119,7 @@ def for_subject(req: RightsRequest) -> SubjectPage:
         pickable=_pickable(req),
         told=webhooks.who_is_told(req) if req.type in TOLD_ABOUT else None,
         question=_question(req, events) if awaiting else None,
+        asked_before=notices.asked_before(req) if req.status in ("open", "in_progress") else None,
         awaiting_answer=awaiting,
         summary=in_short.for_request_page(req),
     )

@@ -22,6 +22,7 @@ work.
 """
 
 import io
+import os
 import re
 import time
 
@@ -322,3 +323,5 @@ def test_public_page_fits_the_width(pages, state, axe_script, name, width):
     small = page.evaluate(SMALL_TARGETS, MIN_TARGET)
     assert small == [], f"targets under 24x24 px without room on {name} at {width} px: {small}"
     check(page, axe_script)
+    if shots := os.environ.get("LETHE_SCREENSHOT_DIR"):  # to look at them: a folder
+        page.screenshot(path=f"{shots}/{name}-{width}.png", full_page=True)
