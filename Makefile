@@ -19,12 +19,19 @@ RECEIVER_URL := http://127.0.0.1:$(RECEIVER_PORT)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install run test lint bench lock
+.PHONY: help install run test lint bench lock messages translations
+
+# The catalogues (translations/<language>/LC_MESSAGES/messages.po, in the repository) compile
+# to .mo files, which are not: every target that runs Lethe builds them when a .po changed.
+PO := $(wildcard translations/*/LC_MESSAGES/messages.po)
+MO := $(PO:.po=.mo)
 
 help:
 	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker + demo webhook receiver (demo data loaded)"
 	@echo "make test   the test suite, one pytest-xdist worker per CPU (PYTEST_ARGS='-k access' to pass options to pytest, '-n 0' for one process)"
 	@echo "make lint   ruff + import-linter contracts"
+	@echo "make messages      extract the words of public pages and emails into translations/messages.pot, update each language's .po"
+	@echo "make translations  compile the .po catalogues (make run / make test do it when needed)"
 	@echo "make lock   compile requirements.in / requirements-dev.in into the hashed lock files"
 	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py, bench_incident.py (BENCH_ARGS='--records 1000')"
 
@@ -48,13 +55,27 @@ $(NODE_STAMP): package.json package-lock.json
 		echo "npm not found: the axe-core accessibility tests will skip (apt-get install npm)"; \
 	fi
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(MO)
+
+# Extract every marked string (babel.cfg says where) and merge it into each language's
+# catalogue; new entries arrive empty, changed ones fuzzy: translate them, then make test
+# (tests/test_translations.py fails while one is missing).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
+		--project Lethe -k _l -k lazy_gettext -k N_ -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations \
+		--ignore-obsolete
+
+translations: $(MO)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
 
 # Development only: the demo's receiver listens on 127.0.0.1, which Lethe refuses to call unless
 # private targets are allowed (rights/recipients/outbound_http.py). Set for this target alone,
 # for the demo load, the worker and the server; never in a deployment's configuration.
 run: export LETHE_WEBHOOK_ALLOW_PRIVATE_TARGETS = true
-run: $(STAMP)
+run: $(STAMP) $(MO)
 	$(FLASK) db upgrade
 	$(FLASK) demo load --receiver $(RECEIVER_URL)
 	@echo
@@ -71,7 +92,7 @@ run: $(STAMP)
 	$(FLASK) run --host $(HOST) --port $(PORT) & server=$$!; \
 	wait $$server
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(MO)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # After editing requirements.in or requirements-dev.in: every transitive package pinned, with

@@ -12,7 +12,7 @@ from datetime import datetime
 from flask import Flask, current_app, render_template, request
 
 import rights.catalogue  # noqa: F401  (registers each right's handler with the lifecycle)
-from web import api, dashboard, public, transaction, wellknown
+from web import api, dashboard, i18n, public, transaction, wellknown
 from web import logging as access_logging
 from web.extensions import csrf
 
@@ -79,11 +79,14 @@ def _html_error(exc):
 
 
 def init_app(app: Flask) -> None:
+    i18n.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     csrf.exempt(api.bp)
+    # Picking a language changes a cookie holding "en" or "de", nothing else.
+    csrf.exempt(i18n.bp)
     transaction.install(app)
     app.after_request(_security_headers)
     app.add_template_filter(display, "display")

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from storage import wording
 from storage.clock import utcnow
 from storage.db import UTCDateTime, db, subject_index
 from storage.models.platform import RetainedMixin, new_uuid
@@ -53,6 +54,10 @@ class RightsRequest(RetainedMixin, db.Model):
     status: Mapped[str] = mapped_column(String(24))
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     channel: Mapped[str] = mapped_column(String(10), index=True)  # web | api | officer
+    # The language the request was filed in ("en", "de": storage.wording.LANGUAGES): every
+    # email about it is written in it. Set from the page's language when filed (the API and the
+    # dashboard file in English); None on requests filed before languages, read as English.
+    locale: Mapped[str | None] = mapped_column(String(8), default=wording.current_language)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     original_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,89 @@
+"""Which language a page is written in, and the switch on every public page.
+
+The choice, in order: the language the person picked with the switch (a cookie, kept a year,
+holding only "en" or "de"), else the best of ``Accept-Language``, else English. The officers'
+dashboard and the JSON API are English whatever is asked (their readers are staff and
+programs). Emails do not come from here: each is written in the language its request was filed
+in (``RightsRequest.locale``, :func:`storage.wording.in_language`).
+
+The switch is a small form (POST, no token in a URL) that sets the cookie and sends the person
+back to the page they were on; it needs no JavaScript.
+"""
+
+from flask import Blueprint, current_app, has_request_context, redirect, request
+from flask_babel import Babel, gettext
+
+from storage import wording
+
+COOKIE = "lang"
+COOKIE_DAYS = 365
+ENGLISH_ONLY = ("dashboard", "api")
+
+babel = Babel()
+bp = Blueprint("i18n", __name__)
+
+
+def _language() -> str:
+    if request.blueprint in ENGLISH_ONLY:
+        return wording.DEFAULT_LANGUAGE
+    chosen = request.cookies.get(COOKIE)
+    if chosen in wording.LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(
+        list(wording.LANGUAGES), default=wording.DEFAULT_LANGUAGE
+    )
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector. Outside a request (a worker, a CLI command) English,
+    unless a block says otherwise (:func:`storage.wording.in_language`)."""
+    if not has_request_context():
+        return wording.babel_locale(wording.DEFAULT_LANGUAGE)
+    return wording.babel_locale(_language())
+
+
+def _safe_next(target: str | None) -> str:
+    """Back to a page of this site only: a path, never another host ("//x", "/\\x")."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+@bp.post("/language")
+def switch():
+    """Remember the language picked (``lang``) and go back to the page (``next``)."""
+    response = redirect(_safe_next(request.form.get("next")), code=303)
+    chosen = request.form.get("lang")
+    if chosen in wording.LANGUAGES:
+        response.set_cookie(
+            COOKIE,
+            chosen,
+            max_age=COOKIE_DAYS * 86400,
+            secure=current_app.config["PREFERRED_URL_SCHEME"] == "https",
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def _template_words() -> dict:
+    language = wording.current_language()
+    return {
+        "current_language": language,
+        "other_languages": {k: v for k, v in wording.LANGUAGES.items() if k != language},
+    }
+
+
+def translated(text) -> str:
+    """A stored English phrase (in a signed receipt or statement, where the words must stay
+    as signed) shown in the reader's language when the catalogue has it, else as stored."""
+    return gettext(text) if isinstance(text, str) and text else text
+
+
+def init_app(app) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "UTC")
+    # {% trans %} blocks: whitespace folded, so a catalogue entry never depends on indenting.
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.register_blueprint(bp)
+    app.context_processor(_template_words)
+    app.add_template_filter(translated, "translated")
