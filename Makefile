@@ -61,7 +61,7 @@ install: $(STAMP) $(NODE_STAMP) $(MO)
 # catalogue; new entries arrive empty, changed ones fuzzy: translate them, then make test
 # (tests/test_translations.py fails while one is missing).
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
+	PYTHONPATH=. $(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
 		--project Lethe -k _l -k lazy_gettext -k N_ -o translations/messages.pot .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations \
 		--ignore-obsolete

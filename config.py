@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
+from storage.wording import N_
+
 SECRET_NAMES = ("SECRET_KEY", "KEY_ENCRYPTION_KEY", "BLIND_INDEX_KEY")
 
 
@@ -44,9 +46,13 @@ DEFAULTS = {
     # The platform people know: public pages and emails carry its name; Lethe is the service
     # behind it (the officers' dashboard keeps Lethe's name).
     "PLATFORM_NAME": "Perkly",
-    "CONTROLLER_NAME": "Perkly Inc. (demo perk platform)",
+    "CONTROLLER_NAME": "Perkly Inc.",
     "CONTROLLER_CONTACT": "privacy@perkly.example",
-    "SUPERVISORY_AUTHORITY": "your national data protection authority, listed at edpb.europa.eu",
+    # A phrase, not a name, by default: marked for the catalogue and shown in the reader's
+    # language. A deployment's own authority (a proper name) is shown as written.
+    "SUPERVISORY_AUTHORITY": N_(
+        "your national data protection authority, listed at edpb.europa.eu"
+    ),
     "MAIL_BACKEND": "file",  # file | smtp
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,

@@ -7,29 +7,33 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
+from flask_babel import ngettext
+
 from storage.clock import add_months
 from storage.datamap import CATEGORIES, LEDGER_RECORDS, Category, LedgerRecord
+from storage.wording import N_
 
 POLICY_DIR = Path(__file__).parent
 ACTIONS = ("delete", "anonymise")
-# The events that start a retention clock, and how to say them to a person.
+# The events that start a retention clock, and how to say them to a person (English, as the
+# access report's JSON says them; translated where a member reads them: gettext(policy.starts)).
 TRIGGERS = {
-    "account_closed": "the account is closed",
-    "score_computed": "the score was computed",
-    "record_recorded": "the record was made",
-    "award_last_status": "the award's last status change",
-    "disclosure_listed": "the entry was listed",
-    "promotion_shown": "the promotion was shown",
-    "consent_ended": "the consent was withdrawn or the account closed",
-    "request_closed": "the request was closed",
-    "notice_written": "the message was written",
-    "receipt_issued": "the receipt was issued",
-    "erased": "the person was erased",
-    "delivery_settled": "the delivery was confirmed, delivered or given up",
-    "sweep_run": "the sweep ran",
-    "entry_written": "the entry was written",
-    "token_expired": "the link expired",
-    "request_answered": "the answer was given",
+    "account_closed": N_("the account is closed"),
+    "score_computed": N_("the score was computed"),
+    "record_recorded": N_("the record was made"),
+    "award_last_status": N_("the award's last status change"),
+    "disclosure_listed": N_("the entry was listed"),
+    "promotion_shown": N_("the promotion was shown"),
+    "consent_ended": N_("the consent was withdrawn or the account closed"),
+    "request_closed": N_("the request was closed"),
+    "notice_written": N_("the message was written"),
+    "receipt_issued": N_("the receipt was issued"),
+    "erased": N_("the person was erased"),
+    "delivery_settled": N_("the delivery was confirmed, delivered or given up"),
+    "sweep_run": N_("the sweep ran"),
+    "entry_written": N_("the entry was written"),
+    "token_expired": N_("the link expired"),
+    "request_answered": N_("the answer was given"),
 }
 REQUIRED = ("category", "description", "period", "trigger", "action", "legal_basis", "purpose")
 OPTIONAL = ("retain_after_erasure",)
@@ -48,6 +52,15 @@ class Period:
     def __str__(self) -> str:
         unit = self.unit if self.amount != 1 else self.unit.rstrip("s")
         return f"{self.amount} {unit}"
+
+    def in_words(self) -> str:
+        """The period as a member reads it, in the language being written ("5 years" /
+        "5 Jahre"); ``str(period)`` is the English one stored and sent."""
+        if self.unit == "days":
+            return ngettext("%(num)d day", "%(num)d days", self.amount)
+        if self.unit == "months":
+            return ngettext("%(num)d month", "%(num)d months", self.amount)
+        return ngettext("%(num)d year", "%(num)d years", self.amount)
 
     def before(self, end: datetime) -> datetime:
         """``end`` minus this period: what started at or before it has run its course by

@@ -10,13 +10,23 @@ request that changes or erases data (Art. 19) — so a transfer is never "none" 
 A recipient is told of corrections and erasures either by a webhook subscriber registered for
 it (``Subscriber.recipient``), or by the privacy team, who record on the request page when, how
 and by whom it was done.
+
+The declarations are English (marked for the catalogue with :func:`storage.wording.N_`): they
+travel as English into the API, the dashboard and signed receipts, and are translated where a
+member reads them (``gettext``, the templates' ``translated`` filter). A name in mid-sentence
+has its first letter lowered ("the platform's ad system"), so a translation starts each name
+with a word that may be (German: an article or "unser", never a noun).
 """
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
+from storage.wording import N_
+
 # Said of a recipient whose data stays in the EEA.
-IN_EEA = "None: stays in the EEA"
-SCC = (
+IN_EEA = N_("None: stays in the EEA")
+SCC = N_(
     "May be outside the EEA: transfers rely on the European Commission's standard contractual "
     "clauses (Art. 46(2)(c) GDPR); ask us for a copy"
 )
@@ -38,50 +48,54 @@ RECIPIENTS: dict[str, Recipient] = {
     for r in (
         Recipient(
             "email_provider",
-            "Our email delivery provider",
-            "Sends the emails we write to you. It acts only on our instructions (a processor).",
+            N_("Our email delivery provider"),
+            N_("Sends the emails we write to you. It acts only on our instructions (a processor)."),
             processor=True,
         ),
         Recipient(
             "brand",
-            "The brand giving the perk",
-            "The company whose product the perk is, for example Nova Mobile for a Nova X1 "
-            "phone. It ships the perk and may mention who received it.",
+            N_("The brand giving the perk"),
+            N_(
+                "The company whose product the perk is, for example Nova Mobile for a Nova X1 "
+                "phone. It ships the perk and may mention who received it."
+            ),
             transfer=SCC,
         ),
         Recipient(
             "campaign_brands",
-            "Brands running campaigns",
-            "Companies choosing whom to offer their perks to.",
+            N_("Brands running campaigns"),
+            N_("Companies choosing whom to offer their perks to."),
             transfer=SCC,
         ),
         Recipient(
             "fulfilment",
-            "Our fulfilment and shipping partner",
-            "Packs and ships perks to members.",
+            N_("Our fulfilment and shipping partner"),
+            N_("Packs and ships perks to members."),
             processor=True,
         ),
         Recipient(
             "list_consumers",
-            "Disclosure-list consumers (review sites, ad networks)",
-            "Sites and networks that read the public list of who received which perk, as the "
-            "FTC's endorsement rules require it to be published.",
+            N_("Disclosure-list consumers (review sites, ad networks)"),
+            N_(
+                "Sites and networks that read the public list of who received which perk, as the "
+                "FTC's endorsement rules require it to be published."
+            ),
             transfer=SCC,
         ),
         Recipient(
             "regulators",
-            "Regulators, on request",
-            "Consumer-protection authorities that ask to see the disclosure lists.",
+            N_("Regulators, on request"),
+            N_("Consumer-protection authorities that ask to see the disclosure lists."),
         ),
         Recipient(
             "ad_system",
-            "The platform's ad system",
-            "Shows promotions that name members who received a perk.",
+            N_("The platform's ad system"),
+            N_("Shows promotions that name members who received a perk."),
         ),
         Recipient(
             "audience",
-            "The audience shown (e.g. your friends)",
-            "People who saw a promotion with your name and picture.",
+            N_("The audience shown (e.g. your friends)"),
+            N_("People who saw a promotion with your name and picture."),
         ),
     )
 }
@@ -108,25 +122,29 @@ class To:
         return f"{name} ({self.only})" if self.only else name
 
 
-NOBODY = "Nobody outside the platform"
+NOBODY = N_("Nobody outside the platform")
 
 
 def labels(tos) -> list[str]:
-    """How a category's recipients read in a list: each with its part, or :data:`NOBODY`."""
-    return [t.label for t in tos] or [NOBODY]
+    """How a category's recipients read in a list: each with its part, or :data:`NOBODY` — in
+    the language being written (a label is two declarations: translated one by one)."""
+    return [
+        f"{_(t.recipient.name)} ({_(t.only)})" if t.only else _(t.recipient.name) for t in tos
+    ] or [_(NOBODY)]
 
 
 def transfers(tos) -> str:
     """Art. 30(1)(e) for a category: what leaves the EEA and on what basis, from its
-    recipients' declarations."""
+    recipients' declarations (the record of processing: English)."""
     abroad = [t.recipient for t in tos if t.recipient.transfer != IN_EEA]
     if not abroad:
-        return "None outside the EEA"
+        return N_("None outside the EEA")
     return "; ".join(f"{r.name}: {r.transfer}" for r in abroad)
 
 
 def all_transfers() -> list[dict]:
-    """Every recipient whose data may leave the EEA, with its basis (the member's report)."""
+    """Every recipient whose data may leave the EEA, with its basis (the member's report: as
+    declared, in English; the page shows them translated)."""
     return [
         {"recipient": r.name, "basis": r.transfer}
         for r in RECIPIENTS.values()

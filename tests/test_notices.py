@@ -7,6 +7,7 @@ itself without a script."""
 
 import re
 from datetime import datetime
+from email.header import decode_header, make_header
 
 from freezegun import freeze_time
 from sqlalchemy import select
@@ -155,7 +156,7 @@ def test_the_erasure_email_says_what_was_kept_until_when_and_why(app, mailbox):
         db.session.commit()
         receipt = erasure.run(req.id)
         kept = {
-            c["category"]: datetime.fromisoformat(c["retain_until"]).strftime("%d %B %Y")
+            c["category"]: f"{(d := datetime.fromisoformat(c['retain_until'])).day} {d:%B %Y}"
             for c in signing.claims_of(receipt.jws)["categories"]
             if c["action"] == "retained"
         }
@@ -285,3 +286,44 @@ def test_a_page_waiting_for_an_officer_does_not_refresh(app, client, mailbox):
     ).group(1)
     page = client.get(client.post(verify).headers["Location"]).get_data(as_text=True)
     assert "open" in page and "http-equiv" not in page
+
+
+def test_a_request_filed_in_german_gets_its_emails_in_german(app, client, mailbox):
+    """Every email about a request is written in the language it was filed in (issue 16),
+    whatever the language of the page that moves it on: the link is confirmed here from a page
+    in English, and the request's emails stay German."""
+
+    def title(msg) -> str:
+        return str(make_header(decode_header(msg["Subject"])))
+
+    with app.app_context():
+        factories.member(1)
+        factories.commit()
+    with freeze_time("2026-03-05T10:00:00Z"):
+        client.post(
+            "/requests/new",
+            data={"type": "access", "email": "person1@example.org"},
+            headers={"Accept-Language": "de"},
+        )
+        deliver(app)
+        with app.app_context():
+            req = db.session.execute(select(RightsRequest)).scalar_one()
+            assert req.locale == "de"
+            reference = req.reference
+        (sent,) = mailbox.to("person1@example.org")
+        assert title(sent) == f"[{reference}] Bitte bestätigen Sie Ihre Anfrage"
+        body = mailbox.body(sent)
+        assert body.startswith("Wir haben eine Anfrage „Auskunft über Ihre Daten“ erhalten.")
+        assert "auf „Bestätigen“" in body and f"Vorgangsnummer Ihrer Anfrage: {reference}" in body
+        path = re.search(r"http://lethe\.test(/verify/[A-Za-z0-9_\-]+)", body).group(1)
+        assert client.post(path, headers={"Accept-Language": "en"}).status_code == 303
+        deliver(app)
+    by_title = {
+        title(m).split("] ", 1)[1]: mailbox.body(m) for m in mailbox.to("person1@example.org")
+    }
+    assert by_title["Wir haben Ihre Anfrage erhalten"].startswith(
+        "Wir haben Ihre Anfrage „Auskunft über Ihre Daten“ am 5. März 2026 erhalten. "
+        "Wir antworten bis zum 5. April 2026."
+    )
+    assert "Ihr Bericht ist fertig" in by_title
+    assert not any("We received" in body for body in by_title.values())

@@ -10,8 +10,11 @@ import re
 from datetime import datetime
 
 from flask import Flask, current_app, render_template, request
+from flask_babel import gettext
 
 import rights.catalogue  # noqa: F401  (registers each right's handler with the lifecycle)
+from storage import wording
+from storage.wording import N_
 from web import api, dashboard, i18n, public, transaction, wellknown
 from web import logging as access_logging
 from web.extensions import csrf
@@ -47,7 +50,7 @@ def display(value) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
-        return "Yes" if value else "No"
+        return gettext("Yes") if value else gettext("No")
     if isinstance(value, datetime):
         value = value.isoformat()
     if isinstance(value, str) and _ISO.match(value):
@@ -55,10 +58,16 @@ def display(value) -> str:
             when = datetime.fromisoformat(value)
         except ValueError:
             return value
-        return when.strftime("%d %B %Y, %H:%M UTC")
+        return wording.date_and_time(when)
     if isinstance(value, dict) and {"item", "brand"} <= set(value):  # a perk
-        campaign = f", campaign {value['campaign']}" if value.get("campaign") else ""
-        return f"{value['item']} from {value['brand']}{campaign} (value {value.get('value')})"
+        perk = {"item": value["item"], "brand": value["brand"], "value": value.get("value")}
+        if value.get("campaign"):
+            return gettext(
+                "%(item)s from %(brand)s, campaign %(campaign)s (value %(value)s)",
+                campaign=value["campaign"],
+                **perk,
+            )
+        return gettext("%(item)s from %(brand)s (value %(value)s)", **perk)
     if isinstance(value, dict):
         return ", ".join(display(v) for v in value.values() if v not in (None, ""))
     if isinstance(value, list):
@@ -66,13 +75,33 @@ def display(value) -> str:
     return str(value)
 
 
+# The errors Lethe answers with a page, named in sentence case in the reader's language
+# (werkzeug's names are English, in title case: "Too Many Requests").
+ERROR_NAMES = {
+    400: N_("Bad request"),
+    403: N_("Forbidden"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    413: N_("Request entity too large"),
+    429: N_("Too many requests"),
+    500: N_("Internal server error"),
+}
+
+
 def _html_error(exc):
     code = getattr(exc, "code", 500) or 500
     # Refusals say why (our own wording, never data); other errors keep to their name.
     reason = getattr(exc, "description", None) if code == 403 else None
+    heading = gettext(ERROR_NAMES[code]) if code in ERROR_NAMES else None
     # The headers the error must carry (Allow on a 405, Retry-After...) survive the page.
     return (
-        render_template("error.html", code=code, name=getattr(exc, "name", "Error"), reason=reason),
+        render_template(
+            "error.html",
+            code=code,
+            name=getattr(exc, "name", "Error"),
+            heading=heading,
+            reason=reason,
+        ),
         code,
         api.errors.exception_headers(exc),
     )
@@ -90,6 +119,7 @@ def init_app(app: Flask) -> None:
     transaction.install(app)
     app.after_request(_security_headers)
     app.add_template_filter(display, "display")
+    app.add_template_filter(wording.long_date, "long_date")
     access_logging.install()
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _dispatch_error)

@@ -4,6 +4,7 @@ import time
 from functools import wraps
 
 from flask import session
+from flask_babel import ngettext
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -57,14 +58,13 @@ def _failed(response) -> bool:
 
 def try_again_in(seconds: float) -> str:
     """When to try again, in words, to the nearest minute or hour: "in a minute" (for up to a
-    minute and a half), "in 5 minutes", "in 3 hours". Retry-After has the exact seconds."""
-    minutes = round(seconds / 60)
-    if minutes <= 1:
-        return "in a minute"
+    minute and a half), "in 5 minutes", "in 3 hours". Retry-After has the exact seconds. In
+    the page's language (the API's is English)."""
+    minutes = max(1, round(seconds / 60))
     if minutes < 60:
-        return f"in {minutes} minutes"
+        return ngettext("in a minute", "in %(num)d minutes", minutes)
     hours = round(minutes / 60)
-    return "in an hour" if hours == 1 else f"in {hours} hours"
+    return ngettext("in an hour", "in %(num)d hours", hours)
 
 
 def limit_failures(limit_value, *, scope: str, answer, methods: list[str] | None = None):

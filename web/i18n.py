@@ -13,6 +13,7 @@ back to the page they were on; it needs no JavaScript.
 from flask import Blueprint, current_app, has_request_context, redirect, request
 from flask_babel import Babel, gettext
 
+from rights.holdings import names
 from storage import wording
 
 COOKIE = "lang"
@@ -80,6 +81,11 @@ def translated(text) -> str:
     return gettext(text) if isinstance(text, str) and text else text
 
 
+def as_stored(value) -> bool:
+    """The templates' ``as_stored`` test: a value shown as it was stored, not translated."""
+    return isinstance(value, names.AsStored)
+
+
 def init_app(app) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "UTC")
     # {% trans %} blocks: whitespace folded, so a catalogue entry never depends on indenting.
@@ -87,3 +93,4 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.context_processor(_template_words)
     app.add_template_filter(translated, "translated")
+    app.add_template_test(as_stored, "as_stored")

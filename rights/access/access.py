@@ -10,6 +10,11 @@ JSON as ``summary``. On the page (:func:`iter_sections`) each record also reads 
 by what it is and its values as a person says them (:mod:`rights.holdings.names`), its history
 a sentence a change (:mod:`rights.access.stories`), together its :class:`Record`; the JSON
 keeps every stored value as it is.
+
+What is declared once (the data map's words, the rights below) is English here, as the JSON
+says it, and shown translated on the page (the templates' ``translated`` filter); what is
+written for the person (the summary, each record's name, values and story) is written in the
+language being written.
 """
 
 import base64
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from retention_policies import policies
@@ -40,24 +46,36 @@ from storage.models import (
     RightsRequest,
     Subject,
 )
+from storage.wording import N_
 
 BATCH = 500
 
 RIGHTS = {
-    "rectification": "You can have inaccurate data about you corrected and incomplete data "
-    "completed (Art. 16).",
-    "erasure": "You can have your data erased where there is no longer a reason to keep it, "
-    "and close your account (Art. 17).",
-    "restriction": "You can have the use of your data restricted while its accuracy or our "
-    "reasons are checked (Art. 18).",
-    "objection": "You can object to uses based on our legitimate interests, including the "
-    "profiling behind your influence score, and to direct marketing and the use of your name "
-    "and likeness at any time (Art. 21).",
-    "portability": "You can receive the data you gave us in a machine-readable form (Art. 20).",
-    "withdraw_consent": "Where we rely on your consent you can withdraw it at any time, as "
-    "easily as you gave it (Art. 7(3)).",
-    "human_review": "You can ask a person to review a decision made by automated means, give "
-    "your view and contest it (Art. 22(3)).",
+    "rectification": N_(
+        "You can have inaccurate data about you corrected and incomplete data completed (Art. 16)."
+    ),
+    "erasure": N_(
+        "You can have your data erased where there is no longer a reason to keep it, and close "
+        "your account (Art. 17)."
+    ),
+    "restriction": N_(
+        "You can have the use of your data restricted while its accuracy or our reasons are "
+        "checked (Art. 18)."
+    ),
+    "objection": N_(
+        "You can object to uses based on our legitimate interests, including the profiling "
+        "behind your influence score, and to direct marketing and the use of your name and "
+        "likeness at any time (Art. 21)."
+    ),
+    "portability": N_("You can receive the data you gave us in a machine-readable form (Art. 20)."),
+    "withdraw_consent": N_(
+        "Where we rely on your consent you can withdraw it at any time, as easily as you gave "
+        "it (Art. 7(3))."
+    ),
+    "human_review": N_(
+        "You can ask a person to review a decision made by automated means, give your view and "
+        "contest it (Art. 22(3))."
+    ),
 }
 
 
@@ -283,7 +301,8 @@ LONG = 240
 
 def folded(fact: tuple[str, str]) -> bool:
     label, value = fact
-    return label == LABELS["body"] or len(value) > LONG
+    body = LABELS["body"]
+    return label == gettext(body) or len(value) > LONG
 
 
 def profiling_summary() -> dict:
@@ -292,7 +311,8 @@ def profiling_summary() -> dict:
         "exists": bool(explained),
         "categories": [c.key for c in explained],
         "logic": explained[0].profiling if explained else None,
-        "significance_and_consequences": (
+        # English, as the JSON says it; the page shows it translated.
+        "significance_and_consequences": N_(
             "The score and topics decide which perk campaigns you are offered: a higher score "
             "in a topic makes an offer from brands in that topic more likely, so you may not be "
             "offered perks you would otherwise get. They decide nothing else about you and have "

@@ -12,6 +12,7 @@ from flask import current_app
 from rights.lifecycle import notices, requests, verification
 from rights.lifecycle.handlers import RightHandler
 from storage.models import RequestType, RightsRequest
+from storage.wording import N_
 
 
 class AnsweredFromDataMap(RightHandler):
@@ -37,11 +38,11 @@ class AnsweredFromDataMap(RightHandler):
 
 class Access(AnsweredFromDataMap):
     type = RequestType.ACCESS
-    name = "access to your data"
-    download_noun = "report"
+    name = N_("access to your data")
+    download_noun = N_("report")
 
 
 class Portability(AnsweredFromDataMap):
     type = RequestType.PORTABILITY
-    name = "a copy of your data to take elsewhere"
-    download_noun = "export"
+    name = N_("a copy of your data to take elsewhere")
+    download_noun = N_("export")

@@ -14,6 +14,8 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 
+from flask_babel import gettext as _
+
 from rights.access.access import iter_records
 from storage import vault
 from storage.clock import utcnow
@@ -56,11 +58,17 @@ def build_zip(request: RightsRequest) -> tempfile.SpooledTemporaryFile:
     vault.load_keys([request.subject_id])
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        # The README is prose for the person, in their language; the file and column names
+        # (the data map's field names) stay as they are, for programs reading the export.
         zf.writestr(
             "README.txt",
-            "Your data, as you provided it to the platform (GDPR Art. 20).\n"
-            f"Request {request.reference}, generated {utcnow().isoformat()}.\n"
-            "One CSV file per category; pictures are in the pictures/ folder.\n",
+            _(
+                "Your data, as you provided it to the platform (GDPR Art. 20).\n"
+                "Request %(reference)s, generated %(generated)s.\n"
+                "One CSV file per category; pictures are in the pictures/ folder.\n",
+                reference=request.reference,
+                generated=utcnow().isoformat(),
+            ),
         )
         for cat in portable_categories():
             binary = [f for f in cat.portable_fields if f.kind == "binary"]

@@ -14,11 +14,17 @@ received; a list entry taken off the list; a consent withdrawn; a promotion with
 correction). :func:`walk` says which, rebuilding the state before each change from the changes
 before it. It queries nothing: its callers load a batch's history (each row unsealed by
 :func:`history_entry`) and what names its records.
+
+Sentences are written in the language being written (``gettext``), each whole: the frame ("On
+<date> <who> <did>.", with its own form for "you") and what the change did ("marked <record> as
+<status>"), a phrase a language can order its own way.
 """
 
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from flask_babel import gettext as _
 
 from rights.holdings.names import Name, Names
 from storage import vault
@@ -27,10 +33,13 @@ from storage.processes import (
     audience_words,
     by_whom,
     date_words,
+    in_sentence,
     join,
     status_words,
+    who,
     words,
 )
+from storage.wording import N_
 
 # States that close a record: a process moving it out of one has overruled a "no".
 CLOSED = {
@@ -38,7 +47,7 @@ CLOSED = {
     "disclosures": {"withdrawn"},
     "consents": {"withdrawn"},
 }
-NO_SHIPMENT = "No shipment was recorded."
+NO_SHIPMENT = N_("No shipment was recorded.")
 _INCIDENT = re.compile(r"\bincident (INC-[0-9A-Z]+)")
 
 
@@ -90,18 +99,21 @@ def walk(key: str, history: list[dict]):
         before = dict(state)
         state.update({k: v[1] for k, v in changes.items() if isinstance(v, list) and len(v) == 2})
         shipped = shipped or state.get("status") == "shipped" or bool(state.get("shipped_at"))
-        by = by_whom(h["source"], h["actor"])
-        process = by not in ("you", "our privacy team") and h["action"] in ("created", "updated")
+        by = who(h["source"], h["actor"])
+        process = by == "process" and h["action"] in ("created", "updated")
         troubling, note = False, None
         new, old = state.get("status"), before.get("status")
         if process and "status" in changes:
             if key == "perk_awards" and new == "received" and not shipped:
-                troubling, note = True, NO_SHIPMENT
+                troubling, note = True, _(NO_SHIPMENT)
             elif old in CLOSED.get(key, ()) and new != old:
-                troubling, note = True, f"Before that it was {status_words(old, key)}."
+                troubling, note = (
+                    True,
+                    _("Before that it was %(status)s.", status=status_words(old, key)),
+                )
         if process and key == "promotions" and before.get("withdrawn_at"):
             if "withdrawn_at" in changes and not state.get("withdrawn_at"):
-                troubling, note = True, "Before that it was withdrawn."
+                troubling, note = True, _("Before that it was withdrawn.")
         correction = (
             h["source"] == "lethe" and h["action"] == "updated" and bool(changes)
         ) and not troubling
@@ -117,12 +129,13 @@ def story(
     for h, changes, troubling, note, correction in walk(key, history):
         if h["action"] == "restricted" and not holds:
             continue
-        by = by_whom(h["source"], h["actor"])
-        verb = _verb(key, name, h, changes, row, names, by=by, correction=correction)
+        kind = who(h["source"], h["actor"])
+        verb = _verb(key, name, h, changes, row, names, by=kind, correction=correction)
         if verb is None:
             continue
+        by = by_whom(h["source"], h["actor"])
         reference = names.requests.get(h["request_id"], (None, None))[0]
-        sentence = f"On {date_words(h['at'])} {by} {verb}{_why(h, reference, names)}."
+        sentence = _sentence(date_words(h["at"]), by, kind == "you", verb, _why(h, reference))
         out.append(
             Change(
                 at=h["at"],
@@ -147,53 +160,109 @@ def _asked_or_incident(h: dict, names: Names) -> bool:
     return type_ == "rectification" or (type_ is None and bool(_INCIDENT.search(h["reason"] or "")))
 
 
-def _why(h: dict, reference: str | None, names: Names) -> str:
+def _sentence(date: str, by: str, you: bool, did: str, why: tuple[str, str] | None) -> str:
+    """ "On 9 September 2026 our fulfilment sync (job 0817) marked your Nova X1 phone as
+    received." — with "you" its own sentence (a language may conjugate for it), and why."""
+    if why is None:
+        if you:
+            return _("On %(date)s you %(did)s.", date=date, did=did)
+        return _("On %(date)s %(who)s %(did)s.", date=date, who=by, did=did)
+    kind, ref = why
+    if kind == "asked":
+        if you:
+            return _(
+                "On %(date)s you %(did)s, as you asked (%(request)s).",
+                date=date,
+                did=did,
+                request=ref,
+            )
+        return _(
+            "On %(date)s %(who)s %(did)s, as you asked (%(request)s).",
+            date=date,
+            who=by,
+            did=did,
+            request=ref,
+        )
+    if you:
+        return _(
+            "On %(date)s you %(did)s, after finding the same fault in other records "
+            "(%(incident)s).",
+            date=date,
+            did=did,
+            incident=ref,
+        )
+    return _(
+        "On %(date)s %(who)s %(did)s, after finding the same fault in other records "
+        "(%(incident)s).",
+        date=date,
+        who=by,
+        did=did,
+        incident=ref,
+    )
+
+
+def _why(h: dict, reference: str | None) -> tuple[str, str] | None:
+    """Why our privacy team made a change: ("asked", the request's reference) or
+    ("incident", its reference); None to say nothing."""
     if h["action"] == "restricted":
-        return ""
+        return None
     if h["source"] == "lethe" and reference:
-        return f", as you asked ({reference})"
+        return ("asked", reference)
     found = _INCIDENT.search(h["reason"] or "") if h["source"] == "lethe" else None
-    return f", after finding the same fault in other records ({found.group(1)})" if found else ""
+    return ("incident", found.group(1)) if found else None
+
+
+# What a change of another kind did, by its action ("anonymised"), after "On <date> <who> …".
+ACTIONS = {"anonymised": N_("anonymised %(what)s")}
 
 
 def _verb(key, name, h, changes, row, names, *, by, correction) -> str | None:
     """What the change did, after "On <date> <who> …"; None when it says nothing a person
-    needs (a change of internal numbers only)."""
+    needs (a change of internal numbers only). ``by``: who did it ("you", "team" or
+    "process", :func:`storage.processes.who`)."""
     action = h["action"]
     if action == "restricted":
-        return f"held {name.short} back{_hold_reason(h, names)}"
+        return _held_back(name, h, names)
     if action not in ("created", "updated"):
-        return f"{words(action)} {name.short}"
+        if action in ACTIONS:
+            return _(ACTIONS[action], what=name.short)
+        return _("%(action)s %(what)s", action=words(action), what=name.short)
     special = _VERBS.get(key)
     said = special(name, h, changes, row, by, correction) if special else None
     return said or _changed(key, name, changes, action)
 
 
-def _hold_reason(h: dict, names: Names) -> str:
+def _held_back(name: Name, h: dict, names: Names) -> str:
     request = names.request(h["request_id"]) if h["request_id"] else None
     if not request:
-        return ""
+        return _("held %(what)s back", what=name.short)
     if h["reason"] == "contested":
-        return f" while we decide {request}"
+        return _("held %(what)s back while we decide %(request)s", what=name.short, request=request)
     if h["reason"] == "objection":
-        return f" while we weigh {request}"
-    return f", as you asked in {request}"
+        return _("held %(what)s back while we weigh %(request)s", what=name.short, request=request)
+    return _("held %(what)s back, as you asked in %(request)s", what=name.short, request=request)
 
 
-def _labels(key: str, changes: dict) -> list[str]:
+def _labels(key: str, changes: dict, leave_out=()) -> list[str]:
+    """The fields a change changed, as a sentence names them ("shipped"); not the award or
+    perk it points to, nor internal numbers, nor the columns ``leave_out``."""
     fields = {f.column.removesuffix("_enc"): f for f in BY_KEY[key].fields}
     return [
-        fields[k].label.lower() if k in fields else words(k)
+        in_sentence(fields[k].label) if k in fields else words(k)
         for k in changes
-        if not (k in fields and fields[k].kind in ("perk", "award")) and not k.endswith("_id")
+        if not (k in fields and fields[k].kind in ("perk", "award"))
+        and not k.endswith("_id")
+        and k not in leave_out
     ]
 
 
 def _changed(key, name, changes, action) -> str | None:
     if action == "created":
-        return f"recorded {name.what}"
+        return _("recorded %(what)s", what=name.what)
     labels = _labels(key, changes)
-    return f"changed the {join(labels)} of {name.what}" if labels else None
+    if not labels:
+        return None
+    return _("changed the %(fields)s of %(what)s", fields=join(labels), what=name.what)
 
 
 def _new(changes: dict, column: str):
@@ -205,10 +274,16 @@ def _award_verb(name, h, changes, row, by, correction):
         return None
     new = _new(changes, "status")
     if correction:
-        return f"corrected {name.short} to {status_words(new, 'perk_awards')}"
+        return _(
+            "corrected %(what)s to %(status)s",
+            what=name.short,
+            status=status_words(new, "perk_awards"),
+        )
     if by == "you" and new == "claimed":
-        return f"claimed {name.short}"
-    return f"marked {name.short} as {status_words(new, 'perk_awards')}"
+        return _("claimed %(what)s", what=name.short)
+    return _(
+        "marked %(what)s as %(status)s", what=name.short, status=status_words(new, "perk_awards")
+    )
 
 
 def _disclosure_verb(name, h, changes, row, by, correction):
@@ -216,57 +291,80 @@ def _disclosure_verb(name, h, changes, row, by, correction):
         return None
     new = _new(changes, "status")
     if new == "disclosed":
-        return f"put {name.about} on the disclosure list"
+        return _("put %(what)s on the disclosure list", what=name.about)
     if new == "withdrawn":
-        return f"took {name.about} off the disclosure list"
-    return f"marked {name.what} as {status_words(new, 'disclosures')}"
+        return _("took %(what)s off the disclosure list", what=name.about)
+    return _(
+        "marked %(what)s as %(status)s", what=name.what, status=status_words(new, "disclosures")
+    )
 
 
 def _promotion_verb(name, h, changes, row, by, correction):
     if h["action"] == "created":
-        picture = " and picture" if row.uses_likeness else ""
-        about = f" about {name.about}" if name.about != name.what else ""
-        return f"showed {audience_words(row.audience)} a promotion with your name{picture}{about}"
+        audience = audience_words(row.audience)
+        if name.about != name.what:
+            if row.uses_likeness:
+                return _(
+                    "showed %(audience)s a promotion with your name and picture about %(about)s",
+                    audience=audience,
+                    about=name.about,
+                )
+            return _(
+                "showed %(audience)s a promotion with your name about %(about)s",
+                audience=audience,
+                about=name.about,
+            )
+        if row.uses_likeness:
+            return _(
+                "showed %(audience)s a promotion with your name and picture", audience=audience
+            )
+        return _("showed %(audience)s a promotion with your name", audience=audience)
     if "withdrawn_at" in changes:
-        return (
-            f"withdrew {name.what}"
-            if _new(changes, "withdrawn_at")
-            else f"showed {name.what} again"
-        )
+        if _new(changes, "withdrawn_at"):
+            return _("withdrew %(what)s", what=name.what)
+        return _("showed %(what)s again", what=name.what)
     return None
 
 
 def _feedback_verb(name, h, changes, row, by, correction):
     if h["action"] == "created" and "rating" not in changes:
-        return (
-            f"left feedback on {name.about}" if by == "you" else f"asked you to rate {name.about}"
-        )
+        if by == "you":
+            return _("left feedback on %(what)s", what=name.about)
+        return _("asked you to rate %(what)s", what=name.about)
     if "rating" in changes:
         rating = _new(changes, "rating")
         if rating is None:
-            return f"cleared your rating of {name.about}"
-        return f"recorded your rating of {name.about}: {rating} out of 5"
+            return _("cleared your rating of %(what)s", what=name.about)
+        return _(
+            "recorded your rating of %(what)s: %(rating)s out of 5", what=name.about, rating=rating
+        )
     return None
 
 
 def _consent_verb(name, h, changes, row, by, correction):
     new = _new(changes, "status")
     if new == "granted":
-        return f"gave {name.what}" if by == "you" else f"recorded {name.what} as given"
+        if by == "you":
+            return _("gave %(what)s", what=name.what)
+        return _("recorded %(what)s as given", what=name.what)
     if new == "withdrawn":
-        return f"withdrew {name.what}"
+        return _("withdrew %(what)s", what=name.what)
     return None
 
 
 def _profile_verb(name, h, changes, row, by, correction):
     if h["action"] == "created":
-        return "joined the platform" if by == "you" else f"created {name.what}"
+        if by == "you":
+            return _("joined the platform")
+        return _("created %(what)s", what=name.what)
     if _new(changes, "status") == "closed":
-        return "closed your account"
-    labels = [label for label in _labels("profile", changes) if label != "account status"]
+        return _("closed your account")
+    labels = _labels("profile", changes, leave_out=("status",))
     if not labels:
         return None
-    return f"{'corrected' if correction else 'changed'} your {join(labels)}"
+    if correction:
+        return _("corrected your %(fields)s", fields=join(labels))
+    return _("changed your %(fields)s", fields=join(labels))
 
 
 _VERBS = {
@@ -277,9 +375,9 @@ _VERBS = {
     "consents": _consent_verb,
     "profile": _profile_verb,
     "influence_scores": lambda n, h, c, r, by, corr: (
-        f"computed {n.what}" if h["action"] == "created" else None
+        _("computed %(what)s", what=n.what) if h["action"] == "created" else None
     ),
     "influence_topics": lambda n, h, c, r, by, corr: (
-        f"said you influence “{r.topic}”" if h["action"] == "created" else None
+        _("said you influence “%(topic)s”", topic=r.topic) if h["action"] == "created" else None
     ),
 }

@@ -19,11 +19,17 @@ the member saw. Ordinary lives — offered, claimed, shipped, received — are n
 many processes wrote them.
 
 Reads only, in batches: one query per category (or one for all of them), never one per record.
+
+The sentences are written in the language being written (``gettext``: the reader's on a page,
+English in the JSON API); the data beside them (keys, references, the recipients' declared
+names) stays as stored.
 """
 
 from collections import defaultdict
 from dataclasses import asdict
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import and_, func, or_, select
 
 from rights.access.stories import history_entry, iso, story, walk
@@ -48,7 +54,6 @@ from storage.processes import count_words, date_words, join, yours
 # built on it, and their account.
 STORY = ("profile", "perk_awards", "disclosures", "promotions", "consents", "feedback")
 OPEN = ("open", "in_progress")
-HOLD = "we keep them, but do not use, show or pass them on"
 # A summary is short: this many records' stories at most, this many records named in a list.
 STORIES = 10
 NAMED = 8
@@ -122,7 +127,7 @@ def _recipients(subject_id: str, counts: dict) -> list[dict]:
                     "what": [],
                 },
             )
-            part = yours(cat.key, n, cat.title.lower()) + (f" ({to.only})" if to.only else "")
+            part = yours(cat.key, n, cat.title) + (f" ({_(to.only)})" if to.only else "")
             entry["categories"].append(cat.key)
             entry["what"].append(part)
     if "brand" in out:
@@ -300,26 +305,32 @@ def _in_words(s: dict) -> list[dict]:
     held = [h["words"] for h in s["held"]]
     parts = [
         {
-            "heading": "What we hold",
+            "heading": _("What we hold"),
             "sentences": [
-                f"We hold {s['total']} records about you: {join(held)}."
+                # English says "records" whatever the number (as it always has).
+                ngettext(
+                    "We hold %(num)d records about you: %(what)s.",
+                    "We hold %(num)d records about you: %(what)s.",
+                    s["total"],
+                    what=join(held),
+                )
                 if held
-                else "We hold no records about you."
+                else _("We hold no records about you.")
             ],
         },
         {
-            "heading": "Who we gave it to",
+            "heading": _("Who we gave it to"),
             "sentences": _recipient_sentences(s["recipients"])
-            or ["We gave none of it to anyone outside the platform."],
+            or [_("We gave none of it to anyone outside the platform.")],
         },
     ]
     holding = _hold_sentences(s["held_back"], s["being_corrected"])
     if holding:
-        parts.append({"heading": "Held back and being corrected", "sentences": holding})
+        parts.append({"heading": _("Held back and being corrected"), "sentences": holding})
     for group in s["troubled"][:STORIES]:
         parts.append(
             {
-                "heading": f"What happened to {group['what']}",
+                "heading": _("What happened to %(what)s", what=group["what"]),
                 "sentences": [c["sentence"] for c in group["changes"]],
             }
         )
@@ -327,10 +338,17 @@ def _in_words(s: dict) -> list[dict]:
     if more > 0:
         parts.append(
             {
-                "heading": "What happened to your other records",
+                "heading": _("What happened to your other records"),
                 "sentences": [
-                    f"{more} more of your records were changed in ways their history does not "
-                    "bear out, or corrected: your report tells each one's story, record by record."
+                    ngettext(
+                        "%(num)d more of your records were changed in ways their history does "
+                        "not bear out, or corrected: your report tells each one's story, record "
+                        "by record.",
+                        "%(num)d more of your records were changed in ways their history does "
+                        "not bear out, or corrected: your report tells each one's story, record "
+                        "by record.",
+                        more,
+                    )
                 ],
             }
         )
@@ -343,15 +361,21 @@ def _recipient_sentences(recipients: list[dict]) -> list[str]:
     same: dict[tuple, list[str]] = {}
     for r in recipients:
         brands = f" ({join(r['brands'])})" if r.get("brands") else ""
-        same.setdefault(tuple(r["what"]), []).append(r["name"] + brands)
+        name = r["name"]  # as declared (English): said in the language being written
+        same.setdefault(tuple(r["what"]), []).append(_(name) + brands)
     return [
-        f"{join([who[0]] + [_lower(w) for w in who[1:]])}: {join(list(what))}."
+        _(
+            "%(who)s: %(what)s.",
+            who=join([who[0]] + [_lower(w) for w in who[1:]]),
+            what=join(list(what)),
+        )
         for what, who in same.items()
     ]
 
 
 def _lower(name: str) -> str:
-    """A name in mid-sentence ("the platform's ad system"), an acronym left as it is."""
+    """A name in mid-sentence ("the platform's ad system"), an acronym left as it is. (Every
+    recipient's name starts with an article or "our" in each language, so this holds.)"""
     return name if name[1:2].isupper() else name[:1].lower() + name[1:]
 
 
@@ -359,29 +383,46 @@ def _hold_sentences(held_back: list[dict], corrections: list[dict]) -> list[str]
     out = []
     deciding = {c["request"] for c in corrections}
     for c in corrections:
-        sentence = (
-            f"We are deciding your correction request {c['request']}, and will answer by "
-            f"{date_words(c['due_at'])}."
+        sentence = _(
+            "We are deciding your correction request %(request)s, and will answer by %(date)s.",
+            request=c["request"],
+            date=date_words(c["due_at"]),
         )
         if c["records"]:
-            sentence += f" Until then we hold back {join(c['records'], NAMED)}: {HOLD}."
+            sentence += " " + _(
+                "Until then we hold back %(records)s: we keep them, but do not use, show or "
+                "pass them on.",
+                records=join(c["records"], NAMED),
+            )
         out.append(sentence)
     for group in held_back:
         if group["request"] in deciding:
             continue
         what = join([r["what"] for r in group["records"]], NAMED)
         if group["reason"] == "objection":
-            sentence = (
-                f"While we weigh your objection {group['request']}, we hold back {what}: "
-                "we keep them, but do not use them."
+            sentence = _(
+                "While we weigh your objection %(request)s, we hold back %(records)s: we keep "
+                "them, but do not use them.",
+                request=group["request"],
+                records=what,
             )
         elif group["reason"] == "contested":
-            sentence = (
-                f"Because you contested them ({group['request']}), we hold back {what}: {HOLD}."
+            sentence = _(
+                "Because you contested them (%(request)s), we hold back %(records)s: we keep "
+                "them, but do not use, show or pass them on.",
+                request=group["request"],
+                records=what,
             )
         else:
-            sentence = f"As you asked ({group['request']}), we hold back {what}: {HOLD}."
+            sentence = _(
+                "As you asked (%(request)s), we hold back %(records)s: we keep them, but do not "
+                "use, show or pass them on.",
+                request=group["request"],
+                records=what,
+            )
         if group["until"]:
-            sentence += f" We stop holding them back on {date_words(group['until'])}."
+            sentence += " " + _(
+                "We stop holding them back on %(date)s.", date=date_words(group["until"])
+            )
         out.append(sentence)
     return out

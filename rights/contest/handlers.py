@@ -15,6 +15,7 @@ from rights.contest import objections, rectification
 from rights.lifecycle import requests
 from rights.lifecycle.handlers import RightHandler
 from storage.models import RequestType, RightsRequest
+from storage.wording import N_
 
 
 class HoldsBack(RightHandler):
@@ -46,7 +47,7 @@ class NamesRecords(HoldsBack):
 
 class Rectification(NamesRecords):
     type = RequestType.RECTIFICATION
-    name = "correction of your data"
+    name = N_("correction of your data")
     hold_reason = "contested"
 
     def approve(
@@ -67,12 +68,12 @@ class Rectification(NamesRecords):
 
 class Restriction(NamesRecords):
     type = RequestType.RESTRICTION
-    name = "restriction of the use of your data"
+    name = N_("restriction of the use of your data")
 
 
 class Objection(HoldsBack):
     type = RequestType.OBJECTION
-    name = "objection to the use of your data"
+    name = N_("objection to the use of your data")
 
     def on_verified(self, request: RightsRequest) -> None:
         purpose = requests.details(request).get("purpose") or ""
@@ -84,7 +85,7 @@ class Objection(HoldsBack):
 
 class ConsentWithdrawal(RightHandler):
     type = RequestType.CONSENT_WITHDRAWAL
-    name = "withdrawal of your consent"
+    name = N_("withdrawal of your consent")
 
     def on_verified(self, request: RightsRequest) -> None:
         # As easy as giving it: no officer in between, effective from now on (Art. 7(3)).

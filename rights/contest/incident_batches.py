@@ -6,12 +6,17 @@ member touched once, with the apology written once as a template.
 What a correction sets, and what it reaches beyond the award (disclosure-list entries and
 promotions built on it), is the data map's: the same correction an accepted rectification
 makes (:mod:`rights.contest.rectification`), written here as one UPDATE per table per batch.
+
+The apology is the officer's text, sent as they wrote it; what Lethe adds to it (the word
+standing in for a name it does not know) is written in the member's language: that of their
+most recent request with a language (one query per batch), else English.
 """
 
 import re
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from flask_babel import gettext
+from sqlalchemy import func, insert, select, update
 
 from rights.contest.incident_filter import Filter
 from rights.contest.incident_touched import TO_CORRECT, decided_earlier, first_to_tell, live
@@ -19,7 +24,7 @@ from rights.delivery import outbox
 from rights.errors import Invalid
 from rights.ledger import audit
 from rights.recipients import downstream
-from storage import cascades, datamap, vault
+from storage import cascades, datamap, vault, wording
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
@@ -29,6 +34,7 @@ from storage.models import (
     Perk,
     PerkAward,
     RecordHistory,
+    RightsRequest,
     Subject,
 )
 
@@ -235,8 +241,9 @@ def _placeholders(text: str) -> list[str]:
 
 
 def _fill(incident: Incident, *, name: str | None, item: str) -> tuple[str, str]:
-    """The apology's title and body as one member receives them."""
-    values = {"{name}": name or "there", "{perk}": item, "{incident}": incident.reference}
+    """The apology's title and body as one member receives them (in the language being
+    written, for the word standing in for an unknown name: "Hi there")."""
+    values = {"{name}": name or gettext("there"), "{perk}": item, "{incident}": incident.reference}
     title, body = incident.apology_subject or "", incident.apology_body or ""
     for key, value in values.items():
         title, body = title.replace(key, value), body.replace(key, value)
@@ -294,6 +301,31 @@ def _to_notify(incident: Incident) -> list[str]:
     )
 
 
+def _languages(subjects: list[str]) -> dict[str, str]:
+    """The language of each of ``subjects``' most recent request that has one (the language
+    they last wrote to us in), in one query; those who never asked in a language are left out
+    (English)."""
+    latest = (
+        select(
+            RightsRequest.subject_id,
+            RightsRequest.locale,
+            func.row_number()
+            .over(
+                partition_by=RightsRequest.subject_id,
+                order_by=(RightsRequest.received_at.desc(), RightsRequest.id.desc()),
+            )
+            .label("n"),
+        )
+        .where(RightsRequest.subject_id.in_(subjects), RightsRequest.locale.is_not(None))
+        .subquery()
+    )
+    return dict(
+        db.session.execute(
+            select(latest.c.subject_id, latest.c.locale).where(latest.c.n == 1)
+        ).all()
+    )
+
+
 def _tell(incident: Incident, subjects: list[str]) -> int:
     """Queue the apology, filled in, to each member of ``subjects`` and record on their
     records that they were told; returns how many members were told."""
@@ -303,10 +335,12 @@ def _tell(incident: Incident, subjects: list[str]) -> int:
         .order_by(Member.subject_id)
     ).all()
     item = _item(incident)
+    languages = _languages(subjects)
     vault.load_keys(subjects)
     for m in members:
         name = vault.decrypt(m.subject_id, "members.name_enc", m.name_enc)
-        title, body = _fill(incident, name=name, item=item)
+        with wording.in_language(languages.get(m.subject_id)):
+            title, body = _fill(incident, name=name, item=item)
         outbox.enqueue_email(
             subject_id=m.subject_id,
             to=vault.decrypt(m.subject_id, "members.email_enc", m.email_enc),

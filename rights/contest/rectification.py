@@ -11,14 +11,16 @@ it: no "rate the phone you never got", no list entry saying he received it. What
 makes of each record is the data map's correction for its category.
 """
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from rights.holdings import records, restrictions
 from rights.recipients import downstream
-from storage import cascades, datamap, vault
+from storage import cascades, datamap, processes, vault
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import Member, Perk, PerkAward, RightsRequest
+from storage.wording import N_
 
 # Profile fields a subject can have corrected, named "profile.<field>" (the data map's names).
 PROFILE_FIELDS = {
@@ -28,10 +30,10 @@ PROFILE_FIELDS = {
     "email": "email_enc",
 }
 PROFILE_LABELS = {
-    "name": "Your name",
-    "handle": "Your social media handle",
-    "address": "Your postal address",
-    "email": "Your email address",
+    "name": N_("Your name"),
+    "handle": N_("Your social media handle"),
+    "address": N_("Your postal address"),
+    "email": N_("Your email address"),
 }
 
 
@@ -159,20 +161,31 @@ def choices(request: RightsRequest) -> list[dict]:
     return out
 
 
-# How each contestable record is named in the list the subject picks from; ``items`` holds the
-# perk of each of their awards, for what is built on one.
+# How each contestable record is named in the list the subject picks from (and the officer
+# sees), in the language being written; ``items`` holds the perk of each of their awards, for
+# what is built on one.
 LABELS = {
-    "perk_awards": lambda r, items: f"Award of {items[r.id]}: marked {r.status.replace('_', ' ')}",
-    "disclosures": lambda r, items: (
-        f"Disclosure-list entry for {items.get(r.award_id, 'an award')}"
+    "perk_awards": lambda r, items: _(
+        "Award of %(item)s: marked %(status)s",
+        item=items[r.id],
+        status=processes.status_words(r.status, "perk_awards"),
     ),
-    "promotions": lambda r, items: f"Promotion shown to {r.audience}",
-    "consents": lambda r, items: f"Consent to {r.purpose.replace('_', ' ')}: {r.status}",
+    "disclosures": lambda r, items: _(
+        "Disclosure-list entry for %(item)s", item=items.get(r.award_id) or _("an award")
+    ),
+    "promotions": lambda r, items: _(
+        "Promotion shown to %(audience)s", audience=processes.audience_words(r.audience)
+    ),
+    "consents": lambda r, items: _(
+        "Consent to %(purpose)s: %(status)s",
+        purpose=processes.purpose_words(r.purpose),
+        status=processes.status_words(r.status, "consents"),
+    ),
 }
 
 
 def _default_label(row, items) -> str:
-    return f"{datamap.category_of(row).title}: {row.external_id}"
+    return f"{_(datamap.category_of(row).title)}: {row.external_id}"
 
 
 def _profile_choices(subject_id: str, held: set) -> list[dict]:
@@ -187,7 +200,7 @@ def _profile_choices(subject_id: str, held: set) -> list[dict]:
             out.append(
                 {
                     "id": f"profile.{key}",
-                    "label": f"{PROFILE_LABELS[key]}: {value}",
+                    "label": f"{_(PROFILE_LABELS[key])}: {value}",
                     "held": member_held,
                 }
             )

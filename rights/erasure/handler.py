@@ -9,6 +9,7 @@ cannot withdraw it on their behalf: only they can, or the privacy team recording
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from rights.delivery import outbox
@@ -18,6 +19,7 @@ from rights.holdings.names import Names
 from rights.ledger import signing
 from rights.lifecycle import outcomes, requests
 from rights.lifecycle.handlers import RightHandler
+from storage import wording
 from storage.db import db
 from storage.models import (
     Consent,
@@ -30,6 +32,7 @@ from storage.models import (
     RightsRequest,
 )
 from storage.processes import cap, purpose_words
+from storage.wording import N_
 
 JOB = "erasure.run"
 
@@ -55,7 +58,7 @@ def queued(request: RightsRequest) -> bool:
 
 class Erasure(RightHandler):
     type = RequestType.ERASURE
-    name = "erasure of your data"
+    name = N_("erasure of your data")
 
     def on_verified(self, request: RightsRequest) -> None:
         # What must be kept is kept by the run itself, under its named Art. 17(3) exception.
@@ -90,7 +93,7 @@ class Erasure(RightHandler):
                 "from their request page or by asking the privacy team."
             )
         if started(request):
-            raise InvalidTransition("The erasure is under way and cannot be stopped any more.")
+            raise InvalidTransition(_("The erasure is under way and cannot be stopped any more."))
 
     def running(self, request: RightsRequest) -> bool:
         # Queued or being carried out by the worker: nothing for anyone to decide any more.
@@ -98,9 +101,9 @@ class Erasure(RightHandler):
 
     def outcome(self, request: RightsRequest) -> list[str]:
         """What was kept, until when and why, one line per category kept, from the receipt
-        (as signed): "Your Nova X1 phone award from Nova Mobile: kept until 26 November 2031,
-        because the law requires us to keep it (Art. 17(3)(b) GDPR: …)." Empty before the
-        receipt is issued."""
+        (as signed), in the language being written: "Your Nova X1 phone award from Nova
+        Mobile: kept until 26 November 2031, because the law requires us to keep it (Art.
+        17(3)(b) GDPR: …)." Empty before the receipt is issued."""
         receipt = receipt_for(request)
         if receipt is None:
             return []
@@ -109,9 +112,15 @@ class Erasure(RightHandler):
             if entry.get("action") != "retained" or not entry.get("records"):
                 continue
             until = datetime.fromisoformat(entry["retain_until"])
-            what = _kept(entry["category"], request) or entry["title"]
+            title = entry["title"]  # as signed, in English
+            what = _kept(entry["category"], request) or _(title)
             lines.append(
-                f"{what}: kept until {until:%d %B %Y}, {outcomes.why_kept(entry['exception'])}."
+                _(
+                    "%(what)s: kept until %(date)s, %(why)s.",
+                    what=what,
+                    date=wording.long_date(until),
+                    why=outcomes.why_kept(entry["exception"]),
+                )
             )
         return lines
 
@@ -133,7 +142,8 @@ def _kept(category: str, request: RightsRequest) -> str | None:
         ]
     elif category == "consents":
         kept = [
-            f"your record of consent to {purpose_words(c.purpose)}" for c in _rows(Consent, request)
+            _("your record of consent to %(purpose)s", purpose=_(purpose_words(c.purpose)))
+            for c in _rows(Consent, request)
         ]
     else:
         return None

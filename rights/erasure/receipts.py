@@ -6,6 +6,9 @@ former member's only credential afterwards. Lethe keeps its hash, and a sealed c
 until the key has been shown once. A copy of each receipt is kept in the key store, so that a
 main database restored from an older backup still answers a record key. The erasure run
 (:mod:`rights.erasure.erasure`) issues them as one of its steps.
+
+A receipt is written in English, whatever the language of the request or the page (its words
+are shown translated where the person reads it: :mod:`rights.erasure.statements`).
 """
 
 import base64
@@ -21,7 +24,7 @@ from rights.erasure import record_keys
 from rights.ledger import audit, signing
 from rights.lifecycle import notices
 from rights.recipients import told, webhooks
-from storage import epochs, vault
+from storage import epochs, vault, wording
 from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category
 from storage.db import db
@@ -107,7 +110,9 @@ def issue_receipt(request: RightsRequest, erasure: ErasureRun) -> None:
     if receipt_for(request) is not None:
         return
     receipt_id = str(uuid.uuid4())
-    token = signing.sign(receipt_claims(request, erasure, receipt_id), signing.RECEIPT_TYP)
+    with wording.in_language("en"):  # signed words are English; pages translate them
+        claims = receipt_claims(request, erasure, receipt_id)
+    token = signing.sign(claims, signing.RECEIPT_TYP)
     kid = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]
     record_key = new_record_key()
     subject = db.session.get(Subject, request.subject_id)

@@ -20,6 +20,8 @@ Pure functions: no database, no app.
 import hashlib
 import secrets
 
+from storage.wording import N_
+
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Crockford's check symbols: the alphabet, then the values 32-36 (never issued: see new()).
 CHECK_SYMBOLS = ALPHABET + "*~$=U"
@@ -29,9 +31,12 @@ LEGACY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 LEGACY_LENGTH = 32
 GROUP = 4
 
-TYPO = "This key has a typo in it: check each character against your email."
-# The answer to too many failed look-ups; ``when`` in words ("in a minute").
-TOO_MANY_TRIES = "Too many tries with a wrong key. Try again {when}."
+# Both said by the API as they are (English) and by the records page in the reader's language
+# (gettext there: the catalogue has them).
+TYPO = N_("This key has a typo in it: check each character against your email.")
+# The answer to too many failed look-ups; ``when`` in words ("in a minute", said in the same
+# language: web.extensions.try_again_in). Translations keep "{when}" as it is.
+TOO_MANY_TRIES = N_("Too many tries with a wrong key. Try again {when}.")
 
 _IGNORED = str.maketrans("", "", " -\t\r\n")
 _ALIASES = str.maketrans("OIL", "011")

@@ -11,12 +11,16 @@ erased, what is kept, why and until when, who was told — records named as
 come from the signed claims alone (with, on the person's own pages, the records still held), so
 the public verification page says of a genuine document what its owner was shown, and nothing
 more: it looks nobody up.
+
+The documents are signed in English, whatever the language of the page that asks for them; the
+words here are written in the language being written (the reader's), from the English as signed.
 """
 
 import uuid
 from datetime import UTC, datetime
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from rights.access import access
 from rights.erasure import erasure
@@ -24,7 +28,7 @@ from rights.holdings.names import Names, facts
 from rights.ledger import audit, signing
 from rights.lifecycle.outcomes import why_kept
 from rights.recipients import told, webhooks
-from storage import epochs
+from storage import epochs, wording
 from storage.clock import utcnow
 from storage.datamap import BY_KEY, CATEGORIES
 from storage.db import db
@@ -37,6 +41,7 @@ from storage.processes import (
     status_words,
     step_words,
 )
+from storage.wording import N_
 
 PLAIN_KINDS = ("text", "datetime", "json", "perk", "award")
 
@@ -73,33 +78,34 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
     subject = db.session.execute(
         db.select(Subject).where(Subject.ref == receipt.subject_ref)
     ).scalar_one_or_none()
-    # No subject row: the main database was restored from a backup older than the person;
-    # then nothing about them is held.
-    held = held_records(subject.id) if subject is not None else []
-    statement_id = str(uuid.uuid4())
-    now = utcnow()
-    base = current_app.config["PUBLIC_URL"].rstrip("/")
-    claims = {
-        "iss": base,
-        "sub": receipt.subject_ref,
-        "jti": statement_id,
-        "iat": int(now.timestamp()),
-        "statement_id": statement_id,
-        "receipt_id": receipt.id,
-        "as_of": now.isoformat(),
-        "holds_nothing": not held,
-        "held": held,
-        # When the person's key (and so every copy of their encrypted data) became unreadable
-        # everywhere: the end of the shred epoch it was deleted in, once that epoch's key is
-        # destroyed; until then, when it will be.
-        **key_unrecoverable(receipt),
-        # Who received the data, and whether each has confirmed acting on the erasure (Art. 19):
-        # "recipients", each webhook delivery; "told", each recipient the data map names for
-        # the categories the receipt lists with records, and how it was told, as of now.
-        "recipients": webhooks.recipients_of(receipt.request_id),
-        "told": told_of(receipt),
-        "jwks_url": f"{base}/.well-known/jwks.json",
-    }
+    with wording.in_language("en"):  # signed words are English; pages translate them
+        # No subject row: the main database was restored from a backup older than the person;
+        # then nothing about them is held.
+        held = held_records(subject.id) if subject is not None else []
+        statement_id = str(uuid.uuid4())
+        now = utcnow()
+        base = current_app.config["PUBLIC_URL"].rstrip("/")
+        claims = {
+            "iss": base,
+            "sub": receipt.subject_ref,
+            "jti": statement_id,
+            "iat": int(now.timestamp()),
+            "statement_id": statement_id,
+            "receipt_id": receipt.id,
+            "as_of": now.isoformat(),
+            "holds_nothing": not held,
+            "held": held,
+            # When the person's key (and so every copy of their encrypted data) became unreadable
+            # everywhere: the end of the shred epoch it was deleted in, once that epoch's key is
+            # destroyed; until then, when it will be.
+            **key_unrecoverable(receipt),
+            # Who received the data, and whether each has confirmed acting on the erasure (Art. 19):
+            # "recipients", each webhook delivery; "told", each recipient the data map names for
+            # the categories the receipt lists with records, and how it was told, as of now.
+            "recipients": webhooks.recipients_of(receipt.request_id),
+            "told": told_of(receipt),
+            "jwks_url": f"{base}/.well-known/jwks.json",
+        }
     token = signing.sign(claims, signing.STATEMENT_TYP)
     audit.record(
         "former-member",
@@ -166,7 +172,7 @@ def receipt_file(receipt: Receipt, record_key: str) -> dict:
 
 # What being kept means for the records of a category, where it says more than "set apart and
 # used for nothing else" (which a receipt says of them all).
-KEPT_FOR = {"consents": "kept as proof that you gave consent; no longer used"}
+KEPT_FOR = {"consents": N_("kept as proof that you gave consent; no longer used")}
 
 
 def for_owner(receipt: Receipt) -> dict:
@@ -203,16 +209,16 @@ def receipt_in_words(claims: dict, held: list[dict] | None = None) -> dict:
                     "what": cap(what),
                     "until": _date(entry.get("retain_until")),
                     "why": why_kept(entry.get("exception")),
-                    "note": KEPT_FOR.get(key),
+                    "note": _(KEPT_FOR[key]) if key in KEPT_FOR else None,
                     "records": named.get(key, []),
                 }
             )
         else:
-            anonymised = entry.get("action") == "anonymised"
-            erased.append(
-                cap(what) + (" (anonymised: nothing in it names you)" if anonymised else "")
-            )
-    told_claim = claims.get("told") if isinstance(claims.get("told"), dict) else None
+            if entry.get("action") == "anonymised":
+                erased.append(_("%(what)s (anonymised: nothing in it names you)", what=cap(what)))
+            else:
+                erased.append(cap(what))
+    told_claim = told.in_words(claims.get("told") if isinstance(claims.get("told"), dict) else None)
     until = claims.get("unrecoverable_after")
     return {
         "reference": claims.get("request_reference"),
@@ -222,9 +228,12 @@ def receipt_in_words(claims: dict, held: list[dict] | None = None) -> dict:
         "told": told_claim,
         "told_names": [r.get("name") for r in _dicts((told_claim or {}).get("recipients"))],
         "backups": (
-            "Copies of your data in our backups and logs are encrypted with a key that is "
-            f"destroyed soon after {_moment(until)}: from then on no copy anywhere can be read "
-            "by anyone, us included."
+            _(
+                "Copies of your data in our backups and logs are encrypted with a key that is "
+                "destroyed soon after %(moment)s: from then on no copy anywhere can be read by "
+                "anyone, us included.",
+                moment=_moment(until),
+            )
             if until
             else None
         ),
@@ -238,7 +247,7 @@ def statement_in_words(claims: dict) -> dict:
         "as_of": _moment(claims.get("as_of")),
         "holds_nothing": claims.get("holds_nothing") is True,
         "held": held_in_words(claims.get("held") or []),
-        "told": claims.get("told") if isinstance(claims.get("told"), dict) else None,
+        "told": told.in_words(claims.get("told") if isinstance(claims.get("told"), dict) else None),
     }
 
 
@@ -254,7 +263,7 @@ def held_in_words(held: list[dict]) -> list[dict]:
         for record in _dicts(group["records"]):
             perk = record.get("perk") if isinstance(record.get("perk"), dict) else {}
             if record.get("award_id") and perk.get("item"):
-                names.perks[record["award_id"]] = (perk["item"], perk.get("brand") or "a brand")
+                names.perks[record["award_id"]] = (perk["item"], perk.get("brand") or None)
     return [
         {
             "category": g.get("category"),
@@ -271,33 +280,44 @@ def _record_in_words(group: dict, record: dict, names: Names) -> dict:
     cat = BY_KEY.get(key)
     note = None
     if cat is None:  # a category this version no longer knows: its values, as signed
-        name = group.get("title") or "A record"
-        said = [(labels.get(k, k), str(v)) for k, v in record.items() if _shown(k, v)]
+        title = group.get("title")  # as signed (English)
+        name = _(title) if title else _("A record")
+        said = [(_(labels.get(k, k)), str(v)) for k, v in record.items() if _shown(k, v)]
     else:
         row = _Row({f.column: record.get(f.name) for f in cat.fields})
         row.id = row.external_id
         if key == "request_messages":  # its request is not among its plain columns
-            name = f"A step of one of your requests: {step_words(row.kind)}"
+            name = _("A step of one of your requests: %(step)s", step=step_words(row.kind))
         else:
             name = cap(names.name(key, row).what)
-        said = [(f.label, str(record[f.name])) for f in cat.fields if _reference(f, record)]
+        said = [(_(f.label), str(record[f.name])) for f in cat.fields if _reference(f, record)]
         if key == "consents":
             note = _consent_note(record)
             record = {k: v for k, v in record.items() if k not in ("granted_at", "withdrawn_at")}
         elif record.get("status"):
-            said.append(("Status", status_words(record["status"], key)))
+            said.append((_("Status"), status_words(record["status"], key)))
         said += facts(cat, record, names)
     return {"name": name, "note": note, "facts": said, "until": _date(record.get("retain_until"))}
 
 
 def _consent_note(record: dict) -> str:
-    given = f" on {_date(record['granted_at'])}" if record.get("granted_at") else ""
-    ended = (
-        f", and withdrew it on {_date(record['withdrawn_at'])}"
-        if record.get("withdrawn_at")
-        else ""
-    )
-    return f"Kept as proof that you gave consent{given}{ended}; no longer used."
+    given = _date(record["granted_at"]) if record.get("granted_at") else None
+    ended = _date(record["withdrawn_at"]) if record.get("withdrawn_at") else None
+    if given and ended:
+        return _(
+            "Kept as proof that you gave consent on %(given)s, and withdrew it on %(ended)s; "
+            "no longer used.",
+            given=given,
+            ended=ended,
+        )
+    if given:
+        return _("Kept as proof that you gave consent on %(given)s; no longer used.", given=given)
+    if ended:
+        return _(
+            "Kept as proof that you gave consent, and withdrew it on %(ended)s; no longer used.",
+            ended=ended,
+        )
+    return _("Kept as proof that you gave consent; no longer used.")
 
 
 def _reference(f, record: dict) -> bool:

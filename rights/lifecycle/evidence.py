@@ -31,6 +31,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from PIL import Image, ImageOps
 from sqlalchemy import select
 
@@ -39,6 +41,7 @@ from rights.ledger import audit
 from storage import vault
 from storage.db import db
 from storage.models import EvidenceAttachment, RightsRequest, Subject
+from storage.wording import N_
 
 
 def for_request(request: RightsRequest) -> list[EvidenceAttachment]:
@@ -98,7 +101,7 @@ DRAFT_MIN_SIDE = 1_200
 DECODE_SLOTS = 2
 SLOT_WAIT_SECONDS = 5.0
 _decoding = threading.BoundedSemaphore(DECODE_SLOTS)
-BUSY = "We are busy checking other pictures; try again in a minute"
+BUSY = N_("We are busy checking other pictures; try again in a minute")
 
 
 class Busy(Invalid):
@@ -113,20 +116,23 @@ class Picture:
 
 def check_picture(name: str, data: bytes) -> Picture:
     """Decode, check and re-encode one uploaded picture; raises Invalid naming the file and
-    what is wrong with it (Busy when too many pictures are being checked at once)."""
+    what is wrong with it (Busy when too many pictures are being checked at once). The
+    ``fields`` messages are the ones a person reads (on the form), in their language."""
     label = (name or "The file")[:80]
+    said = label if name else _("The file")
     if not data:
-        raise Invalid(f"{label} is empty.", {"pictures": [f"{label} is empty"]})
+        raise Invalid(f"{label} is empty.", {"pictures": [_("%(name)s is empty", name=said)]})
     if len(data) > MAX_BYTES:
         raise Invalid(
-            f"{label} is larger than 4 MB.", {"pictures": [f"{label} is larger than 4 MB"]}
+            f"{label} is larger than 4 MB.",
+            {"pictures": [_("%(name)s is larger than 4 MB", name=said)]},
         )
     bad = Invalid(
         f"{label} is not a JPEG, PNG or WebP picture we can read.",
-        {"pictures": [f"{label} is not a JPEG, PNG or WebP picture we can read"]},
+        {"pictures": [_("%(name)s is not a JPEG, PNG or WebP picture we can read", name=said)]},
     )
     try:
-        fmt = _probe(label, data, bad)
+        fmt = _probe(label, said, data, bad)
         with _decoding_slot():
             return Picture(FORMATS[fmt], _reencode(data, fmt))
     except Invalid:
@@ -140,9 +146,10 @@ def check_picture(name: str, data: bytes) -> Picture:
         raise bad from None
 
 
-def _probe(label: str, data: bytes, bad: Invalid) -> str:
+def _probe(label: str, said: str, data: bytes, bad: Invalid) -> str:
     """The format, from the header alone, once size, pixel count and pixels per byte are
-    within bounds and the structure (PNG: every chunk's checksum) is sound."""
+    within bounds and the structure (PNG: every chunk's checksum) is sound. ``said``: the
+    file's name as the person reads it."""
     with Image.open(io.BytesIO(data)) as probe:
         fmt = probe.format
         width, height = probe.size
@@ -152,7 +159,15 @@ def _probe(label: str, data: bytes, bad: Invalid) -> str:
             megapixels = MAX_PIXELS // 1_000_000
             raise Invalid(
                 f"{label} has too many pixels.",
-                {"pictures": [f"{label} is over {megapixels} megapixels; send a smaller picture"]},
+                {
+                    "pictures": [
+                        _(
+                            "%(name)s is over %(megapixels)d megapixels; send a smaller picture",
+                            name=said,
+                            megapixels=megapixels,
+                        )
+                    ]
+                },
             )
         # Pillow's own limit, if set lower: Image.open raised above twice it and warned above
         # it, and the warning is refused here whether or not warnings are errors in this
@@ -165,8 +180,11 @@ def _probe(label: str, data: bytes, bad: Invalid) -> str:
                 f"{label} has too many pixels for its file size.",
                 {
                     "pictures": [
-                        f"{label} has too many pixels for its file size; send the photo or "
-                        "screenshot as it was taken"
+                        _(
+                            "%(name)s has too many pixels for its file size; send the photo or "
+                            "screenshot as it was taken",
+                            name=said,
+                        )
                     ]
                 },
             )
@@ -177,7 +195,7 @@ def _probe(label: str, data: bytes, bad: Invalid) -> str:
 @contextmanager
 def _decoding_slot():
     if not _decoding.acquire(timeout=SLOT_WAIT_SECONDS):
-        raise Busy(f"{BUSY}.", {"pictures": [BUSY]})
+        raise Busy(f"{BUSY}.", {"pictures": [_(BUSY)]})
     try:
         yield
     finally:
@@ -223,7 +241,12 @@ def check_pictures(files: list[tuple[str, bytes]]) -> list[Picture]:
     evidence); raises Invalid listing every file that did not."""
     if len(files) > MAX_FILES:
         raise Invalid(
-            f"Send at most {MAX_FILES} pictures.", {"pictures": [f"at most {MAX_FILES} pictures"]}
+            f"Send at most {MAX_FILES} pictures.",
+            {
+                "pictures": [
+                    ngettext("at most %(num)d picture", "at most %(num)d pictures", MAX_FILES)
+                ]
+            },
         )
     pictures, problems = [], []
     for name, data in files:
@@ -231,7 +254,7 @@ def check_pictures(files: list[tuple[str, bytes]]) -> list[Picture]:
             pictures.append(check_picture(name, data))
         except Busy as exc:
             # The next file would wait as long: say so once, with what was found so far.
-            raise Invalid(exc.message, {"pictures": [*problems, BUSY]}) from None
+            raise Invalid(exc.message, {"pictures": [*problems, _(BUSY)]}) from None
         except Invalid as exc:
             problems += exc.fields["pictures"]
     if problems:

@@ -17,6 +17,7 @@ from rights.errors import InvalidTransition
 from rights.lifecycle import notices, outcomes, requests
 from rights.lifecycle.registry import UnknownRight, handler_for, register, types, unregister
 from storage.models import RightsRequest
+from storage.wording import N_
 
 __all__ = ["RightHandler", "UnknownRight", "handler_for", "register", "types", "unregister"]
 
@@ -26,12 +27,15 @@ class RightHandler:
     differs from an officer's plain decision."""
 
     type: str = ""
-    # How notices name the right: "your request for <name>".
+    # How notices name the right: "your request for <name>". In English, marked for the
+    # catalogue (``N_``): the dashboard and the API read it as it is; a member reads it
+    # translated (``gettext(handler.name)``, the templates' ``translated`` filter).
     name: str = ""
     # Answered from the data map alone once identity is verified; the answer is a download.
     self_service: bool = False
-    # What that download is called in the notice saying it is ready ("Your report is ready").
-    download_noun: str = "download"
+    # What that download is called in the notice saying it is ready ("Your report is ready"),
+    # marked like ``name``.
+    download_noun: str = N_("download")
     # The subject points at records of theirs, which the request holds back while it is open.
     names_records: bool = False
 

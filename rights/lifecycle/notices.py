@@ -9,25 +9,46 @@ brand, never an internal id or a raw status value) — in lines its right's hand
 notice that leads to the request is a fresh single-use link (:mod:`rights.lifecycle.verification`),
 minted as the notice is written, so that it opens the request's page at once: no second email
 to ask for one.
+
+Every notice is written in the language its request was filed in (``RightsRequest.locale``;
+English when it has none): its title, its body and its footer, dates included
+(:func:`storage.wording.in_language`). The officers' view of the notices sent
+(:func:`history`) stays in English.
 """
 
+import functools
 import re
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from rights.delivery import outbox
 from rights.lifecycle import verification as single_use
 from rights.lifecycle.registry import handler_for
-from storage import vault
+from storage import vault, wording
 from storage.db import db
 from storage.models import OutboxMessage, RightsRequest
 
 
+def _in_request_language(notice):
+    """Write the whole of ``notice`` (a function of the request first) — title, body, footer
+    and dates — in the language the request was filed in."""
+
+    @functools.wraps(notice)
+    def written(request: RightsRequest, *args, **kwargs):
+        with wording.in_language(request.locale):
+            return notice(request, *args, **kwargs)
+
+    return written
+
+
 def _right(request: RightsRequest) -> str:
     """How the notice names the right asked for ("your request for <this>"): the right's
-    handler says, so that a right added later is named without an edit here."""
-    return handler_for(request.type).name
+    handler says (in English, marked for the catalogue), so that a right added later is named
+    without an edit here."""
+    return _(handler_for(request.type).name)
 
 
 def _url(path: str) -> str:
@@ -35,17 +56,19 @@ def _url(path: str) -> str:
 
 
 def _date(dt) -> str:
-    return dt.strftime("%d %B %Y")
+    return wording.long_date(dt)
 
 
 def remedies_text() -> str:
     """Art. 12(4): the right to complain and to a judicial remedy, in every refusal."""
+    # The default authority is a phrase in the catalogue (config.py); a name stays as is.
     authority = current_app.config["SUPERVISORY_AUTHORITY"]
-    return (
+    return _(
         "You have the right to lodge a complaint with a supervisory authority, in particular in "
-        f"the country where you live or work or where you think the law was broken ({authority}), "
-        "and the right to an effective judicial remedy before the courts against us (Arts. 77 "
-        "and 79 GDPR)."
+        "the country where you live or work or where you think the law was broken "
+        "(%(authority)s), and the right to an effective judicial remedy before the courts "
+        "against us (Arts. 77 and 79 GDPR).",
+        authority=_(authority),
     )
 
 
@@ -59,11 +82,18 @@ def _send(
     to = vault.decrypt(request.subject_id, "rights_requests.contact_enc", request.contact_enc)
     if not to:
         return
+    config = current_app.config
     footer = (
-        f"\n\nYour request reference: {request.reference}\n"
-        f"Questions: {current_app.config['CONTROLLER_CONTACT']}\n"
-        f"{current_app.config['PLATFORM_NAME']} privacy team, for "
-        f"{current_app.config['CONTROLLER_NAME']}"
+        "\n\n"
+        + _("Your request reference: %(reference)s", reference=request.reference)
+        + "\n"
+        + _("Questions: %(contact)s", contact=config["CONTROLLER_CONTACT"])
+        + "\n"
+        + _(
+            "%(platform)s privacy team, for %(controller)s",
+            platform=config["PLATFORM_NAME"],
+            controller=config["CONTROLLER_NAME"],
+        )
     )
     outbox.enqueue_email(
         subject_id=request.subject_id,
@@ -76,51 +106,69 @@ def _send(
     )
 
 
+@_in_request_language
 def verification(request: RightsRequest, token: str) -> None:
     hours = current_app.config["VERIFICATION_TTL_HOURS"]
     _send(
         request,
         "notice.verify",
-        "Please confirm your request",
-        f"We received a request for {_right(request)}.\n\n"
-        f"To confirm it was you, open this link and press 'Confirm' within {hours} hours:\n"
-        f"{_url('/verify/' + token)}\n\n"
-        "If you did not ask for this, ignore this email: nothing will happen.",
+        _("Please confirm your request"),
+        _("We received a request for %(right)s.", right=_right(request))
+        + "\n\n"
+        + ngettext(
+            "To confirm it was you, open this link and press 'Confirm' within %(num)d hour:",
+            "To confirm it was you, open this link and press 'Confirm' within %(num)d hours:",
+            hours,
+        )
+        + "\n"
+        + _url("/verify/" + token)
+        + "\n\n"
+        + _("If you did not ask for this, ignore this email: nothing will happen."),
     )
 
 
 def asked_before(request: RightsRequest) -> str | None:
     """When the request was linked to an earlier one of the person's (asked again for the
     same thing): the sentence that says so, in the confirmation email and on the request's
-    page (rights.reports.request_page)."""
+    page (rights.reports.request_page), in the language being written."""
     earlier = request.linked_to
     if earlier is None:
         return None
-    when = f"{earlier.received_at.day} {earlier.received_at:%B}"
-    return (
-        f"You already asked us this on {when} ({earlier.reference}); we will answer both together."
+    return _(
+        "You already asked us this on %(date)s (%(reference)s); we will answer both together.",
+        date=wording.day_and_month(earlier.received_at),
+        reference=earlier.reference,
     )
 
 
+@_in_request_language
 def received(request: RightsRequest) -> None:
     again = asked_before(request)
     _send(
         request,
         "notice.received",
-        "We received your request",
-        f"We received your request for {_right(request)} on "
-        f"{_date(request.received_at)}. We will answer by {_date(request.due_at)}."
+        _("We received your request"),
+        _(
+            "We received your request for %(right)s on %(received)s. We will answer by %(due)s.",
+            right=_right(request),
+            received=_date(request.received_at),
+            due=_date(request.due_at),
+        )
         + (f"\n\n{again}" if again else ""),
     )
 
 
+@_in_request_language
 def resume_link(request: RightsRequest, token: str) -> None:
     _send(
         request,
         "notice.resume",
-        "Your link to your request",
-        "Open this link and press 'Continue' to see your request and its downloads:\n"
-        f"{_url('/resume/' + token)}\n\nIf you did not ask for this link, ignore this email.",
+        _("Your link to your request"),
+        _("Open this link and press 'Continue' to see your request and its downloads:")
+        + "\n"
+        + _url("/resume/" + token)
+        + "\n\n"
+        + _("If you did not ask for this link, ignore this email."),
     )
 
 
@@ -130,9 +178,15 @@ def _page_link(request: RightsRequest) -> str:
     hours = current_app.config["VERIFICATION_TTL_HOURS"]
     token = single_use.issue(request, "resume")
     return (
-        f"{_url('/resume/' + token)}\n"
-        f"The link works once, within {hours} hours; after that it takes you to a page where "
-        "you can ask for a new one."
+        _url("/resume/" + token)
+        + "\n"
+        + ngettext(
+            "The link works once, within %(num)d hour; after that it takes you to a page where "
+            "you can ask for a new one.",
+            "The link works once, within %(num)d hours; after that it takes you to a page where "
+            "you can ask for a new one.",
+            hours,
+        )
     )
 
 
@@ -140,80 +194,123 @@ def _lines(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
+@_in_request_language
 def completed_with_download(request: RightsRequest, token: str) -> None:
-    what = handler_for(request.type).download_noun
+    what = _(handler_for(request.type).download_noun)
     _send(
         request,
         "notice.completed",
-        f"Your {what} is ready",
-        f"Your {what} is ready. Open this link and press 'Continue' to see it:\n"
-        f"{_url('/resume/' + token)}\n\n"
-        f"Downloads stay available until {_date(request.downloads_expire_at)}.",
+        _("Your %(what)s is ready", what=what),
+        _("Your %(what)s is ready. Open this link and press 'Continue' to see it:", what=what)
+        + "\n"
+        + _url("/resume/" + token)
+        + "\n\n"
+        + _(
+            "Downloads stay available until %(date)s.",
+            date=_date(request.downloads_expire_at),
+        ),
     )
 
 
+@_in_request_language
 def completed(request: RightsRequest) -> None:
     """Done: what changed, in words (the right's handler says), then the link to the
     request's page, then the remedies."""
     changed = handler_for(request.type).outcome(request)
-    body = f"We have completed your request for {_right(request)}."
+    body = _("We have completed your request for %(right)s.", right=_right(request))
     if changed:
         body += (
-            f"\n\nWhat changed:\n{_lines(changed)}\n\n"
-            "Anyone we passed these records to is told of the change, as the law requires "
-            "(Art. 19 GDPR). Your request's page shows who, and whether each has confirmed."
+            "\n\n"
+            + _("What changed:")
+            + "\n"
+            + _lines(changed)
+            + "\n\n"
+            + _(
+                "Anyone we passed these records to is told of the change, as the law requires "
+                "(Art. 19 GDPR). Your request's page shows who, and whether each has confirmed."
+            )
         )
     _send(
         request,
         "notice.completed",
-        "We have done what you asked",
+        _("We have done what you asked"),
         body
-        + "\n\nTo see your request's page, open this link and press 'Continue':\n"
+        + "\n\n"
+        + _("To see your request's page, open this link and press 'Continue':")
+        + "\n"
         + _page_link(request)
-        + "\n\nIf you think we got something wrong, reply to this email. "
+        + "\n\n"
+        + _("If you think we got something wrong, reply to this email.")
+        + " "
         + remedies_text(),
     )
 
 
+@_in_request_language
 def erased(request: RightsRequest, record_key: str, receipt: str) -> None:
     """The last message to an erased person: sealed with the service key (theirs is about to
     be destroyed) and wiped from the outbox once sent. What was kept, until when and why, is
     the erasure handler's to say (from the receipt)."""
     kept = handler_for(request.type).outcome(request)
     what_kept = (
-        "What we kept, until when, and why (each is set apart and used for nothing else; on "
-        "that date it is deleted, or stripped of anything that could name you):\n"
-        f"{_lines(kept)}"
+        _(
+            "What we kept, until when, and why (each is set apart and used for nothing else; "
+            "on that date it is deleted, or stripped of anything that could name you):"
+        )
+        + "\n"
+        + _lines(kept)
         if kept
-        else "We kept nothing about you beyond this request."
+        else _("We kept nothing about you beyond this request.")
     )
     _send(
         request,
         "notice.erased",
-        "Your data has been erased",
-        f"We have erased your data.\n\n{what_kept}\n\n"
-        f"Your record key: {record_key}\n\n"
-        "Keep it somewhere safe. We do not keep it (only a fingerprint of it), and it is the "
-        "only way back: enter it at "
-        f"{_url('/records')} at any time to get a signed statement of what we still hold "
-        "about your perks and disclosures.\n\n"
-        "To see your request's page, with your receipt and who we told of the erasure, open "
-        f"this link and press 'Continue':\n{_page_link(request)}\n\n"
-        "Your signed deletion receipt (a JWS; verify it against "
-        f"{_url('/.well-known/jwks.json')}):\n{receipt}\n",
+        _("Your data has been erased"),
+        _("We have erased your data.")
+        + "\n\n"
+        + what_kept
+        + "\n\n"
+        + _("Your record key: %(key)s", key=record_key)
+        + "\n\n"
+        + _(
+            "Keep it somewhere safe. We do not keep it (only a fingerprint of it), and it is "
+            "the only way back: enter it at %(url)s at any time to get a signed statement of "
+            "what we still hold about your perks and disclosures.",
+            url=_url("/records"),
+        )
+        + "\n\n"
+        + _(
+            "To see your request's page, with your receipt and who we told of the erasure, "
+            "open this link and press 'Continue':"
+        )
+        + "\n"
+        + _page_link(request)
+        + "\n\n"
+        + _(
+            "Your signed deletion receipt (a JWS; verify it against %(url)s):",
+            url=_url("/.well-known/jwks.json"),
+        )
+        + f"\n{receipt}\n",
         sealed_with="service",
     )
 
 
+@_in_request_language
 def extended(request: RightsRequest) -> None:
     _send(
         request,
         "notice.extended",
-        "We need more time to answer your request",
-        f"We need more time to answer your request for {_right(request)}.\n\n"
-        f"Why: {_reason(request, 'extension_reason_enc')}\n\n"
-        f"We will now answer by {_date(request.due_at)} "
-        "(Art. 12(3) GDPR allows up to two further months for complex or numerous requests).\n\n"
+        _("We need more time to answer your request"),
+        _("We need more time to answer your request for %(right)s.", right=_right(request))
+        + "\n\n"
+        + _("Why: %(reason)s", reason=_reason(request, "extension_reason_enc"))
+        + "\n\n"
+        + _(
+            "We will now answer by %(date)s (Art. 12(3) GDPR allows up to two further months "
+            "for complex or numerous requests).",
+            date=_date(request.due_at),
+        )
+        + "\n\n"
         + remedies_text(),
     )
 
@@ -222,45 +319,54 @@ def _lifting(restriction_ends) -> str:
     """Art. 18(3): the subject is told before a restriction is lifted."""
     if restriction_ends is None:
         return ""
-    return (
-        "\n\nThe records you named have been held back (not used or passed on) while your "
-        f"request was open. That hold ends on {restriction_ends.strftime('%d %B %Y at %H:%M UTC')}."
+    return "\n\n" + _(
+        "The records you named have been held back (not used or passed on) while your "
+        "request was open. That hold ends on %(when)s.",
+        when=wording.date_and_time(restriction_ends),
     )
 
 
+@_in_request_language
 def refused(request: RightsRequest, restriction_ends=None) -> None:
     _send(
         request,
         "notice.refused",
-        "We cannot do what you asked",
-        f"We have decided not to act on your request for {_right(request)}.\n\n"
-        f"Why: {_reason(request, 'decision_reason_enc')}"
+        _("We cannot do what you asked"),
+        _("We have decided not to act on your request for %(right)s.", right=_right(request))
+        + "\n\n"
+        + _("Why: %(reason)s", reason=_reason(request, "decision_reason_enc"))
         + _lifting(restriction_ends)
         + "\n\n"
         + remedies_text(),
     )
 
 
+@_in_request_language
 def withdrawn(request: RightsRequest, restriction_ends=None) -> None:
     _send(
         request,
         "notice.withdrawn",
-        "Your request was withdrawn",
-        f"Your request for {_right(request)} was withdrawn as you asked. "
-        "You can make a new request at any time." + _lifting(restriction_ends),
+        _("Your request was withdrawn"),
+        _("Your request for %(right)s was withdrawn as you asked.", right=_right(request))
+        + " "
+        + _("You can make a new request at any time.")
+        + _lifting(restriction_ends),
     )
 
 
+@_in_request_language
 def information_requested(request: RightsRequest, question: str, token: str) -> None:
     _send(
         request,
         "notice.information_requested",
-        "We need something from you to answer your request",
-        f"To answer your request for {_right(request)}, we need to ask you:\n\n"
-        f"{question}\n\n"
-        "Open this link and press 'Continue', then write your answer on your request's page:\n"
-        f"{_url('/resume/' + token)}\n\n"
-        f"We still owe you an answer by {_date(request.due_at)}.",
+        _("We need something from you to answer your request"),
+        _("To answer your request for %(right)s, we need to ask you:", right=_right(request))
+        + f"\n\n{question}\n\n"
+        + _("Open this link and press 'Continue', then write your answer on your request's page:")
+        + "\n"
+        + _url("/resume/" + token)
+        + "\n\n"
+        + _("We still owe you an answer by %(date)s.", date=_date(request.due_at)),
     )
 
 
@@ -309,14 +415,23 @@ def redact(body: str) -> str:
 TITLES = {"notice.erased": "Your data has been erased"}
 
 
+@_in_request_language
 def restriction_lifting(request: RightsRequest, reason: str, ends) -> None:
     """Art. 18(3): told before the restriction is lifted, with the date it ends."""
     _send(
         request,
         "notice.restriction_lifting",
-        "We will stop holding your records back",
-        f"The records you asked us to hold back (request for {_right(request)}) "
-        f"will be used again from {ends.strftime('%d %B %Y at %H:%M UTC')}.\n\n"
-        f"Why: {reason}\n\n"
-        "If you disagree, reply before then. " + remedies_text(),
+        _("We will stop holding your records back"),
+        _(
+            "The records you asked us to hold back (request for %(right)s) will be used again "
+            "from %(when)s.",
+            right=_right(request),
+            when=wording.date_and_time(ends),
+        )
+        + "\n\n"
+        + _("Why: %(reason)s", reason=reason)
+        + "\n\n"
+        + _("If you disagree, reply before then.")
+        + " "
+        + remedies_text(),
     )

@@ -12,15 +12,21 @@ what was kept, until when and why (:func:`why_kept`).
 
 Reads in batches: the request's history (or holds) in one query, then one query per kind of
 record it names and one for their perks, never one per record.
+
+Each line is a whole sentence in the language being written (a notice's: its request's), the
+record's name a placeholder in it.
 """
 
 import re
 from collections import defaultdict
+from functools import reduce
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from rights.holdings import restrictions
-from rights.holdings.names import PROFILE_FIELDS, Names
+from rights.holdings.names import Names
 from storage import vault
 from storage.clock import utcnow
 from storage.datamap import BY_KEY, BY_TABLE
@@ -41,7 +47,8 @@ def _load(names: Names, keys: list[tuple[str, int]]) -> list[tuple[str, object]]
 
 def _sentences(names: Names, records: list[tuple[str, object]], state) -> list[str]:
     """One sentence per record, each record's award first and what stands on it after it
-    ("…for it"); ``state(key, row)`` says what became of the record ("was withdrawn")."""
+    ("…for it"); ``state(key, row, what)`` says what became of the record, named ``what``
+    ("Your Nova X1 phone award from Nova Mobile was withdrawn.")."""
     groups: dict = {}
     for key, row in records:
         groups.setdefault(names.award_of(key, row), []).append((key, row))
@@ -54,18 +61,38 @@ def _sentences(names: Names, records: list[tuple[str, object]], state) -> list[s
             if noun in seen:  # several topics read as one: "the topics we say you influence"
                 continue
             seen.add(noun)
-            out.append(f"{cap(noun)} {state(key, row)}.")
+            out.append(state(key, row, cap(noun)))
     return out
 
 
-def _corrected(key: str, row) -> str:
+def _corrected(key: str, row, what: str) -> str:
     if key in ("perk_awards", "disclosures", "consents"):
         if row.status == "withdrawn":
-            return "was withdrawn"
-        return f"now says {status_words(row.status)}"
+            return _("%(what)s was withdrawn.", what=what)
+        return _("%(what)s now says %(status)s.", what=what, status=_(status_words(row.status)))
     if key == "promotions" and row.withdrawn_at is not None:
-        return "was withdrawn"
-    return "was corrected"
+        return _("%(what)s was withdrawn.", what=what)
+    return _("%(what)s was corrected.", what=what)
+
+
+# The profile's fields a correction may change, by the name its history rows give them
+# ("email"), with their label in the data map ("Email address").
+_PROFILE_LABELS = {
+    f.column.removesuffix("_enc"): f.label
+    for f in BY_KEY["profile"].fields
+    if f.kind == "encrypted"
+}
+
+
+def _field_word(label: str) -> str:
+    """A profile field as a sentence names it: the label in lower case in English ("email
+    address"), as its translation writes it otherwise ("E-Mail-Adresse")."""
+    word = _(label)
+    return label.lower() if word == label else word
+
+
+def _and(words: list[str]) -> str:
+    return reduce(lambda a, b: _("%(first)s and %(second)s", first=a, second=b), words)
 
 
 def _history(request: RightsRequest):
@@ -92,11 +119,19 @@ def corrections(request: RightsRequest) -> list[str]:
         changed = vault.decrypt_json(
             change.subject_id, "record_history.changes_enc", change.changes_enc
         )
-        fields += [PROFILE_FIELDS[f] for f in changed or {} if f in PROFILE_FIELDS]
+        fields += [_PROFILE_LABELS[f] for f in changed or {} if f in _PROFILE_LABELS]
     out = _sentences(names, [(k, row) for k, row in records if k != "profile"], _corrected)
     if fields:
-        named = " and ".join(dict.fromkeys(fields))
-        out.insert(0, f"Your {named} {'was' if len(set(fields)) == 1 else 'were'} corrected.")
+        named = list(dict.fromkeys(fields))
+        out.insert(
+            0,
+            ngettext(
+                "Your %(fields)s was corrected.",
+                "Your %(fields)s were corrected.",
+                len(named),
+                fields=_and([_field_word(label) for label in named]),
+            ),
+        )
     return out
 
 
@@ -113,23 +148,28 @@ def holds(request: RightsRequest) -> list[str]:
     if not records:
         return []
     return [
-        *_sentences(
-            names,
-            records,
-            lambda key, row: "are held back" if key == "influence_topics" else "is held back",
+        *_sentences(names, records, _held),
+        _(
+            "Held back means we keep these records but do not use them or pass them on; we "
+            "will tell you before that ends (Art. 18 GDPR)."
         ),
-        "Held back means we keep these records but do not use them or pass them on; we will "
-        "tell you before that ends (Art. 18 GDPR).",
     ]
 
 
+def _held(key: str, row, what: str) -> str:
+    if key == "influence_topics":  # "the topics we say you influence"
+        return _("%(what)s are held back.", what=what)
+    return _("%(what)s is held back.", what=what)
+
+
 def why_kept(exception: str) -> str:
-    """Why erasure kept a category, in plain words, then the exception it relies on."""
+    """Why erasure kept a category, in plain words, then the exception it relies on (as the
+    data map words it, translated where the catalogue has it)."""
     plain = {
-        "(b)": "because the law requires us to keep it",
-        "(e)": "because we may need it to show what happened if there is ever a legal claim",
-        "(d)": "for archiving in the public interest",
+        "(b)": _("because the law requires us to keep it"),
+        "(e)": _("because we may need it to show what happened if there is ever a legal claim"),
+        "(d)": _("for archiving in the public interest"),
     }
     point = re.search(r"17\(3\)(\([a-e]\))", exception or "")
-    words = plain.get(point.group(1) if point else "", "under an exception the law allows")
-    return f"{words} ({exception})" if exception else words
+    words = plain.get(point.group(1) if point else "") or _("under an exception the law allows")
+    return f"{words} ({_(exception)})" if exception else words

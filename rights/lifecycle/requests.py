@@ -12,6 +12,7 @@ live in modules of their own; the names imported from them with ``noqa: F401`` a
 so that callers keep one module to call for anything about a request.
 """
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from rights.errors import Invalid, InvalidTransition
@@ -193,9 +194,10 @@ def ask_for_information(request: RightsRequest, *, question: str, actor: str) ->
 
 def answer_information(request: RightsRequest, *, answer: str) -> None:
     """The subject's answer to an officer's question (from their request page)."""
-    answer = required(answer, "answer", "Write your answer.")
+    # Said on the request's page, in the page's language.
+    answer = required(answer, "answer", _("Write your answer."))
     if not awaiting_answer(request):
-        raise InvalidTransition("There is no open question on this request.")
+        raise InvalidTransition(_("There is no open question on this request."))
     record_event(request, "information_received", "subject", text=answer)
 
 
@@ -248,15 +250,18 @@ def record_choices(request: RightsRequest) -> list[dict]:
 def point_at(request: RightsRequest, names: list[str]) -> int:
     """The subject points at more of their records from their request page (rectification or
     restriction, while open): they join the request's details and are held back at once."""
+    # Said on the request's page, in the page's language.
     handler = handler_for(request.type)
     if not handler.names_records:
-        raise InvalidTransition("Only corrections and restrictions name records.")
+        raise InvalidTransition(_("Only corrections and restrictions name records."))
     if request.status not in (S.OPEN, S.IN_PROGRESS):
-        raise InvalidTransition(f"A request that is {request.status} cannot change.")
+        raise InvalidTransition(
+            _("A request that is %(status)s cannot change.", status=request.status)
+        )
     own = {c["id"] for c in handler.record_choices(request)}
     names = [n for n in dict.fromkeys(names) if n in own]
     if not names:
-        raise Invalid("Choose at least one of your records.", {"record": ["choose one"]})
+        raise Invalid(_("Choose at least one of your records."), {"record": ["choose one"]})
     current = details(request)
     current["records"] = list(dict.fromkeys([*(current.get("records") or []), *names]))
     request.details_enc = vault.encrypt_json(

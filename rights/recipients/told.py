@@ -36,16 +36,23 @@ the data map declares no processor that keeps nothing.
 Reading costs one query for what was touched (two for an erasure) and two for how each was
 told (deliveries with their subscribers; the officers' notices), whatever the number of
 recipients.
+
+What is told is plain data in English, as signed receipts and statements carry it
+(:func:`for_categories`); a person reads it in their own language (:func:`in_words`, which
+:func:`of_request` applies for a request's page), from the facts it holds — who, when, by
+what means — so a signed claim reads translated without changing what was signed.
 """
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
 
+from flask_babel import gettext as _
 from sqlalchemy import exists, literal_column, select, union, union_all
 
 from rights.errors import Invalid, NotFound
 from rights.ledger import audit
 from rights.recipients.webhook_subscribers import STATES
+from storage import wording
 from storage.cascades import row_filter
 from storage.clock import utcnow
 from storage.datamap import BY_KEY, CATEGORIES
@@ -62,22 +69,24 @@ from storage.models import (
     Subscriber,
 )
 from storage.recipients import RECIPIENTS
+from storage.wording import N_
 
 # The rights whose changes recipients must be told of (Art. 19).
 CHANGES = ("rectification", "erasure", "restriction", "objection", "consent_withdrawal")
 MAX_HOW = 300  # RecipientNotice.how
-TO_BE_TOLD = "to be told by our privacy team"
+TO_BE_TOLD = N_("to be told by our privacy team")
 # How a recipient's webhook deliveries add up, worst first: one that could not be reached is
 # followed up whatever the others did.
 _WORST_FIRST = ("failed", "pending", "delivered", "confirmed")
 
 
 def of_request(request: RightsRequest) -> dict | None:
-    """Who must be told of ``request``'s changes and how each was told (see the module), or
-    None for a right that changes nothing (access, portability)."""
+    """Who must be told of ``request``'s changes and how each was told (see the module), in
+    the language being written (:func:`in_words`), or None for a right that changes nothing
+    (access, portability)."""
     if request.type not in CHANGES:
         return None
-    return for_categories(request.id, touched(request))
+    return in_words(for_categories(request.id, touched(request)))
 
 
 def touched(request: RightsRequest) -> list[str]:
@@ -137,7 +146,13 @@ def for_categories(request_id: str, categories: list[str]) -> dict:
     touched data it got), ``required``, ``processor``, ``state`` (confirmed, delivered,
     pending, failed — by webhook; told — by the privacy team; to_be_told), ``how`` (in plain
     words), ``told_at``, ``confirmed_at``, ``notice`` (the officers' record, if any) and
-    ``events`` (each webhook delivery: subscriber, event, state)."""
+    ``events`` (each webhook delivery: subscriber, event, state). Its words are English,
+    whatever the page's language (:func:`in_words` says them in another)."""
+    with wording.in_language("en"):
+        return _for_categories(request_id, categories)
+
+
+def _for_categories(request_id: str, categories: list[str]) -> dict:
     cats = [BY_KEY[k] for k in categories if k in BY_KEY]
     received: dict[str, list[str]] = defaultdict(list)
     for cat in cats:
@@ -159,7 +174,7 @@ def for_categories(request_id: str, categories: list[str]) -> dict:
             )
         )
     # Subscribers that speak for no recipient of the map: under their own names, as before.
-    for (_, name), rows in sorted(
+    for (_subscriber, name), rows in sorted(
         ((k, v) for k, v in deliveries.items() if isinstance(k, tuple)), key=lambda kv: kv[0][1]
     ):
         entries.append(_entry(None, name, [], rows, None, processor=False))
@@ -204,8 +219,8 @@ def _notices(request_id: str) -> dict[str, RecipientNotice]:
     }
 
 
-def _day(at: datetime) -> str:
-    return f"{at.day} {at:%B %Y}"
+def _day(at) -> str:
+    return wording.long_date(at)
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -240,23 +255,97 @@ def _entry(key, name, received, deliveries, notice, *, processor) -> dict:
         if webhook == "confirmed":
             confirmed_at = max(d.confirmed_at for d in deliveries if d.confirmed_at)
             entry["confirmed_at"] = confirmed_at.isoformat()
-            how = (
-                f"told by webhook on {_day(told_at)}; confirmed they acted on {_day(confirmed_at)}"
-            )
-        else:
-            how = f"told by webhook on {_day(told_at)}; received, not yet confirmed they acted"
     elif notice is not None:
         entry.update(state="told", told_at=notice.told_at.isoformat())
-        how = f"told by {notice.recorded_by} on {_day(notice.told_at)}, {notice.how}"
-    elif webhook == "pending":
-        entry["state"], how = "pending", "being told by webhook"
-    elif webhook == "failed":
-        entry["state"] = "failed"
-        how = "could not be reached by webhook; our privacy team follows it up"
+    elif webhook in ("pending", "failed"):
+        entry["state"] = webhook
     else:
-        entry["state"], how = "to_be_told", TO_BE_TOLD
-    entry["how"] = how
+        entry["state"] = "to_be_told"
+    entry["how"] = _how(entry)
     return entry
+
+
+def _how(entry: dict) -> str | None:
+    """How a recipient was told, in plain words in the language being written, from what
+    ``entry`` holds (its state, when it was told and confirmed, the officers' record); None
+    for a state this code does not know (a claim signed by a later version)."""
+    state, notice = entry.get("state"), entry.get("notice") or {}
+    if state == "confirmed":
+        return _(
+            "told by webhook on %(told)s; confirmed they acted on %(confirmed)s",
+            told=_day(entry["told_at"]),
+            confirmed=_day(entry["confirmed_at"]),
+        )
+    if state == "delivered":
+        return _(
+            "told by webhook on %(told)s; received, not yet confirmed they acted",
+            told=_day(entry["told_at"]),
+        )
+    if state == "told":
+        return _(
+            "told by %(officer)s on %(told)s, %(how)s",
+            officer=notice["recorded_by"],
+            told=_day(entry["told_at"]),
+            how=notice["how"],
+        )
+    if state == "pending":
+        return _("being told by webhook")
+    if state == "failed":
+        return _("could not be reached by webhook; our privacy team follows it up")
+    if state == "to_be_told":
+        return _(TO_BE_TOLD)
+    return None
+
+
+def in_words(told: dict | None) -> dict | None:
+    """``told`` (as :func:`for_categories` gives it, or as a receipt or statement signed it)
+    in the language being written, for a person to read: each recipient's ``how`` said again
+    from its facts, the data map's words (category titles, recipients' names, what each
+    received) translated where the catalogue has them. Anything it cannot read again stays as
+    signed; in English it reads exactly as signed."""
+    if not isinstance(told, dict):
+        return told
+    received = _received_words()
+    out = dict(told)
+    out["categories"] = [
+        {**c, "title": _said(c.get("title"))}
+        for c in told.get("categories") or []
+        if isinstance(c, dict)
+    ]
+    out["recipients"] = []
+    for r in told.get("recipients") or []:
+        if not isinstance(r, dict):
+            continue
+        r = dict(r)
+        try:
+            r["how"] = _how(r) or r.get("how")
+        except (KeyError, TypeError, ValueError):
+            pass  # a claim missing a fact reads as signed
+        r["name"] = _said(r.get("name"))
+        r["received"] = [
+            received.get(x, _said(x)) if isinstance(x, str) else x for x in r.get("received") or []
+        ]
+        out["recipients"].append(r)
+    return out
+
+
+def _said(text):
+    """A word of the data map stored in English, in the language being written where the
+    catalogue has it."""
+    return _(text) if isinstance(text, str) and text else text
+
+
+def _received_words() -> dict[str, str]:
+    """What a recipient received, as :func:`for_categories` writes it in English ("Perk
+    awards", "Influence scores (your score band only)"), in the language being written."""
+    out = {}
+    for cat in CATEGORIES:
+        for to in cat.recipients:
+            if to.only:
+                out[f"{cat.title} ({to.only})"] = f"{_(cat.title)} ({_(to.only)})"
+            else:
+                out[cat.title] = _(cat.title)
+    return out
 
 
 def _worst(deliveries) -> str | None:

@@ -10,6 +10,8 @@ filed (one set of rules, two doors).
 import re
 from typing import ClassVar
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from wtforms import (
@@ -23,8 +25,11 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import AnyOf, Email, InputRequired, Length, Optional
+from wtforms.validators import ValidationError as FieldError
 
 from rights.contest.rectification import PROFILE_LABELS
+from storage import wording
+from storage.wording import N_
 from web.api.errors import flatten
 from web.api.schemas import RequestIn
 from web.validation import clean_text
@@ -32,44 +37,54 @@ from web.validation import clean_text
 RIGHTS = [
     (
         "access",
-        "See my data",
-        "Get a copy of everything the platform holds about you, where "
-        "each record came from, who it was shared with and how long it is kept.",
+        _l("See my data"),
+        _l(
+            "Get a copy of everything the platform holds about you, where "
+            "each record came from, who it was shared with and how long it is kept."
+        ),
     ),
     (
         "portability",
-        "Take my data elsewhere",
-        "Download the data you gave the platform, as "
-        "JSON or spreadsheet (CSV) files, to move it to another service.",
+        _l("Take my data elsewhere"),
+        _l(
+            "Download the data you gave the platform, as "
+            "JSON or spreadsheet (CSV) files, to move it to another service."
+        ),
     ),
     (
         "rectification",
-        "Correct my data",
-        "Tell us which records are wrong and what is right, "
-        "for example an award that says you received a perk you never got.",
+        _l("Correct my data"),
+        _l(
+            "Tell us which records are wrong and what is right, "
+            "for example an award that says you received a perk you never got."
+        ),
     ),
     (
         "erasure",
-        "Delete my data",
-        "Have your data erased and your account closed. Some records "
-        "may have to be kept by law; we tell you which, why and until when.",
+        _l("Delete my data"),
+        _l(
+            "Have your data erased and your account closed. Some records "
+            "may have to be kept by law; we tell you which, why and until when."
+        ),
     ),
     (
         "restriction",
-        "Pause the use of my data",
-        "Have records kept but not used while their accuracy or our reasons are checked.",
+        _l("Pause the use of my data"),
+        _l("Have records kept but not used while their accuracy or our reasons are checked."),
     ),
     (
         "objection",
-        "Object to a use of my data",
-        "Stop marketing, the use of your name or face in promotions, or the influence scoring.",
+        _l("Object to a use of my data"),
+        _l("Stop marketing, the use of your name or face in promotions, or the influence scoring."),
     ),
     (
         "consent_withdrawal",
-        "Withdraw my consent",
-        "Take back a consent you gave, as easily as you gave it.",
+        _l("Withdraw my consent"),
+        _l("Take back a consent you gave, as easily as you gave it."),
     ),
 ]
+# The rights' titles and descriptions are lazy: said in the reader's language wherever they are
+# shown (the start page, the chooser, each form's heading).
 RIGHT_KEYS = [r[0] for r in RIGHTS]
 TITLES = {key: title for key, title, _ in RIGHTS}
 # Each right's form is at /requests/new/<slug>: words a person reads in the address bar.
@@ -90,6 +105,24 @@ def options(*pairs: tuple[str, str]) -> list[SelectChoice]:
     return [SelectChoice("", "— choose —"), *(SelectChoice(v, label) for v, label in pairs)]
 
 
+# WTForms' own messages, given here in our words (English as WTForms says them), so that a form
+# in another language says them in that language too.
+TOO_LONG = _l("Field cannot be longer than %(max)d characters.")
+NOT_A_CHOICE = _l("'%(value)s' is not a valid choice for this field.")
+
+
+def _at_most(n: int) -> Length:
+    return Length(max=n, message=TOO_LONG)
+
+
+def _choices_only(form, field) -> None:
+    """Only the choices offered (WTForms' own check, with a message of ours)."""
+    offered = {value for value, *_ in field.iter_choices()}
+    for value in field.data or []:
+        if value not in offered:
+            raise FieldError(NOT_A_CHOICE % {"value": value})
+
+
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
@@ -103,61 +136,89 @@ def _one_of(pairs: tuple[tuple[str, str], ...], required: str) -> dict:
         validate_choice=False,  # checked below, with one message rather than two
         validators=[
             InputRequired(required),
-            AnyOf([v for v, _ in pairs], message="Choose one of the answers given."),
+            AnyOf([v for v, _ in pairs], message=_l("Choose one of the answers given.")),
         ],
     )
 
 
 def _email() -> EmailField:
     return EmailField(
-        "Your email address",
+        _l("Your email address"),
         filters=[_strip],
         render_kw={"autocomplete": "email"},
-        description="The address you use on the platform. We send a link to it to confirm it "
-        "is you.",
+        description=_l(
+            "The address you use on the platform. We send a link to it to confirm it is you."
+        ),
         validators=[
-            InputRequired("Enter your email address."),
-            Email("Enter an email address like name@example.com."),
-            Length(max=254),
+            InputRequired(_l("Enter your email address.")),
+            Email(_l("Enter an email address like name@example.com.")),
+            _at_most(254),
         ],
     )
 
 
-def _note(label: str = "Anything else you want us to know (optional)", hint: str = "") -> Field:
-    return TextAreaField(label, description=hint or None, validators=[Optional(), Length(max=2000)])
+def _note(label=None, hint=None) -> Field:
+    return TextAreaField(
+        label or _l("Anything else you want us to know (optional)"),
+        description=hint,
+        validators=[Optional(), _at_most(2000)],
+    )
 
 
 # The person's details, as the records question names them: "Your email address" is the
 # question the form opens with, so the detail is named apart from it.
 DETAILS_IN_WORDS = {
-    "name": "Your name",
-    "handle": "Your social media handle",
-    "address": "Your postal address",
-    "email": "The email address on your account",
+    "name": _l("Your name"),
+    "handle": _l("Your social media handle"),
+    "address": _l("Your postal address"),
+    "email": _l("The email address on your account"),
 }
 
 
 def _profile() -> SelectMultipleField:
     return SelectMultipleField(
-        "Your details",
+        _l("Your details"),
         choices=[
             SelectChoice(key, DETAILS_IN_WORDS.get(key, label))
             for key, label in PROFILE_LABELS.items()
         ],
-        validators=[Optional()],
+        validate_choice=False,  # checked by _choices_only, in the form's language
+        validators=[Optional(), _choices_only],
     )
 
 
 def _references() -> StringField:
     return StringField(
-        "Awards, list entries or promotions (optional)",
+        _l("Awards, list entries or promotions (optional)"),
         filters=[_strip],
-        description="Each has a reference in your data report, like aw-0001-nova. Separate "
-        "several with commas. Not sure? Leave this empty: once you have confirmed your email, "
-        "your request's page lists your records for you to tick.",
+        description=_l(
+            "Each has a reference in your data report, like aw-0001-nova. Separate "
+            "several with commas. Not sure? Leave this empty: once you have confirmed your "
+            "email, your request's page lists your records for you to tick."
+        ),
         render_kw={"autocomplete": "off", "spellcheck": "false"},
-        validators=[Optional(), Length(max=2000)],
+        validators=[Optional(), _at_most(2000)],
     )
+
+
+# What the API's schema says when it refuses an answer the form let through (rare: the form
+# checks the same first), in words the catalogue has; any other is said in general words in a
+# language other than English.
+API_MESSAGES = (
+    N_("Not a valid email address."),
+    N_("Longer than maximum length 120."),
+    N_("Longer than maximum length 500."),
+)
+
+
+def _api_message(message: str) -> str:
+    said = message[:1].upper() + message[1:]
+    if wording.current_language() == wording.DEFAULT_LANGUAGE:
+        return said
+    translated = gettext(said)
+    if translated != said:
+        return translated
+    return gettext("We cannot accept this answer as it is: check it and send the form again.")
 
 
 class RightForm(FlaskForm):
@@ -167,8 +228,8 @@ class RightForm(FlaskForm):
     type: ClassVar[str]
     # The API's names for the answers the form names otherwise (form name -> API name).
     API_NAMES: ClassVar[dict[str, str]] = {}
-    UNSTORABLE = (
-        "Your answer to “{label}” holds a character we cannot store (an invisible control "
+    UNSTORABLE = N_(
+        "Your answer to “%(label)s” holds a character we cannot store (an invisible control "
         "character): delete it and type the text again."
     )
 
@@ -187,7 +248,9 @@ class RightForm(FlaskForm):
         if "pictures" in self and self.nameless():
             self.pictures.errors = [
                 *self.pictures.errors,
-                "A file arrived without its name, so we could not check it: choose it again.",
+                gettext(
+                    "A file arrived without its name, so we could not check it: choose it again."
+                ),
             ]
             ok = False
         return ok and self._checked_as_the_api_checks()
@@ -197,8 +260,8 @@ class RightForm(FlaskForm):
         what the API refuses (NUL characters, lengths, choices, list sizes), one set of rules."""
         for field in self.answers():
             if field.type != "MultipleFileField" and not clean_text(field.data):
-                label = field.label.text.removesuffix(" (optional)")
-                field.errors = [*field.errors, self.UNSTORABLE.format(label=label)]
+                label = str(field.label.text).removesuffix(" (optional)")
+                field.errors = [*field.errors, gettext(self.UNSTORABLE, label=label)]
                 return False
         try:
             RequestIn().load({"type": self.type, "email": self.email.data, **self.details()})
@@ -207,7 +270,7 @@ class RightForm(FlaskForm):
             for name, messages in flatten(exc.messages).items():
                 name = form_name.get(name.split(".")[0], name.split(".")[0])
                 field = self[name] if name in self else self.email
-                field.errors = [*field.errors, *(m[:1].upper() + m[1:] for m in messages)]
+                field.errors = [*field.errors, *(_api_message(m) for m in messages)]
             return False
         return True
 
@@ -251,34 +314,38 @@ class RightForm(FlaskForm):
 
 class AccessForm(RightForm):
     type = "access"
-    reason = _note(hint="For example, if you are looking for something in particular.")
+    reason = _note(hint=_l("For example, if you are looking for something in particular."))
 
 
 class PortabilityForm(RightForm):
     type = "portability"
-    reason = _note(hint="For example, which service you are moving your data to.")
+    reason = _note(hint=_l("For example, which service you are moving your data to."))
 
 
 class CorrectionForm(RightForm):
     type = "rectification"
     # Required: a correction says what is wrong and what is right (the API requires it too).
     correction = TextAreaField(
-        "What is wrong, and what is right?",
-        description="For example: “The award says I received a Nova X1 phone. I never got it.”",
-        validators=[InputRequired("Say what is wrong, and what is right."), Length(max=5000)],
+        _l("What is wrong, and what is right?"),
+        description=_l("For example: “The award says I received a Nova X1 phone. I never got it.”"),
+        validators=[InputRequired(_l("Say what is wrong, and what is right.")), _at_most(5000)],
     )
     profile = _profile()
     records = _references()
     statement = TextAreaField(
-        "A statement to add to your records (optional)",
-        description="Your own words, kept with the records you name for as long as we keep them.",
-        validators=[Optional(), Length(max=5000)],
+        _l("A statement to add to your records (optional)"),
+        description=_l(
+            "Your own words, kept with the records you name for as long as we keep them."
+        ),
+        validators=[Optional(), _at_most(5000)],
     )
     pictures = MultipleFileField(
-        "Pictures that show what is right (optional)",
-        description="Up to 3 JPEG, PNG or WebP pictures of at most 4 MB each, for example a "
-        "screenshot or a photo of a delivery note. We keep only the picture itself: its "
-        "location, camera and other hidden details are removed.",
+        _l("Pictures that show what is right (optional)"),
+        description=_l(
+            "Up to 3 JPEG, PNG or WebP pictures of at most 4 MB each, for example a "
+            "screenshot or a photo of a delivery note. We keep only the picture itself: its "
+            "location, camera and other hidden details are removed."
+        ),
         render_kw={"accept": "image/jpeg,image/png,image/webp"},
     )
     reason = _note()
@@ -286,38 +353,38 @@ class CorrectionForm(RightForm):
 
 class ErasureForm(RightForm):
     type = "erasure"
-    reason = _note(hint="For example, why you are leaving. You do not have to say.")
+    reason = _note(hint=_l("For example, why you are leaving. You do not have to say."))
 
 
 GROUNDS = (
-    ("accuracy_contested", "The data is wrong"),
-    ("unlawful_processing", "The use is unlawful, but I want the data kept"),
-    ("legal_claims", "I need the data kept for a legal claim"),
-    ("objection_pending", "I have objected, and want a pause meanwhile"),
+    ("accuracy_contested", _l("The data is wrong")),
+    ("unlawful_processing", _l("The use is unlawful, but I want the data kept")),
+    ("legal_claims", _l("I need the data kept for a legal claim")),
+    ("objection_pending", _l("I have objected, and want a pause meanwhile")),
 )
 
 
 class RestrictionForm(RightForm):
     type = "restriction"
     grounds = RadioField(
-        "Why should we pause the use of your data?",
-        **_one_of(GROUNDS, "Choose why we should pause the use of your data."),
+        _l("Why should we pause the use of your data?"),
+        **_one_of(GROUNDS, _l("Choose why we should pause the use of your data.")),
     )
     profile = _profile()
     records = _references()
     correction = TextAreaField(
-        "What is wrong, and what is right? (optional)",
-        description="If you say the data is wrong: what it should say.",
-        validators=[Optional(), Length(max=5000)],
+        _l("What is wrong, and what is right? (optional)"),
+        description=_l("If you say the data is wrong: what it should say."),
+        validators=[Optional(), _at_most(5000)],
     )
     reason = _note()
 
 
 PURPOSES = (
-    ("direct_marketing", "Marketing emails and offers"),
-    ("likeness", "Use of my name or face in promotions"),
-    ("profiling", "Influence scoring (profiling)"),
-    ("legitimate_interests", "Another use based on our legitimate interests"),
+    ("direct_marketing", _l("Marketing emails and offers")),
+    ("likeness", _l("Use of my name or face in promotions")),
+    ("profiling", _l("Influence scoring (profiling)")),
+    ("legitimate_interests", _l("Another use based on our legitimate interests")),
 )
 
 
@@ -325,26 +392,28 @@ class ObjectionForm(RightForm):
     type = "objection"
     API_NAMES: ClassVar[dict[str, str]] = {"reason": "grounds_text"}
     purpose = RadioField(
-        "What do you object to?", **_one_of(PURPOSES, "Choose what you object to.")
+        _l("What do you object to?"), **_one_of(PURPOSES, _l("Choose what you object to."))
     )
     reason = _note(
-        "Why do you object? (optional)",
-        "For marketing you need not say why: we stop. For the other uses, your reasons help "
-        "us weigh them against ours.",
+        _l("Why do you object? (optional)"),
+        _l(
+            "For marketing you need not say why: we stop. For the other uses, your reasons "
+            "help us weigh them against ours."
+        ),
     )
 
 
 CONSENTS = (
-    ("name_and_likeness", "Use of my name and face in promotions"),
-    ("email_marketing", "Marketing emails"),
+    ("name_and_likeness", _l("Use of my name and face in promotions")),
+    ("email_marketing", _l("Marketing emails")),
 )
 
 
 class ConsentWithdrawalForm(RightForm):
     type = "consent_withdrawal"
     consent_purpose = RadioField(
-        "Which consent do you take back?",
-        **_one_of(CONSENTS, "Choose the consent you take back."),
+        _l("Which consent do you take back?"),
+        **_one_of(CONSENTS, _l("Choose the consent you take back.")),
     )
     reason = _note()
 
@@ -377,9 +446,8 @@ def answer_label(name: str) -> str:
     for form in FORMS.values():
         unbound = getattr(form, name, None)
         if hasattr(unbound, "field_class"):
-            return (unbound.args[0] if unbound.args else unbound.kwargs["label"]).removesuffix(
-                " (optional)"
-            )
+            label = unbound.args[0] if unbound.args else unbound.kwargs["label"]
+            return str(label).removesuffix(" (optional)")
     return name
 
 
@@ -387,12 +455,12 @@ class ChooseForm(FlaskForm):
     """/requests/new: which right, before its own form."""
 
     type = RadioField(
-        "What would you like to do?",
+        _l("What would you like to do?"),
         choices=[SelectChoice(key, title) for key, title, _ in RIGHTS],
         validate_choice=False,
         validators=[
-            InputRequired("Choose what you would like to do."),
-            AnyOf(RIGHT_KEYS, message="Choose what you would like to do."),
+            InputRequired(_l("Choose what you would like to do.")),
+            AnyOf(RIGHT_KEYS, message=_l("Choose what you would like to do.")),
         ],
     )
 
@@ -403,11 +471,13 @@ class EmptyForm(FlaskForm):
 
 class RecordKeyForm(FlaskForm):
     record_key = StringField(
-        "Your record key",
-        description="The key from your deletion receipt or the email we sent when we erased "
-        "your data, e.g. ABCD-EFGH-… (dashes and spaces do not matter).",
+        _l("Your record key"),
+        description=_l(
+            "The key from your deletion receipt or the email we sent when we erased "
+            "your data, e.g. ABCD-EFGH-… (dashes and spaces do not matter)."
+        ),
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
-        validators=[InputRequired("Enter your record key."), Length(max=100)],
+        validators=[InputRequired(_l("Enter your record key.")), _at_most(100)],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
 
@@ -416,6 +486,6 @@ class AnswerForm(FlaskForm):
     """The subject's answer to an officer's question about their request."""
 
     answer = TextAreaField(
-        "Your answer",
-        validators=[InputRequired(message="Write your answer."), Length(max=4000)],
+        _l("Your answer"),
+        validators=[InputRequired(message=_l("Write your answer.")), _at_most(4000)],
     )

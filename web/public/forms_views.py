@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from flask import abort, current_app, redirect, render_template, session, url_for
 from flask import request as http
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from rights.errors import InvalidTransition, RightsError, TokenInvalid
 from rights.lifecycle import evidence, requests, verification
@@ -153,7 +155,7 @@ def _right_page(key: str, *, earlier_page: bool = False):
                 holding.clear()
             return redirect(url_for("public.request_sent"), code=303)
         form.pictures.errors = [
-            "We could not read back a picture you chose over an hour ago: choose it again."
+            _("We could not read back a picture you chose over an hour ago: choose it again.")
         ]
         pictures.listed = [h for h in pictures.listed if holding.pictures([h])]
     status = 422 if foreign or _has_errors(form) else 200
@@ -189,8 +191,10 @@ def _take_pictures(form: RightForm, holding: _Holding, earlier_page: bool) -> _P
     if any(i not in held for i in shown):
         form.pictures.errors = [
             *form.pictures.errors,
-            "We let go of a picture you chose over an hour ago: choose it again if you still "
-            "want to send it.",
+            _(
+                "We let go of a picture you chose over an hour ago: choose it again if you "
+                "still want to send it."
+            ),
         ]
     uploads = form.uploads()
     if form.nameless():
@@ -202,7 +206,11 @@ def _take_pictures(form: RightForm, holding: _Holding, earlier_page: bool) -> _P
     ):
         form.pictures.errors = [
             *form.pictures.errors,
-            f"Send at most {evidence.MAX_FILES} pictures: take some out, or choose fewer.",
+            ngettext(
+                "Send at most %(num)d picture: take some out, or choose fewer.",
+                "Send at most %(num)d pictures: take some out, or choose fewer.",
+                evidence.MAX_FILES,
+            ),
         ]
         out.refused = True
     elif uploads:
@@ -236,8 +244,11 @@ def _foreign_answers(form: RightForm) -> list[str]:
         or any(f.filename for f in http.files.getlist(name))
     ]
     return [
-        f"Not used for the right you chose: “{answer_label(name)}”. It was left out: check "
-        "your answers and send the form again."
+        _(
+            "Not used for the right you chose: “%(label)s”. It was left out: check "
+            "your answers and send the form again.",
+            label=answer_label(name),
+        )
         for name in given
     ]
 

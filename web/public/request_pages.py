@@ -5,6 +5,8 @@ from datetime import datetime
 
 from flask import Response, abort, current_app, flash, redirect, render_template, url_for
 from flask import request as http
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from rights.erasure import erasure
 from rights.errors import InvalidTransition, RightsError
@@ -12,6 +14,7 @@ from rights.holdings import restrictions
 from rights.lifecycle import evidence, requests
 from rights.lifecycle.registry import handler_for
 from rights.reports import request_page
+from storage import wording
 from storage.clock import utcnow
 from web.actions import attempt
 from web.extensions import limiter
@@ -48,7 +51,7 @@ def request_status(reference: str, answer_form=None, status=200):
 def _unreadable_in_words(state: dict) -> str:
     """When no copy of the person's data can be read any more, said as a person would."""
     if state["unrecoverable"]:
-        return (
+        return _(
             "The key that opened your data has been destroyed: no copy of it anywhere — not "
             "in our backups either — can be read by anyone, us included."
         )
@@ -58,21 +61,32 @@ def _unreadable_in_words(state: dict) -> str:
     at = datetime.fromisoformat(when)
     now = utcnow()
     if at <= now:
-        return (
+        return _(
             "Copies of your data in our backups and logs are encrypted, and the key that opens "
             "them is being destroyed now: once that is done, no copy anywhere can be read by "
             "anyone, us included."
         )
+    time = f"{at:%H:%M}"
     if at.date() == now.date():
-        day = "today"
-    elif (at.date() - now.date()).days == 1:
-        day = "tomorrow"
-    else:
-        day = f"{at.day} {at:%B %Y}"
-    return (
+        return _(
+            "Copies of your data in our backups and logs are encrypted, and the key that opens "
+            "them is destroyed soon after today at %(time)s UTC, when we change keys: from "
+            "then on no copy anywhere can be read by anyone, us included.",
+            time=time,
+        )
+    if (at.date() - now.date()).days == 1:
+        return _(
+            "Copies of your data in our backups and logs are encrypted, and the key that opens "
+            "them is destroyed soon after tomorrow at %(time)s UTC, when we change keys: from "
+            "then on no copy anywhere can be read by anyone, us included.",
+            time=time,
+        )
+    return _(
         "Copies of your data in our backups and logs are encrypted, and the key that opens "
-        f"them is destroyed soon after {day} at {at:%H:%M} UTC, when we change keys: from then "
-        "on no copy anywhere can be read by anyone, us included."
+        "them is destroyed soon after %(date)s at %(time)s UTC, when we change keys: from "
+        "then on no copy anywhere can be read by anyone, us included.",
+        date=wording.long_date(at),
+        time=time,
     )
 
 
@@ -89,8 +103,13 @@ def request_point_at(reference: str):
     held = attempt(lambda: requests.point_at(req, http.form.getlist("record")), flash_error=True)
     if held:
         flash(
-            f"Thank you: {held.value} record(s) are now held back (not used or passed on) "
-            "until we decide."
+            ngettext(
+                "Thank you: %(num)d record(s) are now held back (not used or passed on) "
+                "until we decide.",
+                "Thank you: %(num)d record(s) are now held back (not used or passed on) "
+                "until we decide.",
+                held.value,
+            )
         )
     return _back(reference)
 
@@ -110,7 +129,7 @@ def request_answer(reference: str):
         catch=InvalidTransition,
     )
     if answered:
-        flash("Thank you: your answer was sent to the officer handling your request.")
+        flash(_("Thank you: your answer was sent to the officer handling your request."))
     return _back(reference)
 
 
@@ -122,8 +141,10 @@ def request_link(reference: str):
     # Looked up by the worker, not here: this answer costs the same whether or not it exists.
     requests.ask_for_resume_link(reference)
     flash(
-        "If this reference exists, we will email a new link to the address on the request "
-        "within a few minutes (at most one an hour)."
+        _(
+            "If this reference exists, we will email a new link to the address on the request "
+            "within a few minutes (at most one an hour)."
+        )
     )
     return _back(reference)
 
@@ -163,7 +184,7 @@ def request_withdraw(reference: str):
         lambda: requests.withdraw(req, actor="subject"), flash_error=True, catch=InvalidTransition
     )
     if withdrawn:
-        flash("Your request was withdrawn.")
+        flash(_("Your request was withdrawn."))
     return _back(reference)
 
 

@@ -3,6 +3,7 @@
 
 from flask import Response, abort, current_app, render_template
 from flask import request as http
+from flask_babel import gettext as _
 
 from rights.erasure import erasure, record_keys, statements
 from rights.errors import RightsError
@@ -23,7 +24,7 @@ def _too_many_tries(when: str):
     page = render_template(
         "public/records.html",
         form=RecordKeyForm(),
-        too_many=record_keys.TOO_MANY_TRIES.format(when=when),
+        too_many=_(record_keys.TOO_MANY_TRIES).format(when=when),
     )
     return page, 429
 
@@ -45,7 +46,7 @@ def records():
         return render_template("public/records.html", form=form)
     valid = form.validate()
     if valid and record_keys.has_typo(form.record_key.data):
-        form.record_key.errors.append(record_keys.TYPO)
+        form.record_key.errors.append(_(record_keys.TYPO))
         return render_template("public/records.html", form=form), 422
     found = statements.for_record_key(form.record_key.data) if valid else None
     if found is None:
@@ -65,6 +66,7 @@ def records():
         token=token,
         claims=claims,
         held=statements.held_in_words(claims["held"]),
+        told=statements.statement_in_words(claims)["told"],
     )
 
 

@@ -16,6 +16,8 @@ import json
 import re
 
 from flask import render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import TextAreaField
@@ -24,48 +26,69 @@ from wtforms.validators import Length
 from rights.erasure import statements
 from rights.errors import InvalidSignature
 from rights.ledger import signing
+from storage.wording import N_
 from web.extensions import limiter
 from web.public import bp, limit
+from web.public.forms import TOO_LONG
 
 # A statement for someone with many kept records may be long (signing allows 4 MB of claims).
 MAX_DOCUMENT = 6_000_000
 # A compact JWS: three base64url parts; ours start with the header's '{"' ("eyJ").
 _JWS = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _WHITESPACE = re.compile(r"\s+")
-KINDS = {signing.RECEIPT_TYP: "deletion receipt", signing.STATEMENT_TYP: "holdings statement"}
+# The words below are declared in English and said in the reader's language where the page is
+# made (gettext).
+KINDS = {
+    signing.RECEIPT_TYP: N_("deletion receipt"),
+    signing.STATEMENT_TYP: N_("holdings statement"),
+}
 # Why a document is not genuine, in words (by :class:`InvalidSignature`'s reason).
 NOT_GENUINE = {
-    "malformed": "This is not a receipt or statement of ours: it is not a document we sign. "
-    "Check that you pasted all of it (three long runs of letters and numbers joined by dots), "
-    "or upload the file exactly as you downloaded it.",
-    "unknown_key": "This was not signed by us: none of the keys we have ever used signed it. "
-    "It may come from another service, or be a forgery.",
-    "bad_signature": "This document has been changed since we signed it, or the signature on it "
-    "is not ours. Do not rely on what it says.",
-    "wrong_type": "This was signed by us, but it is neither a deletion receipt nor a holdings "
-    "statement, so this page cannot read it out.",
+    "malformed": N_(
+        "This is not a receipt or statement of ours: it is not a document we sign. "
+        "Check that you pasted all of it (three long runs of letters and numbers joined by "
+        "dots), or upload the file exactly as you downloaded it."
+    ),
+    "unknown_key": N_(
+        "This was not signed by us: none of the keys we have ever used signed it. "
+        "It may come from another service, or be a forgery."
+    ),
+    "bad_signature": N_(
+        "This document has been changed since we signed it, or the signature on it "
+        "is not ours. Do not rely on what it says."
+    ),
+    "wrong_type": N_(
+        "This was signed by us, but it is neither a deletion receipt nor a holdings "
+        "statement, so this page cannot read it out."
+    ),
 }
 # Why nothing was checked.
 NOT_CHECKED = {
-    "missing": "Paste a receipt or statement, or choose the file you downloaded.",
-    "expired": "This page was open too long to be sent safely. Paste the receipt or choose the "
-    "file again, and check it.",
+    "missing": N_("Paste a receipt or statement, or choose the file you downloaded."),
+    "expired": N_(
+        "This page was open too long to be sent safely. Paste the receipt or choose the "
+        "file again, and check it."
+    ),
 }
 
 
 class VerifyForm(FlaskForm):
     document = TextAreaField(
-        "Paste the receipt or statement",
-        description="The signed receipt from your email or request page, or a statement: a "
-        "long run of letters and numbers in three parts joined by dots. Line breaks do not "
-        "matter.",
-        validators=[Length(max=MAX_DOCUMENT)],
+        _l("Paste the receipt or statement"),
+        description=_l(
+            "The signed receipt from your email or request page, or a statement: a "
+            "long run of letters and numbers in three parts joined by dots. Line breaks do not "
+            "matter."
+        ),
+        validators=[Length(max=MAX_DOCUMENT, message=TOO_LONG)],
         render_kw={"rows": 6, "spellcheck": "false", "autocomplete": "off"},
     )
     file = FileField(
-        "Or upload the file you downloaded",
-        description="Your deletion receipt file (deletion-receipt-….html; older ones end in "
-        ".json) or a statement file (statement-….jws).",
+        _l("Or upload the file you downloaded"),
+        description=_l(
+            "Your deletion receipt file (deletion-receipt-….html; older ones end in "
+            ".json) or a statement file (statement-….jws)."
+        ),
     )
 
 
@@ -99,8 +122,8 @@ def _not_genuine(form: VerifyForm, reason: str):
     return render_template(
         "public/verify_receipt.html",
         form=form,
-        not_checked=not_checked,
-        refused=None if not_checked else NOT_GENUINE.get(reason, NOT_GENUINE["malformed"]),
+        not_checked=_(not_checked) if not_checked else None,
+        refused=None if not_checked else _(NOT_GENUINE.get(reason, NOT_GENUINE["malformed"])),
     ), 422
 
 
@@ -164,7 +187,7 @@ def _result(token: str, typ: str, claims: dict) -> dict:
         # Genuine, but shaped by a version that reads it differently: said as signed.
         words = None
     return {
-        "kind": KINDS[typ],
+        "kind": _(KINDS[typ]),
         "receipt": typ == signing.RECEIPT_TYP,
         "signed_by": claims.get("iss"),
         "signed_on": statements.signed_on(claims),
