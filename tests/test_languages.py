@@ -9,12 +9,19 @@ to hold none of them.
 """
 
 import re
+from datetime import timedelta
+from email.header import decode_header, make_header
 from html.parser import HTMLParser
 
 import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
+from demo import loader as demo
+from rights.erasure import erasure
+from rights.lifecycle import notices, requests
+from storage import vault, wording
+from storage.clock import utcnow
 from storage.db import db
 from storage.models import RightsRequest
 from tests import factories
@@ -205,3 +212,69 @@ def test_german_public_pages_hold_no_english(app):
         if english_words(visible_text(html))
     }
     assert not problems, problems
+
+
+def test_every_notice_written_in_german_holds_no_english(app, mailbox):
+    """Each kind of email, for a request filed in German, from the demo's story member (awards,
+    list entries, consents, so that the outcomes name records): no English in its title or
+    body, apart from what an officer wrote (given here in German)."""
+    with app.app_context():
+        demo.load(extra_members=1)
+        db.session.commit()
+        with wording.in_language("de"):  # filed from a German page
+            objection = requests.file(
+                type="objection",
+                member_id=demo.STORY_MEMBER,
+                channel="web",
+                verified=True,
+                actor="subject",
+                details={"purpose": "profiling", "grounds_text": "Ich widerspreche."},
+            )
+            access = requests.file(
+                type="access", member_id=demo.STORY_MEMBER, channel="web", verified=True,
+                actor="subject",
+            )  # fmt: skip
+        assert objection.locale == access.locale == "de"
+        german = {objection.reference, access.reference}
+        subject = objection.subject_id
+        objection.extension_reason_enc = vault.encrypt(
+            subject, "rights_requests.extension_reason_enc", "Die Prüfung dauert länger."
+        )
+        objection.decision_reason_enc = vault.encrypt(
+            subject, "rights_requests.decision_reason_enc", "Es gibt zwingende Gründe."
+        )
+        token = "t" * 43
+        notices.verification(objection, token)
+        notices.resume_link(objection, token)
+        notices.extended(objection)
+        notices.refused(objection, restriction_ends=utcnow() + timedelta(days=3))
+        notices.withdrawn(objection, restriction_ends=utcnow() + timedelta(days=3))
+        notices.information_requested(objection, "Welche Werbung meinen Sie?", token)
+        notices.restriction_lifting(objection, "Der Grund ist entfallen.", utcnow())
+        notices.completed(objection)
+        notices.completed_with_download(access, token)
+        db.session.commit()
+    deliver(app)  # before the erasure, which drops what is still queued for the subject
+    with app.app_context():
+        with wording.in_language("de"):
+            erasure_request = requests.file(
+                type="erasure", member_id=demo.STORY_MEMBER, channel="web", verified=True,
+                actor="subject",
+            )  # fmt: skip
+        db.session.commit()
+        german.add(erasure_request.reference)
+        erasure.run(erasure_request.id)
+        db.session.commit()
+    deliver(app)
+    emails = {
+        str(make_header(decode_header(m["Subject"]))): mailbox.body(m)
+        for m in mailbox.to(demo.STORY_EMAIL)
+        if any(ref in m["Subject"] for ref in german)  # not the demo's own English requests
+    }
+    assert len(emails) >= 11, list(emails)
+    english = {
+        title: english_words(f"{title} {body}")
+        for title, body in emails.items()
+        if english_words(f"{title} {body}")
+    }
+    assert not english, english
