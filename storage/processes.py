@@ -448,7 +448,7 @@ def join(items: list[str], most: int | None = None) -> str:
     items = list(items)
     if most is not None and len(items) > most:
         more = len(items) - most
-        items = items[:most] + [ngettext("%(num)d more records", "%(num)d more records", more)]
+        items = items[:most] + [ngettext("%(num)d more record", "%(num)d more records", more)]
     if len(items) == 1:
         return items[0]
     return _("%(items)s and %(last)s", items=", ".join(items[:-1]), last=items[-1])

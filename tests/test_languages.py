@@ -278,3 +278,23 @@ def test_every_notice_written_in_german_holds_no_english(app, mailbox):
         if english_words(f"{title} {body}")
     }
     assert not english, english
+
+
+def test_the_officer_sees_the_language_the_subject_is_written_to_in(app, login_as):
+    with app.app_context():
+        factories.member(1)
+        db.session.commit()
+        with wording.in_language("de"):
+            german = requests.file(
+                type="access", member_id="m-1", channel="web", verified=True, actor="subject"
+            )
+        english = requests.file(
+            type="access", member_id="m-1", channel="api", verified=True, actor="t"
+        )
+        db.session.commit()
+        ids = german.id, english.id
+    officer = login_as("officer")
+    page = officer.get(f"/dashboard/requests/{ids[0]}", headers=GERMAN).get_data(as_text=True)
+    assert "<dt>Language</dt><dd>German — the subject's emails are in German" in page
+    page = officer.get(f"/dashboard/requests/{ids[1]}").get_data(as_text=True)
+    assert "<dt>Language</dt><dd>English</dd>" in page

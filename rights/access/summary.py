@@ -309,7 +309,7 @@ def _in_words(s: dict) -> list[dict]:
             "sentences": [
                 # English says "records" whatever the number (as it always has).
                 ngettext(
-                    "We hold %(num)d records about you: %(what)s.",
+                    "We hold %(num)d record about you: %(what)s.",
                     "We hold %(num)d records about you: %(what)s.",
                     s["total"],
                     what=join(held),
@@ -341,9 +341,8 @@ def _in_words(s: dict) -> list[dict]:
                 "heading": _("What happened to your other records"),
                 "sentences": [
                     ngettext(
-                        "%(num)d more of your records were changed in ways their history does "
-                        "not bear out, or corrected: your report tells each one's story, record "
-                        "by record.",
+                        "%(num)d more of your records was changed in ways its history does "
+                        "not bear out, or corrected: your report tells its story.",
                         "%(num)d more of your records were changed in ways their history does "
                         "not bear out, or corrected: your report tells each one's story, record "
                         "by record.",
