@@ -182,9 +182,11 @@ def test_a_request_remembers_its_language_and_its_emails_use_it(app, mailbox):
     assert '<html lang="de">' in client.get(path, headers=GERMAN).get_data(as_text=True)
     assert client.post(path, headers=GERMAN).status_code in (200, 302, 303)
     deliver(app)
-    received = mailbox.body(mailbox.last_to("person1@example.org"))
-    assert format_date(due, "long", locale="de_DE") in received, received
-    assert not english_words(received.split("\n\n")[0]), received
+    # The acknowledgement (the report may be ready, and emailed, in the same round).
+    bodies = [mailbox.body(m) for m in mailbox.to("person1@example.org")]
+    received = [b for b in bodies if format_date(due, "long", locale="de_DE") in b]
+    assert received, bodies
+    assert not english_words(received[0].split("\n\n")[0]), received[0]
 
 
 def _german_pages(app):

@@ -291,10 +291,12 @@ PAGES = {
 }
 
 # The page's words for the reader, without what is shown as it was stored (translate="no": a
-# member's own words, an email's subject as sent), nor scripts (axe's own source, injected).
+# member's own words, an email's subject as sent, a signed document), what was typed or pasted
+# into a text box, nor scripts (axe's own source, injected).
 GERMAN_TEXT = """(() => {
   const copy = document.body.cloneNode(true);
-  copy.querySelectorAll('[translate=no], script, style, template').forEach((e) => e.remove());
+  copy.querySelectorAll('[translate=no], textarea, script, style, template')
+    .forEach((e) => e.remove());
   return copy.textContent;
 })()"""
 
