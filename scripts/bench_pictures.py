@@ -12,12 +12,14 @@ alone and once as a request of three (check_pictures with three copies), best of
 fresh processes.
 
     python scripts/bench_pictures.py [--repeat 3] [--compare-original /tmp/evidence_orig.py]
+                                     [--pictures bomb-24MP.png,flat-12MP.png]
 
 With --compare-original, the same measurements are made with the module at that path too
 (e.g. `git show HEAD:rights/lifecycle/evidence.py > /tmp/evidence_orig.py`), imported by path.
 """
 
 import argparse
+import functools
 import importlib.util
 import io
 import json
@@ -79,17 +81,30 @@ def _screenshot(size=(1280, 2000), lines=12, seed=5) -> Image.Image:
     return image
 
 
-def pictures() -> dict[str, bytes]:
-    scene = _scene((4000, 3000))
-    return {
-        "bomb-24MP.png": _encode(Image.new("1", (6000, 4000)), "PNG", optimize=True),
-        "bomb-12MP.png": _encode(Image.new("1", (4000, 3000)), "PNG", optimize=True),
-        "noisy-12MP.jpg": _encode(_with_noise(scene, 0.2), "JPEG", quality=85),
-        "screenshot-1280x2000.png": _encode(_screenshot(), "PNG", optimize=True),
-        "photo-4000x3000.jpg": _encode(_with_noise(scene, 0.05), "JPEG", quality=90),
+PICTURES = (
+    "bomb-24MP.png",
+    "bomb-12MP.png",
+    "noisy-12MP.jpg",
+    "screenshot-1280x2000.png",
+    "photo-4000x3000.jpg",
+    "flat-12MP.png",
+)
+
+
+def pictures(names=PICTURES) -> dict[str, bytes]:
+    """The pictures called ``names``, made in memory (only those: the 12 MP scene alone
+    takes seconds to draw)."""
+    scene = functools.cache(lambda: _scene((4000, 3000)))
+    makers = {
+        "bomb-24MP.png": lambda: _encode(Image.new("1", (6000, 4000)), "PNG", optimize=True),
+        "bomb-12MP.png": lambda: _encode(Image.new("1", (4000, 3000)), "PNG", optimize=True),
+        "noisy-12MP.jpg": lambda: _encode(_with_noise(scene(), 0.2), "JPEG", quality=85),
+        "screenshot-1280x2000.png": lambda: _encode(_screenshot(), "PNG", optimize=True),
+        "photo-4000x3000.jpg": lambda: _encode(_with_noise(scene(), 0.05), "JPEG", quality=90),
         # The dearest picture the bounds still let through: 12 MP, as few bytes as RGB allows.
-        "flat-12MP.png": _encode(Image.new("RGB", (4000, 3000), (250, 250, 250)), "PNG"),
+        "flat-12MP.png": lambda: _encode(Image.new("RGB", (4000, 3000), (250, 250, 250)), "PNG"),
     }
+    return {name: makers[name]() for name in names}
 
 
 def _load_module(path: str | None):
@@ -169,10 +184,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per figure")
     parser.add_argument("--compare-original", metavar="PATH", help="evidence.py to compare")
+    parser.add_argument(
+        "--pictures",
+        default=",".join(PICTURES),
+        help=f"comma-separated, of {', '.join(PICTURES)} (default: all)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--copies", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--module", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    names = [name.strip() for name in args.pictures.split(",") if name.strip()]
+    if unknown := sorted(set(names) - set(PICTURES)):
+        parser.error(f"unknown pictures: {', '.join(unknown)}")
     if args.child:
         child(args.module, args.child, args.copies)
         return
@@ -181,7 +204,7 @@ def main() -> None:
         versions.insert(0, ("original", str(Path(args.compare_original).resolve())))
     with tempfile.TemporaryDirectory() as tmp:
         files = []
-        for name, data in pictures().items():
+        for name, data in pictures(names).items():
             path = Path(tmp) / name
             path.write_bytes(data)
             files.append(path)

@@ -2,7 +2,7 @@
 against a raw batched SQL DELETE of the same rows.
 
 Not a test: prints figures. One run, one database: a throwaway SQLite database (or
-LETHE_BENCH_DATABASE_URL / LETHE_BENCH_KEYSTORE_URL for PostgreSQL) with 2,000 members, N
+LETHE_BENCH_DATABASE_URL / LETHE_BENCH_KEYSTORE_URL for PostgreSQL) with --members members, N
 influence topics recorded 13 to 36 months ago (the policy deletes them 12 months after
 recorded_at) and --keep topics recorded last month spread among them, which must stay; every
 topic has a history row, as ingestion writes it. The rows are written once, in bulk, into a
@@ -18,7 +18,7 @@ so it is kept out of the timing). --profile adds a sweep under cProfile: the SQL
 it sent, its steps by cumulative time, the top functions by own time.
 
     python scripts/bench_retention.py [--rows 1000000] [--batch 2000] [--rounds 1]
-                                      [--keep 1000] [--profile]
+                                      [--keep 1000] [--members 2000] [--profile]
 """
 
 import argparse
@@ -56,7 +56,7 @@ from storage.db import UTCDateTime, db  # noqa: E402
 from storage.models import InfluenceTopic, Member, RecordHistory, Subject  # noqa: E402
 
 KEY = "influence_topics"
-MEMBERS = 2_000
+MEMBERS = 2_000  # each with a subject key: seeding them is most of a small run
 CHUNK = 20_000
 TOPICS = ("running", "coffee", "sneakers", "gaming", "skincare", "travel", "vinyl", "cycling")
 RAW_HISTORY = text(
@@ -114,12 +114,12 @@ def _rows(n: int, keep: int, subjects: list[str]):
         )
 
 
-def seed(n: int, keep: int) -> None:
+def seed(n: int, keep: int, members: int = MEMBERS) -> None:
     """Members, then the topics and their history into the copies (Core inserts in chunks)."""
     now = utcnow()
     subjects = [
         Subject(ref=f"sub_r{i:06d}", email_index=vault.blind_index(f"r{i}@x.org"))
-        for i in range(MEMBERS)
+        for i in range(members)
     ]
     db.session.add_all(subjects)
     db.session.flush()
@@ -273,9 +273,10 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=1_000, help="recent topics, kept")
     parser.add_argument("--batch", type=int, default=sweeps.BATCH, help="rows per transaction")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--members", type=int, default=MEMBERS, help="owners of the topics")
     parser.add_argument("--profile", action="store_true", help="where the sweep's time goes")
     args = parser.parse_args()
-    n, keep, batch = args.rows, max(1, args.keep), args.batch
+    n, keep, batch, members = args.rows, max(1, args.keep), args.batch, max(1, args.members)
     app = make_app()
     with app.app_context():
         db.create_all()
@@ -283,10 +284,10 @@ def main() -> None:
             sys.exit("The bench database already has influence topics: give it an empty one.")
         try:
             start = time.perf_counter()
-            seed(n, keep)
+            seed(n, keep, members)
             print(
                 f"seeded {n:,} expired topics + {keep:,} kept (each with a history row) over "
-                f"{MEMBERS:,} members in {time.perf_counter() - start:.1f} s"
+                f"{members:,} members in {time.perf_counter() - start:.1f} s"
                 f"  [{db.engines[None].dialect.name}]"
             )
             db.session.commit()

@@ -35,6 +35,25 @@ def make_app():
     )
 
 
+def likeness_consent(member_id: str) -> None:
+    """The member's consent to the use of their name and likeness, in force: ingestion refuses
+    a promotion that uses them without it (rights/holdings/records.py), so every seed that
+    writes such promotions gives it first, as the platform would."""
+    records.upsert_consent(
+        {
+            "consent_id": f"{member_id}-con-likeness",
+            "member_id": member_id,
+            "purpose": records.LIKENESS,
+            "status": "granted",
+            "notice_version": "v1",
+            "channel": "web",
+            "granted_at": utcnow(),
+        },
+        source="bench",
+        actor="seed",
+    )
+
+
 def seed(n: int, member_id: str = "m-bench", email: str = "bench@example.org") -> str:
     """One member with ``n`` records across the data map (40% awards, 30% disclosures, 10%
     promotions, 10% consents, 10% topics), each with provenance and history, as ingestion
@@ -76,20 +95,7 @@ def seed(n: int, member_id: str = "m-bench", email: str = "bench@example.org") -
             source="bench",
             actor="seed",
         )
-    # Promotions that use a name and likeness need that consent in force (ingestion checks).
-    records.upsert_consent(
-        {
-            "consent_id": f"{member_id}-con-likeness",
-            "member_id": member_id,
-            "purpose": "name_and_likeness",
-            "status": "granted",
-            "notice_version": "v1",
-            "channel": "web",
-            "granted_at": utcnow(),
-        },
-        source="bench",
-        actor="seed",
-    )
+    likeness_consent(member_id)
     for i in range(int(n * 0.1)):
         records.upsert_promotion(
             {
@@ -132,10 +138,12 @@ def seed(n: int, member_id: str = "m-bench", email: str = "bench@example.org") -
 
 
 def seed_promotions(n: int, member_id: str, email: str) -> str:
-    """One member with ``n`` promotions (all erased, none retained). Flushes."""
+    """One member with ``n`` promotions (all erased, none retained), under a name-and-likeness
+    consent (kept: consents are retained). Flushes."""
     member, _ = records.upsert_member(
         {"member_id": member_id, "email": email, "name": "Bench Mark"}, source="bench", actor="seed"
     )
+    likeness_consent(member_id)
     for i in range(n):
         records.upsert_promotion(
             {
