@@ -119,6 +119,9 @@ DEFAULTS = {
     # Room for a request form with its pictures (at most three of 4 MB each, checked one
     # by one in rights/lifecycle/evidence.py); anything larger is refused before it is read.
     "MAX_CONTENT_LENGTH": 13 * 1024 * 1024,
+    # /metrics (web/operations.py): scrapers send "Authorization: Bearer <METRICS_TOKEN>".
+    # Unset, the page is open in development and tests, and not served at all in production.
+    "METRICS_TOKEN": None,
 }
 
 

@@ -15,9 +15,9 @@ from flask_babel import gettext
 import rights.catalogue  # noqa: F401  (registers each right's handler with the lifecycle)
 from storage import wording
 from storage.wording import N_
-from web import api, dashboard, i18n, public, transaction, wellknown
+from web import api, dashboard, i18n, operations, public, transaction, wellknown
 from web import logging as access_logging
-from web.extensions import csrf
+from web.extensions import csrf, limiter
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -113,6 +113,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
+    # Probes and scrapes (/healthz, /readyz, /metrics): no CSRF, no rate limit, no session.
+    app.register_blueprint(operations.bp)
+    csrf.exempt(operations.bp)
+    limiter.exempt(operations.bp)
     csrf.exempt(api.bp)
     # Picking a language changes a cookie holding "en" or "de", nothing else.
     csrf.exempt(i18n.bp)
@@ -121,6 +125,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(display, "display")
     app.add_template_filter(wording.long_date, "long_date")
     access_logging.install()
+    access_logging.install_request_log(app, operations.observe_latency)
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _dispatch_error)
 
