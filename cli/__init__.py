@@ -6,12 +6,9 @@ or rolled back when one is refused. Long work (the worker's round, an erasure, a
 commits step by step through :mod:`storage.steps`. (``flask db ...`` comes from Flask-Migrate.)
 """
 
-import logging
-import time
-
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup
 
 from cli import audit as audit_cli
 from cli import erasure as erasure_cli
@@ -19,9 +16,9 @@ from cli import keys
 from cli import officers as officers_cli
 from cli import retention as retention_cli
 from cli import subscribers as subscribers_cli
+from cli.worker import worker
 from demo import loader as demo
 from demo import subscribers as demo_subscribers
-from rights import jobs
 from rights.errors import RightsError
 from rights.ledger import apikeys
 from rights.lifecycle import requests
@@ -93,37 +90,6 @@ def demo_load(members: int, receiver: str | None) -> None:
     )
     for email, _, role, secret in demo.DEMO_OFFICERS:
         click.echo(f"  {role:8} {email:24} {secret}")
-
-
-@click.command("worker")
-@click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
-@with_appcontext
-def worker(once: bool, interval: float) -> None:
-    """Deliver the outbox: emails, jobs (erasures) and webhooks. Run as many as you like on
-    PostgreSQL (they claim work with SKIP LOCKED); one on SQLite."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    app = current_app._get_current_object()
-    while True:
-        # A fresh app context per round: no session state or cached subject key outlives it.
-        try:
-            with app.app_context():
-                counts = jobs.run_due()
-        except Exception:  # a bad round is logged; the worker goes on (work is retried)
-            if once:
-                raise
-            logging.getLogger("lethe.worker").exception("worker round failed")
-            counts = {}
-        if once:
-            click.echo(
-                f"sent {counts['sent']}, retry {counts['retry']}, dead {counts['dead']}; "
-                f"webhooks delivered {counts['webhooks_delivered']}, "
-                f"retry {counts['webhooks_retry']}, dead {counts['webhooks_dead']}"
-            )
-            return
-        # Sleep only when the round found nothing to do: a backlog is worked through at once.
-        if not any(counts.values()):
-            time.sleep(interval)
 
 
 def _request(reference: str):

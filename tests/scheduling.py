@@ -26,6 +26,7 @@ STARTS_FIRST = (
     "tests/test_concurrent_load.py",  # 8
     "tests/test_single_use_links.py",  # 5: gunicorn with 4 workers
     "tests/test_benchmarks.py",  # 3-8 each: a benchmark script in a process of its own
+    "tests/test_worker_roles.py",  # 15 and 9: real workers, signalled and raced
     "tests/test_shred_epochs.py::test_a_shred_killed_mid_way_resumes_and_loses_no_key",  # 5 / 9
     "tests/test_disclosure_list.py::test_a_long_list_streams_in_batches",  # 4 / 7
     "tests/test_erasure_kill.py",  # 2 each: a process killed, then a rerun

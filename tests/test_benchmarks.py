@@ -78,6 +78,11 @@ BENCHMARKS = [
     ),
     Bench("bench_shred.py --keys 100 --batch 40", r"^shred: 100 keys re-wrapped in [\d.]+ s", DB),
     Bench("bench_webhooks.py --events 20 --rounds 1 --profile", r"^worker / plain [\d.]+x", DB),
+    Bench(
+        "bench_wakeup.py --runs 2 --records 3 --idle 0.2 --interval 2",
+        r"^  verified -> receipt +median +\d+ ms",
+        DB,
+    ),
 ]
 
 

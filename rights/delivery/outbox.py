@@ -5,6 +5,10 @@ number of workers can run), sends it and commits, so a crash re-sends at most th
 hand. Failures back off exponentially; after ``MAX_ATTEMPTS`` a message is marked dead.
 Delivery is written as steps (:mod:`storage.steps`): each ``yield`` is a commit, which the
 runner (the worker's round, :mod:`rights.jobs`) makes.
+
+Workers may take only some kinds (a ``mail`` worker emails, a ``jobs`` worker jobs: a long
+erasure never holds up a verification email), and queuing wakes the workers of that kind on
+PostgreSQL (:func:`storage.wakeup.notify`, at commit) instead of leaving the row to a poll.
 """
 
 import json
@@ -16,7 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from rights.delivery import mail
-from storage import vault
+from storage import vault, wakeup
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import OutboxMessage
@@ -27,6 +31,8 @@ MAX_ATTEMPTS = 12
 
 
 JOB_LEASE = timedelta(minutes=10)
+# Which workers each kind wakes (the worker's roles, rights.jobs.ROLES).
+ROLE_OF_KIND = {"email": "mail", "job": "jobs"}
 
 
 class JobFailed(Exception):
@@ -60,6 +66,7 @@ def enqueue_email(
         msg.payload_enc = vault.encrypt_json(subject_id, "outbox.payload_enc", payload)
     db.session.add(msg)
     db.session.flush()
+    wakeup.notify(ROLE_OF_KIND["email"])
     return msg
 
 
@@ -84,6 +91,7 @@ def enqueue_job(
     )
     db.session.add(msg)
     db.session.flush()
+    wakeup.notify(ROLE_OF_KIND["job"])
     return msg
 
 
@@ -110,13 +118,17 @@ def enqueue_event(topic: str, *, request_id: str | None, body: dict) -> OutboxMe
 DELIVERED_KINDS = ("email", "job")
 
 
-def _claim_one() -> OutboxMessage | None:
+def _claim_one(kinds: tuple[str, ...]) -> OutboxMessage | None:
+    """The next due message of ``kinds``, locked on PostgreSQL (skipping rows another worker
+    holds) until this message's step commits."""
+    if not set(kinds) <= set(DELIVERED_KINDS):
+        raise ValueError(f"the worker delivers only {DELIVERED_KINDS}, not {kinds}")
     query = (
         select(OutboxMessage)
         .where(
             OutboxMessage.status == "pending",
             OutboxMessage.next_attempt_at <= utcnow(),
-            OutboxMessage.kind.in_(DELIVERED_KINDS),
+            OutboxMessage.kind.in_(tuple(kinds)),
         )
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(1)
@@ -166,14 +178,22 @@ def _run_job(msg: OutboxMessage, handlers: dict) -> Steps[None]:
     _finish(msg, "sent")
 
 
-def deliver_due_steps(limit: int | None = None, handlers: dict | None = None) -> Steps[dict]:
+def deliver_due_steps(
+    limit: int | None = None,
+    handlers: dict | None = None,
+    *,
+    kinds: tuple[str, ...] = DELIVERED_KINDS,
+    stop=None,
+) -> Steps[dict]:
     """Deliver due messages and run due jobs until none is due (or ``limit`` were handled),
     each message settled in a step of its own. ``handlers`` maps job topics to generators of
-    steps taking a request id (or the job's argument). Returns counts."""
+    steps taking a request id (or the job's argument); ``kinds`` are the kinds taken
+    (``DELIVERED_KINDS``: all); ``stop``, when given, is asked before each message and ends the
+    batch when it says so (the worker was told to stop). Returns counts."""
     limit = limit or current_app.config["OUTBOX_BATCH"]
     counts = {"sent": 0, "retry": 0, "dead": 0}
     for _ in range(limit):
-        msg = _claim_one()
+        msg = None if stop is not None and stop() else _claim_one(kinds)
         if msg is None:
             break
         msg_id = msg.id

@@ -12,6 +12,7 @@ from retention_policies.policies import policies
 from rights import spreadsheets
 from rights.errors import Invalid, NotFound
 from rights.ledger import audit, audit_checkpoints
+from storage import leases
 from storage.clock import utcnow
 from storage.datamap import BY_KEY
 from storage.db import db
@@ -84,13 +85,24 @@ def run_if_due() -> bool:
 
 def run_if_due_steps() -> Steps[bool]:
     """The worker's schedule: sweep when the last sweep is older than
-    ``RETENTION_SWEEP_HOURS`` (steps). Several workers deciding at once is harmless: the
-    sweeps share the rows."""
+    ``RETENTION_SWEEP_HOURS`` (steps). One worker at a time sweeps, across all workers (the
+    ``retention`` lease, taken only once a sweep is due): of several deciding at once, one
+    sweeps and the others find the lease held — or, once it is let go, the sweep done."""
+    if not _sweep_due():
+        return False
+    return (yield from leases.exclusive("retention", _sweep_if_still_due, busy=False))
+
+
+def _sweep_due() -> bool:
     hours = current_app.config["RETENTION_SWEEP_HOURS"]
     if not hours:
         return False
     last = last_sweep()
-    if last is not None and last > utcnow() - timedelta(hours=hours):
+    return last is None or last <= utcnow() - timedelta(hours=hours)
+
+
+def _sweep_if_still_due() -> Steps[bool]:
+    if not _sweep_due():  # another worker swept while this one waited for the lease
         return False
     yield from sweep_steps(actor="lethe")
     return True

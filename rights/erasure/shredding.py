@@ -6,7 +6,7 @@ entry — with counts and the epoch id, never a subject."""
 import time
 
 from rights.ledger import audit
-from storage import epochs, shred
+from storage import epochs, leases, shred
 from storage.db import db
 from storage.steps import Steps, run_steps
 
@@ -33,9 +33,16 @@ def run_if_due(seconds: float = WORKER_SECONDS) -> bool:
 def run_if_due_steps(seconds: float = WORKER_SECONDS) -> Steps[bool]:
     """The worker's part: shred when the current epoch has ended (or a shred was left
     half-way, or keys from before epochs remain), for at most ``seconds`` per round; the next
-    round goes on (steps). Returns whether anything was done."""
+    round goes on (steps). One worker at a time shreds, across all workers (the ``shredding``
+    lease, taken only once a shred is due). Returns whether anything was done."""
     if not shred.due():
         db.session.rollback()  # only read: nothing of this round's check is kept
+        return False
+    return (yield from leases.exclusive("shredding", lambda: _shred_if_due(seconds), busy=False))
+
+
+def _shred_if_due(seconds: float) -> Steps[bool]:
+    if not shred.due():  # another worker finished it while this one waited for the lease
         return False
     result = yield from shred.shred_steps(deadline=time.monotonic() + seconds)
     yield from _record(result, "lethe")

@@ -29,7 +29,7 @@ from rights.ledger import audit
 from rights.recipients import outbound_http
 from rights.recipients.webhook_events import ref_label
 from rights.recipients.webhook_subscribers import STATES, STOPPED, check_target, secrets_of
-from storage import vault
+from storage import vault, wakeup
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import ApiKey, Delivery, OutboxMessage, Subscriber
@@ -272,6 +272,7 @@ def redeliver(delivery_id: str, *, actor: str) -> Delivery:
     delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
     delivery.last_error = None
     audit.record(actor, "delivery.redelivered", target=f"delivery:{delivery.id}")
+    wakeup.notify("webhooks")
     return delivery
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from rights.errors import Invalid
 from rights.ledger import audit
 from rights.recipients.webhook_subscribers import STOPPED, wants
-from storage import vault
+from storage import vault, wakeup
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import (
@@ -53,6 +53,8 @@ def fan_out(event: OutboxMessage, subject_id: str | None) -> list[Delivery]:
         made.append(delivery)
     event.status, event.sent_at = "sent", utcnow()
     db.session.flush()
+    if any(d.status != "disabled" for d in made):
+        wakeup.notify("webhooks")  # at commit: the webhook workers send them at once
     return made
 
 

@@ -1,7 +1,8 @@
 """All models, importable from one place. Split by area: platform records (``platform``); the
 rights ledger — requests (``requests``), side effects and their delivery (``delivery``),
 officers and API keys (``accounts``), the audit trail (``audit``), what erasure leaves
-(``erasure``), retention (``retention``), restrictions and incidents (``contest``); and the key
+(``erasure``), retention (``retention``), restrictions and incidents (``contest``), the leases
+on work one worker at a time may do (``leases``); and the key
 store (``keystore``, a separate database, where some of the others' tables live too)."""
 
 from storage.models.accounts import ApiKey, Officer
@@ -17,6 +18,7 @@ from storage.models.delivery import (
 )
 from storage.models.erasure import ErasureRun, Receipt, ReceiptRecord, SuppressionTombstone
 from storage.models.keystore import KeyEpoch, SubjectKey
+from storage.models.leases import WorkerLease
 from storage.models.platform import (
     Brand,
     Campaign,
@@ -88,4 +90,5 @@ __all__ = [
     "Subscriber",
     "SuppressionTombstone",
     "VerificationToken",
+    "WorkerLease",
 ]

@@ -1,0 +1,95 @@
+"""``flask worker``: the background worker, for all roles or some (``--role``).
+
+It runs rounds (:func:`rights.jobs.run_due`) back to back while they find work, and between
+idle rounds waits on :class:`storage.wakeup.Waiter` — woken by PostgreSQL's NOTIFY when work
+is queued, or by an adaptive poll on SQLite. SIGTERM or SIGINT lets the item in hand finish
+and commit, starts nothing more, and exits 0 (a second SIGINT stops at once).
+"""
+
+import logging
+import signal
+import threading
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from rights import jobs
+from storage import wakeup
+from storage.db import db
+
+log = logging.getLogger("lethe.worker")
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    help="Longest wait between idle rounds, in seconds (work queued wakes the worker sooner).",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="ROLE",
+    help=f"Only this work: {', '.join(jobs.ROLES)} (repeat or separate with commas; default all).",
+)
+@with_appcontext
+def worker(once: bool, interval: float, roles: tuple[str, ...]) -> None:
+    """Deliver the outbox: emails, jobs (erasures), webhooks and scheduled sweeps. Run as many
+    as you like, for all roles or some; on PostgreSQL they claim work with SKIP LOCKED, and
+    one sweep at a time runs across all of them."""
+    try:
+        chosen = jobs.parse_roles(roles)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--role") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = current_app._get_current_object()
+    if once:
+        counts = _round(app, chosen, None, once=True)
+        click.echo(
+            f"sent {counts.get('sent', 0)}, retry {counts.get('retry', 0)}, "
+            f"dead {counts.get('dead', 0)}; "
+            f"webhooks delivered {counts.get('webhooks_delivered', 0)}, "
+            f"retry {counts.get('webhooks_retry', 0)}, dead {counts.get('webhooks_dead', 0)}"
+        )
+        return
+    stopping = threading.Event()
+    waiter = wakeup.Waiter(db.engine, chosen, interval)
+
+    def stop(signum, frame):
+        stopping.set()
+        waiter.interrupt()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops at once
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("worker started: roles %s, woken by %s", ",".join(chosen), _how(waiter))
+    try:
+        while not stopping.is_set():
+            counts = _round(app, chosen, stopping.is_set)
+            if not stopping.is_set():
+                # At once after a round that found work: a backlog is worked through.
+                waiter.wait(worked=any(counts.values()))
+    finally:
+        waiter.close()
+    log.info("worker stopped")
+
+
+def _round(app, roles, stop, *, once: bool = False) -> dict:
+    # A fresh app context per round: no session state or cached subject key outlives it.
+    try:
+        with app.app_context():
+            return jobs.run_due(roles=roles, stop=stop)
+    except Exception:  # a bad round is logged; the worker goes on (work is retried)
+        if once:
+            raise
+        log.exception("worker round failed")
+        return {}
+
+
+def _how(waiter: wakeup.Waiter) -> str:
+    return "notifications" if waiter.listening else "an adaptive poll"
