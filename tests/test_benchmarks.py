@@ -78,6 +78,11 @@ BENCHMARKS = [
     ),
     Bench("bench_shred.py --keys 100 --batch 40", r"^shred: 100 keys re-wrapped in [\d.]+ s", DB),
     Bench("bench_webhooks.py --events 20 --rounds 1 --profile", r"^worker / plain [\d.]+x", DB),
+    # Its own SQLite databases: a real gunicorn beside the suite's (no PostgreSQL option here).
+    Bench(
+        "bench_api_paths.py --seconds 1 --clients 2 --workers 1 --threads 2",
+        r"^  ingest +[\d.]+ /s$",
+    ),
     Bench(
         "bench_wakeup.py --runs 2 --records 3 --idle 0.2 --interval 2",
         r"^  verified -> receipt +median +\d+ ms",

@@ -1,15 +1,21 @@
 """API keys for the platform's services: ``lethe_<prefix>_<secret>``, 256 bits of secret.
 
 Only SHA-256 of the whole key is stored (the key is random, so a slow hash adds nothing); the
-prefix finds the row and the hashes are compared in constant time.
+prefix finds the row and the hashes are compared in constant time. An API call reads its key
+once, and writes its last use at most once a minute, outside its own transaction.
 """
 
+import functools
 import hashlib
 import hmac
+import logging
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from rights.errors import Invalid, NotFound
 from rights.ledger import audit
@@ -61,49 +67,59 @@ def create(name: str, scopes: list[str], *, actor: str) -> tuple[ApiKey, str]:
     return row, key
 
 
-def authenticate(key: str) -> ApiKey | None:
-    """The live key matching ``key``, or None. Constant-time on the secret part.
+# Compared against when no key has the prefix given, so that a miss costs what a hit does.
+_NO_SUCH_KEY = _hash("lethe_x_" + "0" * 43)
 
-    Call it first thing in a request, before the session holds a connection: the key is
-    looked up, and its last use recorded, on a connection of its own (see :func:`_touch`)."""
+
+def authenticate(key: str) -> ApiKey | None:
+    """The live key matching ``key``, or None: one query by the key's prefix (unique, so
+    indexed) in the request's session — the row the request then goes on using. The stored
+    hash is compared in constant time. Reads only: the use is recorded, at most once a
+    minute, by :func:`use_to_record`."""
     if not isinstance(key, str) or not key.isascii() or not key.isprintable():
         return None  # no key of ours, and PostgreSQL refuses NUL in a query
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != "lethe":
         return None
-    with db.engine.begin() as conn:
-        found = conn.execute(
-            select(ApiKey.id, ApiKey.key_hash, ApiKey.revoked_at, ApiKey.last_used_at).where(
-                ApiKey.prefix == parts[1]
-            )
-        ).first()
-        candidate = _hash(key)
-        expected = found.key_hash if found else _hash("lethe_x_" + "0" * 43)
-        if not hmac.compare_digest(candidate, expected) or found is None or found.revoked_at:
-            return None
-        _touch(conn, found.id, found.last_used_at)
-    return db.session.get(ApiKey, found.id)
+    found = db.session.execute(select(ApiKey).where(ApiKey.prefix == parts[1])).scalar_one_or_none()
+    expected = found.key_hash if found is not None else _NO_SUCH_KEY
+    if not hmac.compare_digest(_hash(key), expected) or found is None or found.revoked_at:
+        return None
+    return found
 
 
+# How fresh a key's "last used" is kept: the dashboard shows it to the minute.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
+log = logging.getLogger("lethe.apikeys")
 
-def _touch(conn, key_id: int, last_used_at) -> None:
-    """Record when the key was last used — to the minute, in a short transaction of its own.
-    Written in the request's transaction it held the key's row lock until commit: every request
-    of one key queued behind it, and on PostgreSQL it deadlocked against the audit chain's lock
-    (one request held the row and waited for the chain, another the reverse)."""
-    now = utcnow()
-    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
-        return
-    conn.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
-        )
-        .values(last_used_at=now)
-    )
+
+def use_to_record(key: ApiKey, now: datetime | None = None) -> Callable[[], None] | None:
+    """What records this use of ``key``: None while its last recorded use is under a minute
+    old (every call but one a minute, per key), else a function for the caller to run once
+    the request's own transaction is over — web/api/keys.py runs it after the answer.
+
+    Never in the request's transaction: there the UPDATE held the key's row until the
+    request ended, so every request of one key queued behind it, and on PostgreSQL it
+    deadlocked against the audit chain's lock. Nor beside it while it is open: that cost the
+    answer a second connection and a commit, and on SQLite, once the request has written,
+    the UPDATE would wait for the write lock its own request holds."""
+    now = now or utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+        return None
+    return functools.partial(_record_use, db.engine, key.id, now)
+
+
+def _record_use(engine: Engine, key_id: int, now: datetime) -> None:
+    """One short transaction on a connection of its own; conditional, so that requests of one
+    key that all found it due write it once. A failure is logged, not raised: the answer has
+    gone, and the key's next call tries again."""
+    stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(ApiKey).where(ApiKey.id == key_id, stale).values(last_used_at=now))
+    except SQLAlchemyError as exc:
+        log.warning("API key %s: its last use was not recorded (%s)", key_id, type(exc).__name__)
 
 
 def has_scope(key: ApiKey, scope: str) -> bool:

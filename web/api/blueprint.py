@@ -8,9 +8,12 @@ writes 3.0.3 unless webhooks are declared), builds on the apispec, webargs and m
 API already used, lets each operation declare several answers per status and content type
 (the disclosure list's JSON and CSV), and leaves authentication to us (APIFairy documents
 security only through Flask-HTTPAuth).
+
+An API call carries its key, never a cookie: it gets no session (:class:`NoSessionForTheApi`).
 """
 
 import flask_smorest
+from flask.sessions import NullSession, SecureCookieSessionInterface
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -99,3 +102,35 @@ bp = ApiBlueprint("api", __name__, url_prefix=PREFIX)
 bp.register_error_handler(ValidationError, errors.validation_error)
 bp.register_error_handler(RightsError, errors.rights_error)
 bp.register_error_handler(IntegrityError, errors.integrity_error)
+
+
+class NoApiSession(NullSession):
+    """What an API call has for a session: nothing, and writing to it is a bug."""
+
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError("API calls have no session: the API key says who is asking.")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
+
+
+class NoSessionForTheApi(SecureCookieSessionInterface):
+    """Flask's signed-cookie session for every page but the API's. An API call is
+    authenticated by its key: it neither reads a session cookie (verifying its signature)
+    nor sets one — before this, a browser's permanent session (the request pages', sent
+    along to /api/v1/docs or a same-site call) was signed and set again on every API answer,
+    with ``Vary: Cookie``. The session is opened before the URL is matched, so the API is
+    told by its path."""
+
+    null_session_class = NoApiSession
+
+    def open_session(self, app, request):
+        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+            return None  # Flask makes it null_session_class(): never saved, no cookie
+        return super().open_session(app, request)
+
+
+@bp.record_once
+def _no_session_for_the_api(state) -> None:
+    if type(state.app.session_interface) is not SecureCookieSessionInterface:
+        raise RuntimeError("the API's session rule expects Flask's default session interface")
+    state.app.session_interface = NoSessionForTheApi()

@@ -1,9 +1,12 @@
 """Bearer API keys: who is asking, what their scopes let them do, and which requests are
-theirs to see (a key reads, withdraws and downloads only the requests it filed)."""
+theirs to see (a key reads, withdraws and downloads only the requests it filed).
+
+A call reads its key once (one query); its last use is written at most once a minute per key,
+after the answer (rights/ledger/apikeys.py says why)."""
 
 import functools
 
-from flask import g, request
+from flask import after_this_request, g, request
 
 from rights.errors import NotFound
 from rights.ledger import apikeys
@@ -27,6 +30,9 @@ def require(scope: str):
                 resp = errors.error_response(401, "unauthorized", "A valid API key is required.")
                 resp[0].headers["WWW-Authenticate"] = 'Bearer realm="lethe"'
                 return resp
+            record_use = apikeys.use_to_record(api_key)
+            if record_use is not None:
+                _after_the_answer(record_use)
             if not apikeys.has_scope(api_key, scope):
                 return errors.error_response(403, "forbidden", f"This key lacks scope '{scope}'.")
             g.api_key = api_key
@@ -35,6 +41,17 @@ def require(scope: str):
         return bp.doc(security=[{"apiKey": []}])(bp.declares(401, 403)(inner))
 
     return wrap
+
+
+def _after_the_answer(work) -> None:
+    """Run ``work`` once the answer has been sent and the request's transaction is over (the
+    server closes the response: werkzeug's ``call_on_close``), so that it neither delays the
+    answer nor waits on a lock the request itself holds."""
+
+    @after_this_request
+    def schedule(response):
+        response.call_on_close(work)
+        return response
 
 
 def actor() -> str:
