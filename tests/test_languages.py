@@ -11,7 +11,9 @@ to hold none of them.
 import re
 from datetime import timedelta
 from email.header import decode_header, make_header
+from gettext import GNUTranslations
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from babel.dates import format_date
@@ -26,7 +28,10 @@ from storage.db import db
 from storage.models import RightsRequest
 from tests import factories
 from tests.helpers import deliver
+from web import i18n
 from web.public.forms import SLUGS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ENGLISH_ONLY = {
     "the", "your", "you", "we", "our", "us", "and", "of", "with", "this", "that", "is", "are",
@@ -300,3 +305,17 @@ def test_the_officer_sees_the_language_the_subject_is_written_to_in(app, login_a
     assert "<dt>Language</dt><dd>German — the subject's emails are in German" in page
     page = officer.get(f"/dashboard/requests/{ids[1]}").get_data(as_text=True)
     assert "<dt>Language</dt><dd>English</dd>" in page
+
+
+def test_a_server_started_without_make_compiles_its_catalogues(tmp_path):
+    """``gunicorn 'app:create_app()'`` from a bare checkout: the .mo is built from the .po at
+    start, and only when it is missing or older."""
+    folder = tmp_path / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    shipped = ROOT / "translations" / "de" / "LC_MESSAGES" / "messages.po"
+    (folder / "messages.po").write_bytes(shipped.read_bytes())
+    assert i18n.compile_catalogues(tmp_path) == [folder / "messages.mo"]
+    with open(folder / "messages.mo", "rb") as f:
+        german = GNUTranslations(f)
+    assert german.gettext("Skip to content") == "Zum Inhalt springen"
+    assert i18n.compile_catalogues(tmp_path) == []  # up to date: nothing to do

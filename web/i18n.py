@@ -10,6 +10,13 @@ The switch is a small form (POST, no token in a URL) that sets the cookie and se
 back to the page they were on; it needs no JavaScript.
 """
 
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from flask import Blueprint, current_app, has_request_context, redirect, request
 from flask_babel import Babel, gettext
 
@@ -86,7 +93,36 @@ def as_stored(value) -> bool:
     return isinstance(value, names.AsStored)
 
 
+def compile_catalogues(root: Path) -> list[Path]:
+    """Compile each ``<language>/LC_MESSAGES/messages.po`` under ``root`` whose ``.mo`` is
+    missing or older, as ``make translations`` does: a server started from a checkout without
+    make (``gunicorn 'app:create_app()'``) is not silently English. Written to a temporary file
+    and renamed, so processes starting together never read half a catalogue. A read-only tree
+    is logged and left (its .mo files are then the packager's job). Returns what was compiled."""
+    done = []
+    for po in sorted(root.glob("*/LC_MESSAGES/messages.po")):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        try:
+            with po.open("rb") as f:
+                catalogue = read_po(f, locale=po.parent.parent.name)
+            fd, tmp = tempfile.mkstemp(dir=po.parent, suffix=".mo.tmp")
+            with os.fdopen(fd, "wb") as out:
+                write_mo(out, catalogue)
+            os.replace(tmp, mo)
+            done.append(mo)
+        except OSError as exc:
+            logging.getLogger("lethe.i18n").warning(
+                "catalogue %s not compiled (%s): that language falls back to English",
+                po.parent.parent.name,
+                type(exc).__name__,
+            )
+    return done
+
+
 def init_app(app) -> None:
+    compile_catalogues(Path(app.root_path) / "translations")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "UTC")
     # {% trans %} blocks: whitespace folded, so a catalogue entry never depends on indenting.
     app.jinja_env.policies["ext.i18n.trimmed"] = True
