@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import WorkerLease
-from storage.steps import Steps
+from storage.steps import Steps, advance
 
 T = TypeVar("T")
 TTL = timedelta(minutes=2)
@@ -114,13 +114,9 @@ def _renewing(name: str, steps: Steps[T]) -> Steps[T]:
     renewed = time.monotonic()
     failure: Exception | None = None
     while True:
-        try:
-            if failure is None:
-                next(steps)
-            else:
-                steps.throw(failure)
-        except StopIteration as done:
-            return done.value
+        finished, result = advance(steps, failure)
+        if finished:
+            return result
         failure = None
         try:
             yield

@@ -35,7 +35,7 @@ def run_steps(steps: Steps[T]) -> T:
     while True:
         try:
             with unit_of_work():
-                finished, result = _advance(steps, failure)
+                finished, result = advance(steps, failure)
         except Exception as exc:
             if getgeneratorstate(steps) != GEN_SUSPENDED:
                 raise  # the step itself failed: unit_of_work rolled it back; the run ends
@@ -48,7 +48,7 @@ def run_steps(steps: Steps[T]) -> T:
         failure = None
 
 
-def _advance(steps: Steps[T], failure: Exception | None) -> tuple[bool, T | None]:
+def advance(steps: Steps[T], failure: Exception | None) -> tuple[bool, T | None]:
     """Run the next step (raising ``failure`` at the yield it resumes from, if any)."""
     try:
         if failure is None:
