@@ -79,12 +79,19 @@ def visible_text(html: str) -> str:
     return " ".join(" ".join(parser.parts).split())
 
 
+URL = re.compile(r"https?://\S+")
+# A word as a sentence writes it: lower case, or capitalised. Not "IF" or "iF": letters of a
+# token, a reference (LR-BE7Q-…) or a key, which are random.
+AS_WRITTEN = re.compile(r"[A-ZÄÖÜ]?[a-zäöüß]+")
+
+
 def english_words(text: str) -> list[str]:
-    """The English-only words in ``text``, with a little context each."""
+    """The English-only words in ``text``, with a little context each; links left out (their
+    tokens are random letters)."""
     found = []
-    words = WORD.findall(text)
+    words = WORD.findall(URL.sub(" ", text))
     for i, word in enumerate(words):
-        if word.lower() in ENGLISH_ONLY:
+        if AS_WRITTEN.fullmatch(word) and word.lower() in ENGLISH_ONLY:
             found.append(" ".join(words[max(0, i - 3) : i + 4]))
     return found
 
@@ -92,6 +99,8 @@ def english_words(text: str) -> list[str]:
 def test_the_english_detector():
     assert english_words("Wir haben Ihre Anfrage erhalten.") == []
     assert english_words("Wir haben your request erhalten.")
+    # Random letters are not words: a link's token, a reference, a key.
+    assert english_words("Link: http://lethe.test/resume/aB-iF_on9 Vorgang LR-BE7Q-ON2X") == []
     assert visible_text("<p title='Hallo'>Text<script>the</script></p>") == "Hallo Text"
     stored = '<dl><dd translate="no">the <b>as sent</b></dd><dd>Wort</dd></dl>'
     assert visible_text(stored) == "Wort"
