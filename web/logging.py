@@ -3,14 +3,13 @@ development server's and gunicorn's access lines; and Lethe's own line, one JSON
 request on the ``lethe.access`` logger, with the request's id (``X-Request-ID``), its route
 rule rather than its path, and no personal data."""
 
-import json
 import logging
 import re
-import sys
 import time
-import uuid
 
-from flask import Flask, g, request, request_finished, request_started
+from flask import Flask, g, request, request_finished, request_started, request_tearing_down
+
+from storage import trace
 
 TOKEN_PATH = re.compile(r"/(verify|resume)/[A-Za-z0-9_\-]+")
 
@@ -74,7 +73,17 @@ def method() -> str:
 def _started(sender, **extra) -> None:
     g.request_started = time.perf_counter()
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.request_id = given if GOOD_REQUEST_ID.fullmatch(given) else trace.new_id()
+    # What the request queues (emails, jobs, events) carries its id into the worker.
+    g.trace_token = trace.bind(g.request_id)
+
+
+def _torn_down(sender, **extra) -> None:
+    """The request's id is unbound once it is over: work done after it in the same thread (a
+    test's own code, the next request's hooks) is not taken for this request's."""
+    token = g.pop("trace_token", None)
+    if token is not None:
+        trace.unbind(token)
 
 
 def _finished(sender, response, **extra) -> None:
@@ -87,30 +96,18 @@ def _finished(sender, response, **extra) -> None:
     seconds = time.perf_counter() - g.request_started
     verb, rule, status = method(), route(), response.status_code
     access_log.info(
-        json.dumps(
+        trace.json_line(
             {
                 "method": verb,
                 "route": rule,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
                 "request_id": g.request_id,
-            },
-            separators=(",", ":"),
+            }
         )
     )
     for observe in sender.extensions.get(OBSERVERS, ()):
         observe(verb, rule, status, seconds)
-
-
-def _access_lines_somewhere() -> None:
-    """INFO lines on ``lethe.access`` whatever the root logger's level; to stderr, one JSON
-    object a line, unless the process has configured logging itself (pytest's caplog does)."""
-    access_log.setLevel(logging.INFO)
-    if not access_log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access_log.addHandler(handler)
-        access_log.propagate = False
 
 
 def install_request_log(app: Flask, *observers) -> None:
@@ -122,4 +119,6 @@ def install_request_log(app: Flask, *observers) -> None:
     app.extensions[OBSERVERS] = observers
     request_started.connect(_started, app)
     request_finished.connect(_finished, app)
-    _access_lines_somewhere()
+    request_tearing_down.connect(_torn_down, app)
+    # INFO lines on lethe.access whatever the root logger's level (storage/trace.py).
+    trace.json_lines_somewhere(access_log)

@@ -9,18 +9,27 @@ runner (the worker's round, :mod:`rights.jobs`) makes.
 Workers may take only some kinds (a ``mail`` worker emails, a ``jobs`` worker jobs: a long
 erasure never holds up a verification email), and queuing wakes the workers of that kind on
 PostgreSQL (:func:`storage.wakeup.notify`, at commit) instead of leaving the row to a poll.
+
+Every message carries a trace id (:mod:`storage.trace`): the id of the HTTP request that queued
+it, or — for what a job queues — the trace id of that job's message, which the worker binds
+while it runs the job; a message queued outside both (a CLI command, a sweep) starts a trace of
+its own (a new uuid4 hex). The worker writes one JSON line per message it handles on the logger
+``lethe.jobs``: its kind, topic, outcome, attempt, time taken and trace id (as ``request_id``,
+as on the access line) — never an address, a subject, a reference or an error's text (at most
+its class). One batch's emails share one SMTP session (:class:`rights.delivery.mail.Session`).
 """
 
 import json
 import logging
 import random
+import time
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
 from rights.delivery import mail
-from storage import vault, wakeup
+from storage import trace, vault, wakeup
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import OutboxMessage
@@ -58,6 +67,7 @@ def enqueue_email(
         subject_id=subject_id,
         request_id=request_id,
         sealed_with=sealed_with,
+        trace_id=trace.current_or_new(),
     )
     payload = {"to": to, "subject": title, "body": body}
     if sealed_with == "service":
@@ -88,6 +98,7 @@ def enqueue_job(
         subject_id=subject_id,
         payload_enc=argument.encode() if argument else b"",
         sealed_with="none",
+        trace_id=trace.current_or_new(),
     )
     db.session.add(msg)
     db.session.flush()
@@ -108,6 +119,7 @@ def enqueue_event(topic: str, *, request_id: str | None, body: dict) -> OutboxMe
         request_id=request_id,
         payload_enc=json.dumps(body, sort_keys=True).encode(),
         sealed_with="none",
+        trace_id=trace.current_or_new(),
     )
     db.session.add(msg)
     db.session.flush()
@@ -138,7 +150,7 @@ def _claim_one(kinds: tuple[str, ...]) -> OutboxMessage | None:
     return db.session.execute(query).scalar_one_or_none()
 
 
-def _deliver(msg: OutboxMessage) -> None:
+def _deliver(msg: OutboxMessage, smtp: mail.Session | None = None) -> None:
     if msg.kind != "email":
         raise ValueError(f"unknown outbox kind {msg.kind}")
     if msg.sealed_with == "service":
@@ -148,7 +160,11 @@ def _deliver(msg: OutboxMessage) -> None:
     email = mail.build(payload["to"], payload["subject"], payload["body"], msg.id)
     # The last message to an erased person (service-sealed) does not bring their development
     # mail folder back: it goes with everyone's, a week after it was written.
-    mail.send(email, subject_id=msg.subject_id if msg.sealed_with != "service" else None)
+    mail.send(
+        email,
+        subject_id=msg.subject_id if msg.sealed_with != "service" else None,
+        session=smtp,
+    )
 
 
 def _finish(msg: OutboxMessage, status: str) -> None:
@@ -159,11 +175,11 @@ def _finish(msg: OutboxMessage, status: str) -> None:
         msg.payload_enc = b""  # the only copy of an erased person's address: gone once used
 
 
-def _run_job(msg: OutboxMessage, handlers: dict) -> Steps[None]:
+def _run_job(msg: OutboxMessage, handlers: dict) -> Steps[int]:
     """Run a job under a lease: claimed rows are pushed ``JOB_LEASE`` ahead and committed, so
     no other worker takes the job while it runs (jobs commit as they go: their steps are this
     delivery's); a worker killed mid-job leaves it to be taken again, and jobs are written to
-    resume."""
+    resume. Returns the attempt it was."""
     handler = handlers.get(msg.topic)
     if handler is None:
         raise ValueError(f"no handler for job {msg.topic}")
@@ -176,6 +192,7 @@ def _run_job(msg: OutboxMessage, handlers: dict) -> Steps[None]:
     yield
     msg = db.session.get(OutboxMessage, msg_id)
     _finish(msg, "sent")
+    return msg.attempts
 
 
 def deliver_due_steps(
@@ -189,49 +206,77 @@ def deliver_due_steps(
     each message settled in a step of its own. ``handlers`` maps job topics to generators of
     steps taking a request id (or the job's argument); ``kinds`` are the kinds taken
     (``DELIVERED_KINDS``: all); ``stop``, when given, is asked before each message and ends the
-    batch when it says so (the worker was told to stop). Returns counts."""
+    batch when it says so (the worker was told to stop). The batch's emails share one SMTP
+    session, opened at the first and closed when the batch ends, however it ends. Each message
+    is handled under its trace id, and gets its line on ``lethe.jobs``. Returns counts."""
     limit = limit or current_app.config["OUTBOX_BATCH"]
     counts = {"sent": 0, "retry": 0, "dead": 0}
-    for _ in range(limit):
-        msg = None if stop is not None and stop() else _claim_one(kinds)
-        if msg is None:
-            break
-        msg_id = msg.id
-        try:
-            if msg.kind == "job":
-                try:
-                    yield from _run_job(msg, handlers or {})
-                except vault.KeyMissing as exc:
-                    # A job is retried, never dead-lettered for a missing key: jobs resume.
-                    raise JobFailed("job met a destroyed subject key") from exc
-            else:
-                _deliver(msg)
-                msg.attempts += 1
-                _finish(msg, "sent")
-        except vault.KeyMissing:
-            # The subject was erased after this was queued: nothing may be sent any more.
-            db.session.rollback()
-            msg = db.session.get(OutboxMessage, msg_id)
-            msg.last_error = "subject key destroyed"
-            _finish(msg, "dead")
-            counts["dead"] += 1
-        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
-            db.session.rollback()
-            msg = db.session.get(OutboxMessage, msg_id)
-            if msg.kind != "job":
-                msg.attempts += 1
-            msg.last_error = type(exc).__name__  # never the text: it may quote an address
-            if msg.attempts >= MAX_ATTEMPTS:
-                _finish(msg, "dead")
-                counts["dead"] += 1
-            else:
-                delay = min(2**msg.attempts * 30, 6 * 3600) * random.uniform(0.8, 1.2)
-                msg.next_attempt_at = utcnow() + timedelta(seconds=delay)
-                counts["retry"] += 1
-            log.warning("outbox %s failed (%s), attempt %d", msg.id, msg.last_error, msg.attempts)
-        else:
-            counts["sent"] += 1
-        yield
+    with mail.Session() as smtp:
+        for _ in range(limit):
+            msg = None if stop is not None and stop() else _claim_one(kinds)
+            if msg is None:
+                break
+            with trace.bound(msg.trace_id):
+                line = yield from _handle(msg, handlers or {}, smtp)
+            counts[line["outcome"]] += 1
+            trace.jobs_log.info(trace.json_line(line))
     if any(counts.values()):
         log.info("outbox: %s", counts)
     return counts
+
+
+def _handle(msg: OutboxMessage, handlers: dict, smtp: mail.Session) -> Steps[dict]:
+    """Send one message or run one job, settle it and commit (the last step). Returns its
+    line for ``lethe.jobs``, written once the outcome is committed."""
+    started = time.perf_counter()
+    msg_id, kind, topic, trace_id = msg.id, msg.kind, msg.topic, msg.trace_id
+    error = None
+    try:
+        if kind == "job":
+            try:
+                attempt = yield from _run_job(msg, handlers)
+            except vault.KeyMissing as exc:
+                # A job is retried, never dead-lettered for a missing key: jobs resume.
+                raise JobFailed("job met a destroyed subject key") from exc
+        else:
+            _deliver(msg, smtp)
+            msg.attempts += 1
+            attempt = msg.attempts
+            _finish(msg, "sent")
+    except vault.KeyMissing as exc:
+        # The subject was erased after this was queued: nothing may be sent any more.
+        db.session.rollback()
+        msg = db.session.get(OutboxMessage, msg_id)
+        msg.last_error = "subject key destroyed"
+        _finish(msg, "dead")
+        outcome, error, attempt = "dead", type(exc).__name__, msg.attempts
+    except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+        db.session.rollback()
+        msg = db.session.get(OutboxMessage, msg_id)
+        if msg.kind != "job":
+            msg.attempts += 1
+        msg.last_error = type(exc).__name__  # never the text: it may quote an address
+        error = msg.last_error
+        if msg.attempts >= MAX_ATTEMPTS:
+            _finish(msg, "dead")
+            outcome = "dead"
+        else:
+            delay = min(2**msg.attempts * 30, 6 * 3600) * random.uniform(0.8, 1.2)
+            msg.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            outcome = "retry"
+        log.warning("outbox %s failed (%s), attempt %d", msg.id, msg.last_error, msg.attempts)
+        attempt = msg.attempts
+    else:
+        outcome = "sent"
+    yield
+    line = {
+        "kind": kind,
+        "topic": topic,
+        "outcome": outcome,
+        "attempt": attempt,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "request_id": trace_id,
+    }
+    if error is not None:
+        line["error"] = error  # the exception's class, never its text
+    return line

@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 
@@ -29,7 +30,7 @@ from rights.ledger import audit
 from rights.recipients import outbound_http
 from rights.recipients.webhook_events import ref_label
 from rights.recipients.webhook_subscribers import STATES, STOPPED, check_target, secrets_of
-from storage import vault, wakeup
+from storage import trace, vault, wakeup
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import ApiKey, Delivery, OutboxMessage, Subscriber
@@ -131,7 +132,8 @@ def deliver_due(limit: int = BATCH) -> dict[str, int]:
 def deliver_due_steps(limit: int = BATCH) -> Steps[dict[str, int]]:
     """Deliver due deliveries: claimed ``CLAIM`` at a time (a step each), their POSTs
     ``WEBHOOK_PARALLEL`` at once (one slow receiver does not hold up the others), each batch
-    settled in one step. Returns counts."""
+    settled in one step. Each delivery gets its line on ``lethe.jobs`` once its batch is
+    settled, with its event's trace id (:mod:`storage.trace`). Returns counts."""
     counts = {"delivered": 0, "retry": 0, "dead": 0, "disabled": 0}
     timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
     remaining = limit
@@ -140,16 +142,43 @@ def deliver_due_steps(limit: int = BATCH) -> Steps[dict[str, int]]:
         if not batch:
             break
         remaining -= len(batch)
-        for delivery, subscriber, code, error in _attempt_all(batch, timeout):
-            counts[_settle(delivery, subscriber, code, error)] += 1
+        events = _events_of(batch)
+        lines = []
+        for delivery, subscriber, code, error, seconds in _attempt_all(batch, timeout):
+            outcome = _settle(delivery, subscriber, code, error)
+            counts[outcome] += 1
+            topic, trace_id = events.get(delivery.outbox_id, (None, None))
+            lines.append(
+                {
+                    "kind": "webhook",
+                    "topic": topic,
+                    "outcome": outcome,
+                    "attempt": delivery.attempts,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "request_id": trace_id,
+                    "status_code": code,  # the receiver's answer; never its body or the error
+                }
+            )
         yield
+        for line in lines:
+            trace.jobs_log.info(trace.json_line(line))
     return counts
+
+
+def _events_of(batch: list[Delivery]) -> dict[str, tuple[str, str | None]]:
+    """Each delivery's event: its topic and trace id, by outbox id (one query a batch)."""
+    rows = db.session.execute(
+        select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.trace_id).where(
+            OutboxMessage.id.in_({d.outbox_id for d in batch})
+        )
+    )
+    return {row.id: (row.topic, row.trace_id) for row in rows}
 
 
 def _attempt_all(batch: list[Delivery], timeout: float):
     """Prepare each delivery here (database, vault, signing: this thread only), then POST them
     on a pool of threads that touch nothing but the network. Yields (delivery, subscriber,
-    status code or None, error or None)."""
+    status code or None, error or None, seconds its POST took)."""
     subscribers = {
         s.id: s
         for s in db.session.execute(
@@ -160,17 +189,17 @@ def _attempt_all(batch: list[Delivery], timeout: float):
     for delivery in batch:
         subscriber = subscribers[delivery.subscriber_id]
         if not subscriber.active:
-            yield delivery, subscriber, None, STOPPED
+            yield delivery, subscriber, None, STOPPED, 0.0
             continue
         try:
             target = check_target(subscriber.url)
             body = body_of(delivery)
             ready.append((delivery, subscriber, target, body, signed(delivery, subscriber, body)))
         except Invalid as exc:
-            yield delivery, subscriber, None, exc.message[:200]
+            yield delivery, subscriber, None, exc.message[:200], 0.0
         except Exception as exc:  # never let one delivery stop the others
             log.exception("webhook delivery %s could not be prepared", delivery.id)
-            yield delivery, subscriber, None, f"internal error ({type(exc).__name__})"
+            yield delivery, subscriber, None, f"internal error ({type(exc).__name__})", 0.0
     if not ready:
         return
     parallel = min(current_app.config["WEBHOOK_PARALLEL"], len(ready))
@@ -189,7 +218,14 @@ def _attempt_all(batch: list[Delivery], timeout: float):
 
 
 def _post(target, body: str, headers: dict, timeout: float):
-    """One POST: (status code, None) or (None, what went wrong — no personal data)."""
+    """One POST: (status code, None) or (None, what went wrong — no personal data), and the
+    seconds it took."""
+    started = time.perf_counter()
+    code, error = _answer(target, body, headers, timeout)
+    return code, error, time.perf_counter() - started
+
+
+def _answer(target, body: str, headers: dict, timeout: float):
     try:
         return outbound_http.post(target, body.encode(), headers, timeout), None
     except TimeoutError:

@@ -44,6 +44,10 @@ class OutboxMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(200))
+    # The id of the HTTP request whose work queued this (its X-Request-ID), or of the message
+    # whose job did, so the worker's log lines follow it (storage/trace.py). Never personal
+    # data; null on messages queued before it was kept.
+    trace_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeliveryAttempt(db.Model):
