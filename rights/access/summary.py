@@ -30,7 +30,7 @@ from dataclasses import asdict
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select, union_all
 
 from rights.access.stories import history_entry, iso, story, walk
 from rights.holdings.names import Names
@@ -99,15 +99,20 @@ def for_request_page(request: RightsRequest) -> dict | None:
 
 
 def _counts(subject_id: str) -> dict[str, int]:
-    """How many records of each category the subject has (the rows the report lists)."""
-    out = {}
+    """How many records of each category the subject has (the rows the report lists), in
+    one statement: a count per category, joined with UNION ALL."""
+    parts = []
     for cat in CATEGORIES:
         table = cat.model.__table__
-        query = select(func.count()).select_from(table)
+        query = select(literal(cat.key).label("category"), func.count().label("n")).select_from(
+            table
+        )
         query = query.where(table.c[cat.subject_column] == subject_id)
         if (only := row_filter(cat)) is not None:
             query = query.where(only)
-        out[cat.key] = db.session.execute(query).scalar_one()
+        parts.append(query)
+    out = dict.fromkeys((cat.key for cat in CATEGORIES), 0)
+    out.update((key, n) for key, n in db.session.execute(union_all(*parts)))
     return out
 
 

@@ -11,7 +11,8 @@ import hashlib
 import hmac
 import json
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from storage import vault
 from storage.clock import utcnow
@@ -53,23 +54,14 @@ def record(
     target: str | None = None,
     details: dict | None = None,
 ) -> AuditEvent:
-    """Append an audit entry (flushes, does not commit).
+    """Note an audit entry in the current transaction; it is chained and written when the
+    transaction commits (:func:`_chain_at_commit`), or forgotten with it when it rolls back.
 
-    Appends are serialised so that two transactions never chain to the same predecessor: on
-    PostgreSQL with a transaction-scoped advisory lock (released at commit or rollback), on
-    SQLite by taking the write lock before the tail is read (``storage.db.serialise``).
+    Chaining serialises writers (two transactions must never chain to the same predecessor):
+    done at commit, in one place, a transaction holds the chain's lock only while its entries
+    are written and committed — not from its first entry to its end — and reads the chain's
+    tail once, whatever the number of its entries.
     """
-    serialise(db.session, CHAIN_LOCK)
-    last = db.session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar_one_or_none()
-    if last is None:  # empty: new, or retention pruned it all: chain to the anchor if any
-        last = db.session.execute(
-            select(AuditCheckpoint.last_hash)
-            .where(AuditCheckpoint.anchor.is_(True))
-            .order_by(AuditCheckpoint.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
     entry = AuditEvent(
         at=utcnow(),
         actor=actor,
@@ -77,12 +69,80 @@ def record(
         subject_ref=subject_ref,
         target=target,
         details=details or {},
-        prev_hash=last or GENESIS,
     )
-    entry.hash = digest(entry.prev_hash, entry)
-    db.session.add(entry)
-    db.session.flush()
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, entry))
     return entry
+
+
+_PENDING = "lethe.audit_pending"
+
+
+def pending() -> list[AuditEvent]:
+    """Entries noted in this transaction and not yet written (they are at its commit)."""
+    return [entry for _, entry in db.session().info.get(_PENDING, ())]
+
+
+def _chain(session, entries: list[AuditEvent]) -> None:
+    """Append ``entries`` to the chain, in order, under the chain's lock (held to commit)."""
+    serialise(session, CHAIN_LOCK)
+    last = session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if last is None:  # empty: new, or retention pruned it all: chain to the anchor if any
+        last = session.execute(
+            select(AuditCheckpoint.last_hash)
+            .where(AuditCheckpoint.anchor.is_(True))
+            .order_by(AuditCheckpoint.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    last = last or GENESIS
+    for entry in entries:
+        entry.prev_hash = last
+        entry.hash = last = digest(last, entry)
+        session.add(entry)
+        session.flush()  # one at a time: ids follow the chain's order on every database
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_at_commit(session) -> None:
+    noted = session.info.pop(_PENDING, None)
+    if noted and session.get_nested_transaction() is None:
+        _chain(session, [entry for _, entry in noted])
+    elif noted:  # a savepoint released: its entries wait for the outer commit
+        session.info[_PENDING] = noted
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _chain_before_reading(state) -> None:
+    """A statement that reads or changes the trail in the transaction that noted entries
+    (a checkpoint, a prune, a check) sees them: they are chained first."""
+    session = state.session
+    noted = session.info.get(_PENDING)
+    if noted and _touches_trail(state.statement):
+        session.info.pop(_PENDING)
+        _chain(session, [entry for _, entry in noted])
+
+
+def _touches_trail(statement) -> bool:
+    table = AuditEvent.__table__
+    if getattr(statement, "table", None) is table:  # UPDATE, DELETE
+        return True
+    froms = getattr(statement, "get_final_froms", None)
+    return froms is not None and any(table in f._from_objects for f in froms())
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_at_rollback(session, previous_transaction) -> None:
+    """A rolled-back transaction's entries go with it; a rolled-back savepoint's, with it."""
+    noted = session.info.get(_PENDING)
+    if not noted:
+        return
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+        return
+    session.info[_PENDING] = [(t, e) for t, e in noted if t is not previous_transaction]
 
 
 def verify_chain(anchor_id: int | None = None, anchor_hash: str | None = None) -> list[int]:
