@@ -18,8 +18,18 @@ RECEIVER_PORT ?= 5001
 RECEIVER_URL := http://127.0.0.1:$(RECEIVER_PORT)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# `make run` serves with gunicorn as production does (gunicorn.conf.py: threads, preload_app),
+# not Flask's development server: the embedded SQLite default takes concurrent clients (one
+# writer at a time, BEGIN IMMEDIATE and a busy timeout: storage/db.py) without an error.
+# The outbox worker (emails, erasures, webhooks, sweeps) is forked by gunicorn from the loaded
+# app (LETHE_JOB_WORKERS, gunicorn.conf.py), sharing its memory, and stops with it.
+RUN_WORKERS ?= 1
+RUN_THREADS ?= 16
+RUN_JOB_WORKERS ?= 1
+# make bench-dsr: PostgreSQL server where the benchmark makes its own two databases.
+BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help install run test lint bench lock messages translations
+.PHONY: help install run test lint bench bench-dsr lock messages translations
 
 # The catalogues (translations/<language>/LC_MESSAGES/messages.po, in the repository) compile
 # to .mo files, which are not: every target that runs Lethe builds them when a .po changed.
@@ -27,13 +37,14 @@ PO := $(wildcard translations/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
 help:
-	@echo "make run    dev server on http://$(HOST):$(PORT) + outbox worker + demo webhook receiver (demo data loaded)"
+	@echo "make run    gunicorn on http://$(HOST):$(PORT) with its outbox worker + demo webhook receiver (demo data loaded)"
 	@echo "make test   the test suite, one pytest-xdist worker per CPU (PYTEST_ARGS='-k access' to pass options to pytest, '-n 0' for one process)"
 	@echo "make lint   ruff + import-linter contracts"
 	@echo "make messages      extract the words of public pages and emails into translations/messages.pot, update each language's .po"
 	@echo "make translations  compile the .po catalogues (make run / make test do it when needed)"
 	@echo "make lock   compile requirements.in / requirements-dev.in into the hashed lock files"
 	@echo "make bench  scripts/bench_access.py, bench_erasure.py, bench_dashboard.py, bench_incident.py (BENCH_ARGS='--records 1000')"
+	@echo "make bench-dsr  the rights-request workload against gunicorn + workers on SQLite and PostgreSQL (rate, p50/p99, memory, start-up)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,11 +96,12 @@ run: $(STAMP) $(MO)
 	@echo "  API key for the platform:  $(FLASK) apikeys create my-service --scopes '*'"
 	@echo "  Officers' dashboard on http://$(HOST):$(PORT)/dashboard/ (demo sign-ins: see README)"
 	@echo
-	@trap 'kill $$server $$worker $$receiver 2>/dev/null; wait $$server $$worker $$receiver 2>/dev/null' EXIT; \
+	@trap 'kill $$server $$receiver 2>/dev/null; wait $$server $$receiver 2>/dev/null' EXIT; \
 	trap 'exit 0' INT TERM; \
 	$(BIN)/python -m demo.receiver --port $(RECEIVER_PORT) --lethe-url http://127.0.0.1:$(PORT) & receiver=$$!; \
-	$(FLASK) worker & worker=$$!; \
-	$(FLASK) run --host $(HOST) --port $(PORT) & server=$$!; \
+	LETHE_BIND=$(HOST):$(PORT) LETHE_WORKERS=$(RUN_WORKERS) LETHE_THREADS=$(RUN_THREADS) \
+	LETHE_JOB_WORKERS=$(RUN_JOB_WORKERS) \
+		$(BIN)/gunicorn --config gunicorn.conf.py 'app:create_app()' & server=$$!; \
 	wait $$server
 
 test: $(STAMP) $(NODE_STAMP) $(MO)
@@ -106,6 +118,13 @@ lock: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+# Issue 17's table, redone: access and erasure requests end to end against Lethe as deployed
+# (gunicorn + `flask worker`), on the embedded SQLite default and on PostgreSQL
+# (BENCH_POSTGRES_URL; the script makes databases lethe_bench_dsr and lethe_bench_dsr_keys).
+bench-dsr: $(STAMP) $(MO)
+	$(BIN)/python scripts/bench_dsr.py --postgres-url $(BENCH_POSTGRES_URL) \
+		--sqlite-workers $(RUN_WORKERS) --sqlite-threads $(RUN_THREADS) $(BENCH_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_access.py $(BENCH_ARGS)

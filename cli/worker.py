@@ -4,18 +4,22 @@ It runs rounds (:func:`rights.jobs.run_due`) back to back while they find work, 
 idle rounds waits on :class:`storage.wakeup.Waiter` — woken by PostgreSQL's NOTIFY when work
 is queued, or by an adaptive poll on SQLite. SIGTERM or SIGINT lets the item in hand finish
 and commit, starts nothing more, and exits 0 (a second SIGINT stops at once).
+
+Each message it handles writes one JSON line on ``lethe.jobs`` (stderr), carrying the id of the
+HTTP request that queued it (``request_id``; :mod:`storage.trace`).
 """
 
 import logging
 import signal
 import threading
+from collections.abc import Iterable
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from rights import jobs
-from storage import wakeup
+from storage import trace, wakeup
 from storage.db import db
 
 log = logging.getLogger("lethe.worker")
@@ -45,6 +49,9 @@ def worker(once: bool, interval: float, roles: tuple[str, ...]) -> None:
         chosen = jobs.parse_roles(roles)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--role") from None
+    # One JSON object a line on lethe.jobs, one per message handled (storage/trace.py), set up
+    # before the worker's own lines take the root logger.
+    trace.json_lines_somewhere(trace.jobs_log)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     app = current_app._get_current_object()
     if once:
@@ -56,8 +63,17 @@ def worker(once: bool, interval: float, roles: tuple[str, ...]) -> None:
             f"retry {counts.get('webhooks_retry', 0)}, dead {counts.get('webhooks_dead', 0)}"
         )
         return
+    serve(app, chosen, interval)
+
+
+def serve(app, roles: Iterable[str] | None = None, interval: float = 2.0) -> None:
+    """Run the worker loop for ``roles`` (all when None) until SIGTERM or SIGINT: what
+    ``flask worker`` runs, and the job workers gunicorn forks (gunicorn.conf.py,
+    LETHE_JOB_WORKERS) — there the lines go wherever gunicorn's process sends its logging."""
+    chosen = jobs.parse_roles(roles or ())
     stopping = threading.Event()
-    waiter = wakeup.Waiter(db.engine, chosen, interval)
+    with app.app_context():
+        waiter = wakeup.Waiter(db.engine, chosen, interval)
 
     def stop(signum, frame):
         stopping.set()
