@@ -116,3 +116,91 @@ def test_worker_signs_checkpoints_as_entries_accumulate(app, monkeypatch):
         ).scalar_one()
         assert cps[0].last_id <= last
     assert _verify(app).ok
+
+
+# Entries are chained at commit, in one place (issue 17): a transaction notes them and writes
+# them when it commits, under the chain's lock, reading the chain's tail once.
+
+
+def _actions(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def test_entries_are_written_at_commit_in_the_order_they_were_noted(app):
+    with app.app_context():
+        for n in range(3):
+            audit.record("t", f"test.{n}")
+        db.session.flush()
+        assert len(audit.pending()) == 3  # a flush writes none of them: the commit does
+        db.session.commit()
+    with app.app_context():
+        audit.record("t", "test.a")
+        audit.record("t", "test.b")
+        assert [e.action for e in audit.pending()] == ["test.a", "test.b"]
+        db.session.commit()
+        assert audit.pending() == []
+    assert _actions(app) == ["test.0", "test.1", "test.2", "test.a", "test.b"]
+    with app.app_context():
+        assert audit_checkpoints.verify().ok
+
+
+def test_a_rolled_back_transaction_writes_none_of_its_entries(app):
+    with app.app_context():
+        audit.record("t", "test.kept")
+        db.session.commit()
+        audit.record("t", "test.gone")
+        db.session.rollback()
+        audit.record("t", "test.after")
+        db.session.commit()
+    assert _actions(app) == ["test.kept", "test.after"]
+    with app.app_context():
+        assert audit_checkpoints.verify().ok
+
+
+def test_a_rolled_back_savepoint_takes_only_its_own_entries(app):
+    with app.app_context():
+        audit.record("t", "test.before")
+        savepoint = db.session.begin_nested()
+        audit.record("t", "test.inside")
+        savepoint.rollback()
+        with db.session.begin_nested():
+            audit.record("t", "test.released")
+        db.session.commit()
+    assert _actions(app) == ["test.before", "test.released"]
+
+
+def test_one_tail_read_and_one_lock_per_transaction_whatever_its_entries(app):
+    from sqlalchemy import event
+
+    with app.app_context():
+        audit.record("t", "test.first")
+        db.session.commit()
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            for n in range(5):
+                audit.record("t", f"test.{n}")
+            db.session.commit()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+    tail_reads = [s for s in statements if s.startswith("SELECT audit_events.hash")]
+    assert len(tail_reads) == 1
+    assert len([s for s in statements if s.startswith("INSERT INTO audit_events")]) == 5
+    with app.app_context():
+        assert audit_checkpoints.verify().ok
+
+
+def test_a_statement_on_the_trail_sees_the_entries_noted_before_it(app):
+    """A checkpoint signed in the transaction that noted entries covers them."""
+    with app.app_context():
+        audit.record("t", "test.one")
+        audit.record("t", "test.two")
+        checkpoint = audit_checkpoints.write()
+        db.session.commit()
+        assert checkpoint is not None and checkpoint.entries == 2
+        assert audit_checkpoints.verify().ok

@@ -71,6 +71,8 @@ def record(
         details=details or {},
     )
     session = db.session()
+    if not session.in_transaction():
+        session.begin()  # what the next statement would do: so that a rollback forgets these
     transaction = session.get_nested_transaction() or session.get_transaction()
     session.info.setdefault(_PENDING, []).append((transaction, entry))
     return entry
