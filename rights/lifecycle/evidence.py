@@ -12,6 +12,10 @@ Checking is bounded in cost: pixel count and pixels per byte are checked from th
 any pixel is decoded, large JPEGs are decoded reduced, and only DECODE_SLOTS pictures are
 decoded at once in a process (a picture that finds none free is refused with "try again").
 
+Pillow is imported by the functions that decode, not with this module: every
+process imports this one (the lifecycle, the worker's jobs), few of them ever decode a picture,
+and Pillow with its codecs is a few MiB and milliseconds in each (issue 17, start-up).
+
 Before the request is filed, checked pictures may be held for at most an hour while the person
 looks them over and takes out any they did not mean to send, sealed with a key only their
 browser session holds (:func:`hold`; see "Pictures held before the request is sent" below).
@@ -33,7 +37,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from PIL import Image, ImageOps
 from sqlalchemy import select
 
 from rights.errors import Invalid, NotFound
@@ -150,6 +153,8 @@ def _probe(label: str, said: str, data: bytes, bad: Invalid) -> str:
     """The format, from the header alone, once size, pixel count and pixels per byte are
     within bounds and the structure (PNG: every chunk's checksum) is sound. ``said``: the
     file's name as the person reads it."""
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as probe:
         fmt = probe.format
         width, height = probe.size
@@ -214,6 +219,8 @@ def _reencode(data: bytes, fmt: str) -> bytes:
     """Every pixel decoded (a truncated file fails here), turned upright, and encoded afresh
     from the pixels alone: no info dict, so no EXIF, ICC or text chunks. At most two copies of
     the pixels are held at once."""
+    from PIL import Image, ImageOps
+
     with Image.open(io.BytesIO(data)) as image:
         if fmt == "JPEG" and (scale := _draft_scale(image.size)) > 1:
             image.draft(None, (image.size[0] // scale, image.size[1] // scale))
@@ -426,6 +433,8 @@ def _write(path: Path, data: bytes) -> None:
 def _thumbnail(picture: Picture) -> bytes | None:
     """A small PNG of a checked picture (decoded reduced where JPEG allows), or None when no
     decoding slot comes free: the list then shows the picture's name without a preview."""
+    from PIL import Image
+
     try:
         with _decoding_slot(), Image.open(io.BytesIO(picture.content)) as image:
             image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))

@@ -48,6 +48,16 @@ LONG_URL = {
 }
 
 
+# The error shape every declared error documents: one instance for all of them. flask-smorest
+# deep-copies a view's documentation at each of its decorators, schema instances included, so
+# an ErrorOut made per declared code (several per route) was copied again at every decorator
+# above it: tens of thousands of copies when the API was imported, in every process (issue 17,
+# start-up). This one only documents, never loads or dumps, so a copy of it may be itself; the
+# document names it "Error" as before (web/api/openapi.py).
+ERROR_SCHEMA = ErrorOut()
+ERROR_SCHEMA.__deepcopy__ = lambda memo: ERROR_SCHEMA
+
+
 def _camel(name: str) -> str:
     first, *rest = name.split("_")
     return first + "".join(word.title() for word in rest)
@@ -89,7 +99,7 @@ class ApiBlueprint(flask_smorest.Blueprint):
             for code in codes:
                 view = self.alt_response(
                     code,
-                    schema=ErrorOut,
+                    schema=ERROR_SCHEMA,
                     description=ERROR_TEXT[code],
                     headers=ERROR_HEADERS.get(code),
                 )(view)

@@ -3,7 +3,6 @@ enrolment, a new API key) are shown once, on the answer to the form that made th
 
 import io
 
-import segno
 from flask import abort, flash, redirect, render_template, url_for
 
 from rights.ledger import apikeys, officers, signing
@@ -14,7 +13,10 @@ from web.dashboard.forms import ApiKeyForm, ConfirmForm, OfficerForm
 
 
 def _qr_svg(uri: str) -> str:
-    """The enrolment URI as an SVG QR code (drawn here: no third party sees the secret)."""
+    """The enrolment URI as an SVG QR code (drawn here: no third party sees the secret).
+    segno is imported here, when an admin enrols an officer, not in every process at start."""
+    import segno
+
     out = io.BytesIO()
     segno.make(uri, error="m").save(
         out,
