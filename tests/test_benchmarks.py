@@ -83,6 +83,20 @@ BENCHMARKS = [
         "bench_api_paths.py --seconds 1 --clients 2 --workers 1 --threads 2",
         r"^  ingest +[\d.]+ /s$",
     ),
+    Bench("bench_cpu_budget.py --n 3", r"^  ingest +[\d.]+ +[\d.]+ +\d+$", DB),
+    # Its own SQLite databases and real servers (make bench-dsr also runs PostgreSQL, on
+    # databases of its own): gunicorn with its forked job worker, as make run serves.
+    Bench(
+        "bench_dsr.py --database sqlite --members 60 --queued 8 --at-once 4 --rounds 1"
+        " --singles 2 --seconds 0.5",
+        r"^  statement vs hello-world +\d+ vs \d+ /s",
+    ),
+    # Its own SQLite databases and real servers: the embedded default, one gunicorn worker and
+    # one flask worker.
+    Bench(
+        "bench_startup.py --runs 1 --requests 6 --setups import,gunicorn-1+worker",
+        r"^gunicorn-1\+worker +first 200 /healthz [\d.]+ s, / [\d.]+ s; \d+ processes, RSS \d+",
+    ),
     Bench(
         "bench_wakeup.py --runs 2 --records 3 --idle 0.2 --interval 2",
         r"^  verified -> receipt +median +\d+ ms",
