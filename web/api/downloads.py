@@ -1,7 +1,7 @@
 """Downloads: a completed request's access report and portability exports, to the key that
 filed it, and the FTC disclosure list. All streamed, none cached."""
 
-from flask import Response, request, send_file, stream_with_context
+from flask import Response, request, send_file
 
 from rights.access import access, portability
 from rights.errors import NotFound
@@ -12,6 +12,7 @@ from web.api import schemas
 from web.api.blueprint import bp
 from web.api.keys import actor, filed_by_this_key, request_of_this_key, require
 from web.api.responses import DisclosureListOut
+from web.streaming import streamed
 
 TAGS = ["downloads"]
 NO_STORE = {"Cache-Control": "no-store"}
@@ -30,7 +31,7 @@ def _downloadable(request_id: str, kind: str):
 
 
 def _streamed(body, mimetype: str) -> Response:
-    return Response(stream_with_context(body), mimetype=mimetype, headers=NO_STORE)
+    return Response(streamed(body), mimetype=mimetype, headers=NO_STORE)
 
 
 def _download(what: str, mimetype: str):

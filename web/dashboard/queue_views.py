@@ -1,12 +1,13 @@
 """The queue: filters in the query string, search by email posted, the CSV export."""
 
-from flask import Response, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, redirect, render_template, request, url_for
 
 from rights.ledger import officers
 from rights.reports import queue
 from storage.clock import utcnow
 from web.dashboard import actor, bp, requires
 from web.dashboard.forms import EmailSearchForm, QueueFilterForm, choices
+from web.streaming import streamed
 
 
 def _filter_form() -> QueueFilterForm:
@@ -74,7 +75,7 @@ def queue_csv():
     queue.record_export(filters, actor=actor())  # committed before the body streams
     stamp = utcnow().strftime("%Y%m%d-%H%M")
     return Response(
-        stream_with_context(queue.export_csv(filters)),
+        streamed(queue.export_csv(filters)),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="lethe-queue-{stamp}.csv"',

@@ -9,7 +9,6 @@ from flask import (
     render_template,
     send_file,
     stream_template,
-    stream_with_context,
 )
 
 from rights.access import access, portability
@@ -17,6 +16,7 @@ from rights.erasure import erasure, statements
 from rights.lifecycle import requests
 from web.public import bp, no_store, own_request
 from web.public.forms import RecordKeyForm
+from web.streaming import streamed
 
 
 def _downloadable(reference: str, kind: str):
@@ -35,7 +35,7 @@ def _download(reference: str, kind: str, what: str):
 @bp.get("/requests/<reference>/report")
 def report_html(reference: str):
     req = _download(reference, "access", "report (html)")
-    return no_store(Response(stream_with_context(_stream_report(req))))
+    return no_store(Response(streamed(_stream_report(req))))
 
 
 def _stream_report(req):
@@ -49,7 +49,7 @@ def _stream_report(req):
 def report_json(reference: str):
     req = _download(reference, "access", "report (json)")
     return no_store(
-        Response(stream_with_context(access.stream_json(req)), mimetype="application/json"),
+        Response(streamed(access.stream_json(req)), mimetype="application/json"),
         f"{req.reference}-report.json",
     )
 
@@ -58,7 +58,7 @@ def report_json(reference: str):
 def export_json(reference: str):
     req = _download(reference, "portability", "export (json)")
     return no_store(
-        Response(stream_with_context(portability.stream_json(req)), mimetype="application/json"),
+        Response(streamed(portability.stream_json(req)), mimetype="application/json"),
         f"{req.reference}-export.json",
     )
 
