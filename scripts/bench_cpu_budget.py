@@ -90,6 +90,7 @@ class Paths:
         filed = self._file("access", "m-000000")
         resp = self.client.get(f"/api/v1/requests/{filed['id']}/report", headers=self.auth)
         assert resp.status_code == 200, resp.status_code
+        assert resp.get_data().endswith(b"]}")  # the streamed body, produced to its end
 
     def erasure(self) -> None:
         filed = self._file("erasure", next(self.members))
