@@ -41,7 +41,7 @@ def report_html(reference: str):
 def _stream_report(req):
     meta = access.report_meta(req)
     yield from stream_template(
-        "public/report.html", req=req, meta=meta, sections=access.iter_sections(req)
+        "public/report.html", req=req, meta=meta, sections=access.iter_sections(req, meta)
     )
 
 
