@@ -106,6 +106,7 @@ def _fork_job_worker(server) -> None:
     app = getattr(server.app, "callable", None)
     gc.collect()
     gc.freeze()
+    master = os.getpid()
     pid = os.fork()
     if pid:
         _job_pids[pid] = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else -1
@@ -119,6 +120,7 @@ def _fork_job_worker(server) -> None:
             listener.close()
         for sig in (*server.SIGNALS, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        _stop_when_orphaned(master)
         from cli.worker import serve
         from storage import trace
         from storage.db import db
@@ -134,6 +136,21 @@ def _fork_job_worker(server) -> None:
         log.exception("job worker failed")
     finally:
         os._exit(code)
+
+
+def _stop_when_orphaned(master: int) -> None:
+    """A master killed outright (SIGKILL, OOM) cannot stop its job workers: Linux sends them
+    SIGTERM when it dies (PR_SET_PDEATHSIG), so none runs on, orphaned."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: gunicorn's own workers poll, these do not
+        return
+    if os.getppid() != master:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _watch_job_workers(server) -> None:

@@ -6,7 +6,7 @@ gunicorn.conf.py, threads, and the outbox worker forked from the loaded app
 - the forked job worker runs the erasure a request queues and issues its receipt;
 - SIGTERM stops the server and its job worker with it, and nothing is left running;
 - a job worker that dies on its own stops the server (never a server taking requests that
-  nothing works through).
+  nothing works through), and a server killed outright takes its job worker with it.
 """
 
 import json
@@ -57,8 +57,12 @@ def server(app, tmp_path):
         yield url, proc, log_path
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _job_worker_pid(log_path) -> int:
@@ -166,3 +170,16 @@ def test_a_job_worker_that_dies_stops_the_server(server):
     os.kill(_job_worker_pid(log_path), signal.SIGKILL)
     proc.wait(timeout=30)
     assert "a job worker exited: stopping the server" in log_path.read_text()
+
+
+def test_a_server_killed_outright_takes_its_job_worker_with_it(server):
+    """SIGKILL leaves the master no say: the kernel tells the job worker (PR_SET_PDEATHSIG),
+    which stops instead of running on, orphaned."""
+    url, proc, log_path = server
+    job_worker = _job_worker_pid(log_path)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(job_worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(job_worker)
