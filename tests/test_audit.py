@@ -1,12 +1,14 @@
 """The audit trail detects edits, insertions, deletions, reorderings and a cut tail."""
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from rights.ledger import audit, audit_checkpoints
 from rights.lifecycle import requests
 from storage.db import db
-from storage.models import AuditCheckpoint, AuditEvent
+from storage.models import AuditCheckpoint, AuditEvent, Subject
 from tests.helpers import deliver
 
 
@@ -204,3 +206,94 @@ def test_a_statement_on_the_trail_sees_the_entries_noted_before_it(app):
         db.session.commit()
         assert checkpoint is not None and checkpoint.entries == 2
         assert audit_checkpoints.verify().ok
+
+
+def test_a_released_savepoint_inside_a_rolled_back_one_writes_nothing(app):
+    with app.app_context():
+        audit.record("t", "test.before")
+        outer = db.session.begin_nested()
+        with db.session.begin_nested():
+            audit.record("t", "test.inner")  # tagged with the inner savepoint
+        outer.rollback()  # the inner's work went with the outer
+        db.session.commit()
+    assert _actions(app) == ["test.before"]
+
+
+def test_an_open_savepoint_inside_a_rolled_back_one_writes_nothing(app):
+    with app.app_context():
+        outer = db.session.begin_nested()
+        db.session.begin_nested()
+        audit.record("t", "test.inner")
+        outer.rollback()
+        db.session.commit()
+    assert _actions(app) == []
+
+
+def test_a_failed_flush_in_a_savepoint_keeps_the_entries_outside_it(app):
+    """subjects.get_or_create's pattern: an IntegrityError in a savepoint, caught, the
+    transaction carries on and commits."""
+    with app.app_context():
+        db.session.add(Subject(ref="sub_dup0000000000000000", email_index="x" * 64))
+        db.session.commit()
+        audit.record("t", "test.before_savepoint")
+        try:
+            with db.session.begin_nested():
+                db.session.add(Subject(ref="sub_dup0000000000000000", email_index="y" * 64))
+                db.session.flush()
+        except IntegrityError:
+            pass
+        audit.record("t", "test.after_savepoint")
+        db.session.commit()
+    assert _actions(app) == ["test.before_savepoint", "test.after_savepoint"]
+
+
+def test_a_commit_with_a_savepoint_open_writes_both(app):
+    with app.app_context():
+        audit.record("t", "test.a")
+        db.session.begin_nested()
+        audit.record("t", "test.b")
+        db.session.commit()
+        assert audit.pending() == []
+    assert _actions(app) == ["test.a", "test.b"]
+    with app.app_context():
+        assert audit_checkpoints.verify().ok
+
+
+def test_a_closed_session_forgets_what_it_noted(app):
+    with app.app_context():
+        audit.record("t", "test.abandoned")
+        db.session.close()  # no rollback event
+        audit.record("t", "test.next")
+        db.session.commit()
+    assert _actions(app) == ["test.next"]
+
+
+def test_an_aliased_select_on_the_trail_sees_noted_entries(app):
+    with app.app_context():
+        audit.record("t", "test.one")
+        a = aliased(AuditEvent)
+        n = db.session.execute(select(func.count(a.id))).scalar_one()
+        db.session.rollback()
+    assert n == 1
+
+
+def test_a_subquery_on_the_trail_sees_noted_entries(app):
+    with app.app_context():
+        audit.record("t", "test.one")
+        n = db.session.execute(
+            select(func.count()).select_from(select(AuditEvent.id).subquery())
+        ).scalar_one()
+        db.session.rollback()
+    assert n == 1
+
+
+def test_an_orm_delete_on_the_trail_chains_noted_entries_first(app):
+    """A prune in the transaction that noted entries: they are in the table before it runs."""
+    from sqlalchemy import delete
+
+    with app.app_context():
+        audit.record("t", "test.one")
+        db.session.execute(delete(AuditEvent).where(AuditEvent.action == "test.none"))
+        assert audit.pending() == []
+        db.session.commit()
+    assert _actions(app) == ["test.one"]

@@ -13,6 +13,7 @@ import json
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import find_tables
 
 from storage import vault
 from storage.clock import utcnow
@@ -100,7 +101,11 @@ def _chain(session, entries: list[AuditEvent]) -> None:
             .limit(1)
         ).scalar_one_or_none()
     last = last or GENESIS
+    now = utcnow()
     for entry in entries:
+        # When it was written: in id order, times never go back (a transaction that noted an
+        # entry early and committed late would otherwise put an older time after newer ones).
+        entry.at = now
         entry.prev_hash = last
         entry.hash = last = digest(last, entry)
         session.add(entry)
@@ -111,6 +116,9 @@ def _chain(session, entries: list[AuditEvent]) -> None:
 def _chain_at_commit(session) -> None:
     noted = session.info.pop(_PENDING, None)
     if noted and session.get_nested_transaction() is None:
+        # The transaction's own changes first, so that the chain's lock is the last it takes
+        # (no row lock is waited for while holding it).
+        session.flush()
         _chain(session, [entry for _, entry in noted])
     elif noted:  # a savepoint released: its entries wait for the outer commit
         session.info[_PENDING] = noted
@@ -119,7 +127,8 @@ def _chain_at_commit(session) -> None:
 @event.listens_for(Session, "do_orm_execute")
 def _chain_before_reading(state) -> None:
     """A statement that reads or changes the trail in the transaction that noted entries
-    (a checkpoint, a prune, a check) sees them: they are chained first."""
+    (a checkpoint, a prune, a check) sees them: they are chained first. (SQL written as text
+    is not parsed: Lethe reads the trail through SQLAlchemy's expressions only.)"""
     session = state.session
     noted = session.info.get(_PENDING)
     if noted and _touches_trail(state.statement):
@@ -128,23 +137,50 @@ def _chain_before_reading(state) -> None:
 
 
 def _touches_trail(statement) -> bool:
-    table = AuditEvent.__table__
-    if getattr(statement, "table", None) is table:  # UPDATE, DELETE
-        return True
-    froms = getattr(statement, "get_final_froms", None)
-    return froms is not None and any(table in f._from_objects for f in froms())
+    """Whether ``statement`` reads or changes the trail, however it names it (ORM or Core,
+    aliased, in a subquery, UPDATE or DELETE)."""
+    name = AuditEvent.__tablename__
+    return any(
+        getattr(t, "name", None) == name
+        for t in find_tables(statement, include_aliases=True, include_crud=True)
+    )
+
+
+def _rolled_back(transaction):
+    """What a rollback reported for ``transaction`` really undid: the savepoint or the
+    transaction it belongs to (a failed flush reports its own sub-transaction)."""
+    while not transaction.nested and transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
+
+
+def _within(transaction, outer) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_at_rollback(session, previous_transaction) -> None:
-    """A rolled-back transaction's entries go with it; a rolled-back savepoint's, with it."""
+    """Entries noted in what was rolled back — the transaction, or a savepoint and the
+    savepoints inside it — go with it; the others stay."""
     noted = session.info.get(_PENDING)
     if not noted:
         return
-    if not previous_transaction.nested:
+    undone = _rolled_back(previous_transaction)
+    if undone.parent is None:
         session.info.pop(_PENDING, None)
         return
-    session.info[_PENDING] = [(t, e) for t, e in noted if t is not previous_transaction]
+    session.info[_PENDING] = [(t, e) for t, e in noted if not _within(t, undone)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session, transaction) -> None:
+    """A transaction ended without its commit writing them (closed, say): its entries go."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def verify_chain(anchor_id: int | None = None, anchor_hash: str | None = None) -> list[int]:
