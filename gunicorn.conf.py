@@ -85,35 +85,77 @@ def child_exit(server, worker):
 
 job_workers = int(os.environ.get("LETHE_JOB_WORKERS", 0))
 job_roles = tuple(r for r in os.environ.get("LETHE_JOB_ROLES", "").split(",") if r.strip())
-_job_pids: dict[int, int] = {}  # pid -> pidfd
-_stopping = threading.Event()
 log = logging.getLogger("lethe.worker")
+
+
+class JobWorkers:
+    """The job workers of one server. Kept on the arbiter (``server.lethe_job_workers``), not
+    in this module: a reload (SIGHUP) reads this file again into a new module, and the server
+    must still know, and stop, the workers it forked before."""
+
+    def __init__(self):
+        self.pids: dict[int, int] = {}  # pid -> pidfd (-1 where there are none)
+        self.clean: dict[int, int] = {}  # pid -> read end of its "I stopped as told" pipe
+        self.stopping = threading.Event()
+        self.died = False
+
+    def signal(self, pid: int, sig: int) -> None:
+        """Signal a job worker through its pidfd: never another process that took its pid
+        after the arbiter reaped it."""
+        try:
+            if self.pids[pid] >= 0:
+                signal.pidfd_send_signal(self.pids[pid], sig)
+            else:
+                os.kill(pid, sig)
+        except (ProcessLookupError, OSError):
+            pass
+
+    def ended(self, pid: int, timeout: float | None) -> bool:
+        fd = self.pids[pid]
+        if fd >= 0:  # Linux: a pidfd turns readable when its process ends
+            return bool(select.select([fd], [], [], timeout)[0])
+        waited = 0.0  # elsewhere: the arbiter reaps it, and then it is gone
+        while _alive(pid):
+            if timeout is not None and waited >= timeout:
+                return False
+            self.stopping.wait(0.1)
+            waited += 0.1
+        return True
+
+    def stopped_cleanly(self, pid: int) -> bool:
+        return os.read(self.clean[pid], 1) == b"x"
 
 
 def when_ready(server):
     """The master has loaded the app (preload_app) and listens: fork the job workers."""
-    if job_workers:
-        from rights.jobs import parse_roles
+    if not job_workers or getattr(server, "lethe_job_workers", None) is not None:
+        return  # none asked for, or a reload (SIGHUP): the running ones go on
+    from rights.jobs import parse_roles
 
-        parse_roles(job_roles)  # an unknown role stops the start, naming it
+    parse_roles(job_roles)  # an unknown role stops the start, naming it
+    server.lethe_job_workers = workers = JobWorkers()
     for _ in range(job_workers):
-        _fork_job_worker(server)
-    if _job_pids:
-        threading.Thread(target=_watch_job_workers, args=(server,), daemon=True).start()
+        _fork_job_worker(server, workers)
+    for pid in workers.pids:
+        threading.Thread(target=_watch, args=(server, workers, pid), daemon=True).start()
 
 
-def _fork_job_worker(server) -> None:
+def _fork_job_worker(server, workers: JobWorkers) -> None:
     app = getattr(server.app, "callable", None)
     gc.collect()
     gc.freeze()
     master = os.getpid()
+    clean_read, clean_write = os.pipe()
     pid = os.fork()
     if pid:
-        _job_pids[pid] = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else -1
+        os.close(clean_write)
+        workers.pids[pid] = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else -1
+        workers.clean[pid] = clean_read
         server.log.info("Booting job worker with pid: %s", pid)
         return
     code = 1
     try:
+        os.close(clean_read)
         # The child is a worker, not a server: no listening sockets, the arbiter's signal
         # handling undone (the worker loop sets its own), its own database connections.
         for listener in server.LISTENERS:
@@ -130,7 +172,8 @@ def _fork_job_worker(server) -> None:
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
-        serve(app, job_roles or None)
+        serve(app, job_roles or None)  # returns once told to stop, the item in hand done
+        os.write(clean_write, b"x")
         code = 0
     except BaseException:  # noqa: BLE001 - logged; the child must never return into gunicorn
         log.exception("job worker failed")
@@ -153,18 +196,15 @@ def _stop_when_orphaned(master: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _watch_job_workers(server) -> None:
-    """A job worker that exits while the server runs stops the server (see above)."""
-    fds = {fd: pid for pid, fd in _job_pids.items() if fd >= 0}
-    if fds:  # Linux: a pidfd turns readable when its process ends
-        select.select(list(fds), [], [])
-    else:  # elsewhere: the arbiter reaps it, and then it is gone
-        while all(_alive(pid) for pid in _job_pids):
-            _stopping.wait(1.0)
-    # The whole process group may have been told to stop (Ctrl-C, a supervisor): the master
-    # hears it a moment after its job worker did.
-    if not _stopping.wait(2.0):
-        server.log.error("a job worker exited: stopping the server")
+def _watch(server, workers: JobWorkers, pid: int) -> None:
+    """A job worker that ends while the server runs stops the server, with a failing exit
+    status (see above). One that stopped as told (the whole process group was: Ctrl-C, a
+    supervisor) is given the time the master takes to drain its web workers to say so."""
+    workers.ended(pid, None)
+    grace = server.cfg.graceful_timeout + 5 if workers.stopped_cleanly(pid) else 0.5
+    if not workers.stopping.wait(grace):
+        workers.died = True
+        server.log.error("job worker %s exited: stopping the server", pid)
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -177,22 +217,17 @@ def _alive(pid: int) -> bool:
 
 
 def on_exit(server):
-    """The server stops: the job workers finish the item in hand and exit."""
-    _stopping.set()
-    for pid in _job_pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for pid, fd in _job_pids.items():
-        if fd >= 0:
-            ended = select.select([fd], [], [], server.cfg.graceful_timeout)[0]
-        else:
-            waited = 0.0
-            while _alive(pid) and waited < server.cfg.graceful_timeout:
-                _stopping.wait(0.1)
-                waited += 0.1
-            ended = not _alive(pid)
-        if not ended:
+    """The server stops: the job workers finish the item in hand and exit. A server stopped
+    because one died exits with status 1, for a supervisor to restart it."""
+    workers = getattr(server, "lethe_job_workers", None)
+    if workers is None:
+        return
+    workers.stopping.set()
+    for pid in workers.pids:
+        workers.signal(pid, signal.SIGTERM)
+    for pid in workers.pids:
+        if not workers.ended(pid, server.cfg.graceful_timeout):
             server.log.warning("job worker %s did not stop in time: killed", pid)
-            os.kill(pid, signal.SIGKILL)
+            workers.signal(pid, signal.SIGKILL)
+    if workers.died:
+        raise SystemExit(1)
