@@ -6,6 +6,7 @@ and so that the read side (``lookup``) shares the state sets without importing t
 """
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from rights.errors import Invalid, InvalidTransition
 from rights.ledger import audit
@@ -99,7 +100,8 @@ def move(
     if moved.rowcount != 1:
         db.session.refresh(request)
         raise InvalidTransition(f"A request that is {request.status} cannot be {kind}.")
-    request.status = to
+    # What the statement above wrote, as the session's known state: not written again.
+    set_committed_value(request, "status", to)
     if to in TERMINAL:
         request.closed_at = utcnow()
     record_event(request, kind, actor, note, from_status=before, text=text)
