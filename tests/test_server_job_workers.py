@@ -24,7 +24,7 @@ import pytest
 from rights.holdings import records
 from rights.ledger import apikeys
 from storage.db import db
-from tests.processes import BIN, ROOT, _wait_up, free_port, server_env
+from tests.processes import BIN, ROOT, free_port, server_env, stop, wait_up
 
 CLIENTS = 50
 
@@ -53,16 +53,10 @@ def server(app, tmp_path):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(url, proc)
+        wait_up(url, proc)
         yield url, proc, log_path
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def _job_worker_pid(log_path) -> int:
