@@ -11,7 +11,6 @@ HTTP request that queued it (``request_id``; :mod:`storage.trace`).
 
 import logging
 import signal
-import threading
 from collections.abc import Iterable
 
 import click
@@ -71,18 +70,11 @@ def serve(app, roles: Iterable[str] | None = None, interval: float = 2.0) -> Non
     ``flask worker`` runs, and the job workers gunicorn forks (gunicorn.conf.py,
     LETHE_JOB_WORKERS) — there the lines go wherever gunicorn's process sends its logging."""
     chosen = jobs.parse_roles(roles or ())
-    stopping = threading.Event()
     with app.app_context():
         waiter = wakeup.Waiter(db.engine, chosen, interval)
-
-    def stop(signum, frame):
-        stopping.set()
-        waiter.interrupt()
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops at once
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = StopRequest(waiter)
+    signal.signal(signal.SIGTERM, stopping.handle)
+    signal.signal(signal.SIGINT, stopping.handle)
     log.info("worker started: roles %s, woken by %s", ",".join(chosen), _how(waiter))
     try:
         while not stopping.is_set():
@@ -92,7 +84,30 @@ def serve(app, roles: Iterable[str] | None = None, interval: float = 2.0) -> Non
                 waiter.wait(worked=any(counts.values()))
     finally:
         waiter.close()
+    # Stopped as told: more of the same signal while the process exits changes nothing (left
+    # at its default, one arriving during the interpreter's exit would end it with -SIGTERM).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     log.info("worker stopped")
+
+
+class StopRequest:
+    """SIGTERM or SIGINT asks the worker to stop. The handler takes no lock: Python runs it
+    between two bytecodes of the main thread, which may be inside a lock's critical section
+    (a ``threading.Event.set`` of an earlier signal) — a handler that set an Event again
+    waited forever on its own lock. It sets a flag and writes to the waiter's pipe."""
+
+    def __init__(self, waiter: wakeup.Waiter):
+        self.waiter = waiter
+        self.requested = False
+
+    def handle(self, signum, frame) -> None:
+        self.requested = True
+        self.waiter.interrupt()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops at once
+
+    def is_set(self) -> bool:
+        return self.requested
 
 
 def _round(app, roles, stop, *, once: bool = False) -> dict:

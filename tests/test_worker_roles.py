@@ -364,3 +364,19 @@ def test_sigterm_ends_an_idle_workers_long_wait_at_once(app, workers):
     assert worker.proc.wait(timeout=10) == 0, worker.output()
     assert time.monotonic() - stopped_at < 2.0
     assert "worker stopped" in worker.output() and "Traceback" not in worker.output()
+
+
+def test_a_storm_of_sigterms_still_stops_the_worker(app, workers):
+    """A handler that took a lock (threading.Event.set) could be run again, by the next signal,
+    inside its own critical section and wait on itself forever: CI caught a job worker hung
+    that way after its master died. SIGTERMs back to back until it is gone (the old handler
+    hung in about two runs of five): it stops, cleanly."""
+    worker = workers(app, "lethe-storm", "--interval", "30")
+    wait_for(lambda: worker.check_alive() or "worker started" in worker.output(), timeout=30)
+    time.sleep(0.5)
+    for _ in range(2000):
+        if worker.proc.poll() is not None:
+            break
+        worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=10) == 0, worker.output()
+    assert "worker stopped" in worker.output() and "Traceback" not in worker.output()
