@@ -83,10 +83,14 @@ def serve(app, roles: Iterable[str] | None = None, interval: float = 2.0) -> Non
                 # At once after a round that found work: a backlog is worked through.
                 waiter.wait(worked=any(counts.values()))
     finally:
+        # Stopped (or failing): more SIGTERMs while the process exits change nothing. Blocked,
+        # not ignored: the interpreter resets its handlers to the default as it exits (one
+        # arriving then would end it with -SIGTERM), and swapping the handler for SIG_IGN
+        # races a signal already caught ("Signal 15 ignored due to race condition" on
+        # stderr). Before the waiter's pipe closes: a handler run between its two ends'
+        # closing wrote into a pipe with no reader (BrokenPipeError, exit 1).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         waiter.close()
-    # Stopped as told: more of the same signal while the process exits changes nothing (left
-    # at its default, one arriving during the interpreter's exit would end it with -SIGTERM).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     log.info("worker stopped")
 
 

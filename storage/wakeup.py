@@ -112,6 +112,8 @@ class Waiter:
             os.write(self._wake_w, b"!")
         except BlockingIOError:
             pass  # the pipe is full: a wake-up is already pending
+        except OSError:
+            pass  # closed (the worker is stopping: a Ctrl-C then): nothing left to wake
 
     def close(self) -> None:
         if self._listener is not None:
