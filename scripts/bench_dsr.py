@@ -14,7 +14,9 @@ platform's key as verified requests (the platform has already checked who asks):
 measured as:
 
 - ``start-up``: from launching the server to its first 200 (``GET /``), and to ``/readyz``;
-- ``one erasure``: submit → receipt, one at a time (median and worst of --singles);
+- ``one erasure``: submit → receipt seen by the client, one at a time (median and worst of
+  --singles), and, on the server's clock, from the request's ``verified_at`` to its receipt's
+  ``issued_at`` (read from the database afterwards, so the client's polling is not in it);
 - ``20 access at once`` / ``20 erasures at once``: 20 clients start together, rate = 20 / the
   time until the last is done (median of --rounds rounds), with p50/p99 of each one's time;
 - ``500 queued``: 500 submitted by 20 clients as fast as the server takes them, rate = 500 /
@@ -186,6 +188,40 @@ def _seed(tree: Path, env: dict, members: int) -> str:
     if done.returncode:
         sys.exit(f"set-up failed:\n{done.stderr[-3000:]}")
     return done.stdout.strip().splitlines()[-1]
+
+
+# The server's own clock: from the request's verification to its receipt's issue, read from
+# the database (no client polling in between).
+SERVER_TIMES = """
+import json, os, sys
+from sqlalchemy import select
+from app import create_app
+from storage.db import db
+from storage.models import Receipt, RightsRequest
+app = create_app(None, instance_path=os.environ['LETHE_BENCH_INSTANCE'])
+ids = json.loads(sys.stdin.read())
+with app.app_context():
+    rows = db.session.execute(
+        select(RightsRequest.verified_at, Receipt.issued_at)
+        .join(Receipt, Receipt.request_id == RightsRequest.id)
+        .where(RightsRequest.id.in_(ids))
+    ).all()
+print(json.dumps([(issued - verified).total_seconds() for verified, issued in rows]))
+"""
+
+
+def _server_times(tree: Path, env: dict, ids: list[str]) -> list[float]:
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", SERVER_TIMES],
+        cwd=tree,
+        env=env,
+        input=json.dumps(ids),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.exit(f"reading the server's times failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _start(tree: Path, env: dict, port: int, shape: dict, log) -> list[subprocess.Popen]:
@@ -442,23 +478,28 @@ def _queued(port, key, members: Members, kind: str, n: int, clients: int = 20):
     return end - start, failures
 
 
-def _singles(port, key, members: Members, n: int) -> list[float]:
-    """Erasures one at a time: submit → receipt, polled every 2 ms on one connection."""
+def _singles(port, key, members: Members, n: int) -> tuple[list[tuple[float, float]], list[str]]:
+    """Erasures one at a time, polled every 2 ms on one connection: for each, (submit →
+    receipt, filing answered → receipt), and the requests' ids. The platform files them as
+    verified, so the request is verified before its filing is answered."""
     client = Client(port, key)
-    out = []
+    out, ids = [], []
     for _ in range(n):
         t0 = time.monotonic()
         request_id = client.file("erasure", members.to_erase())
         if request_id is None:
             continue
+        ids.append(request_id)
+        verified = time.monotonic()
         while not client.receipt(request_id):
             if time.monotonic() - t0 > 60:
                 break
             time.sleep(0.002)
         else:
-            out.append(time.monotonic() - t0)
+            done = time.monotonic()
+            out.append((done - t0, done - verified))
     client.close()
-    return out
+    return out, ids
 
 
 # ---------------------------------------------------------------- one set-up
@@ -495,24 +536,24 @@ def run_setup(args, database: str) -> dict:
             out["startup_s"] = _first_200(port, "/", procs, started)
             out["ready_s"] = _first_200(port, "/readyz", procs, started)
             with Memory([p.pid for p in procs]) as memory:
-                out["single_s"] = _singles(port, key, members, args.singles)
-                for kind in ("access", "erasure"):
+                out["single_s"], single_ids = _singles(port, key, members, args.singles)
+                out["single_server_s"] = _server_times(args.tree, env, single_ids)
+                for kind in ("access", "erasure") if not args.singles_only else ():
                     rounds = [
-                        _at_once(port, key, members, kind, args.at_once)
-                        for _ in range(args.rounds)
+                        _at_once(port, key, members, kind, args.at_once) for _ in range(args.rounds)
                     ]
                     out[f"{kind}_at_once"] = {
                         "rate": statistics.median(args.at_once / r[0] for r in rounds),
                         "times": [t for r in rounds for t in r[1]],
                         "failures": sum(r[2] for r in rounds),
                     }
-                for kind in ("access", "erasure"):
+                for kind in ("access", "erasure") if not args.singles_only else ():
                     seconds, failures = _queued(port, key, members, kind, args.queued)
                     out[f"{kind}_queued"] = {
                         "rate": args.queued / seconds,
                         "failures": failures,
                     }
-                for path in ("hello", "statement"):
+                for path in ("hello", "statement") if not args.singles_only else ():
                     count, statuses, seconds = api._drive(
                         port, _path_maker(path, key), 8, args.seconds
                     )
@@ -556,15 +597,20 @@ def report(database: str, out: dict) -> None:
         ("start-up to /readyz 200", f"{out['ready_s']:.2f} s"),
     ]
     single = out["single_s"]
-    if single:
-        rows.append(
-            (
-                "one erasure: submit -> receipt",
-                f"median {_ms(statistics.median(single))}, worst {_ms(max(single))}"
-                f" ({len(single)} runs)",
+    for label, times in (
+        ("one erasure: submit -> receipt", [s[0] for s in single]),
+        ("one erasure: filing answered -> receipt", [s[1] for s in single]),
+        ("one erasure: verified -> receipt issued (server)", out["single_server_s"]),
+    ):
+        if times:
+            rows.append(
+                (
+                    label,
+                    f"median {_ms(statistics.median(times))}, worst {_ms(max(times))}"
+                    f" ({len(times)} runs)",
+                )
             )
-        )
-    for kind in ("access", "erasure"):
+    for kind in ("access", "erasure") if "access_at_once" in out else ():
         r = out[f"{kind}_at_once"]
         times = r["times"] or [0.0]
         rows.append(
@@ -574,18 +620,19 @@ def report(database: str, out: dict) -> None:
                 f" p99 {_ms(_percentile(times, 99))}; failures {r['failures']})",
             )
         )
-    for kind in ("access", "erasure"):
+    for kind in ("access", "erasure") if "access_queued" in out else ():
         r = out[f"{kind}_queued"]
         rows.append((f"queued {kind}", f"{r['rate']:.1f} /s  (failures {r['failures']})"))
-    hello, statement = out["hello"], out["statement"]
-    rows.append(
-        (
-            "statement vs hello-world",
-            f"{statement['rate']:.0f} vs {hello['rate']:.0f} /s"
-            f" ({100 * statement['rate'] / max(hello['rate'], 1e-9):.0f} %)"
-            + (f"  unexpected {statement['unexpected']}" if statement["unexpected"] else ""),
+    if "hello" in out:
+        hello, statement = out["hello"], out["statement"]
+        rows.append(
+            (
+                "statement vs hello-world",
+                f"{statement['rate']:.0f} vs {hello['rate']:.0f} /s"
+                f" ({100 * statement['rate'] / max(hello['rate'], 1e-9):.0f} %)"
+                + (f"  unexpected {statement['unexpected']}" if statement["unexpected"] else ""),
+            )
         )
-    )
     mem = out["memory"]
     rows.append(
         (
@@ -635,10 +682,15 @@ def main() -> None:
         help="job workers as `flask worker` processes, not forked by gunicorn",
     )
     parser.add_argument("--tree", type=Path, default=ROOT)
+    parser.add_argument(
+        "--singles-only", action="store_true", help="start-up, one erasure at a time, memory"
+    )
     args = parser.parse_args()
     args.tree = args.tree.resolve()
     SETUPS["sqlite"].update(workers=args.sqlite_workers, threads=args.sqlite_threads)
     sys.path.insert(0, str(args.tree))
+    if args.singles_only:
+        args.rounds = args.queued = 0
     needed = args.singles + args.rounds * args.at_once + args.queued + 1
     if args.members < min(100, args.members // 4) + needed:
         sys.exit(f"--members must be at least {needed + min(100, args.members // 4)}")
