@@ -16,6 +16,7 @@ from cli import keys
 from cli import officers as officers_cli
 from cli import retention as retention_cli
 from cli import subscribers as subscribers_cli
+from cli import transparency as transparency_cli
 from cli.worker import worker
 from demo import loader as demo
 from demo import subscribers as demo_subscribers
@@ -149,3 +150,4 @@ def init_app(app: Flask) -> None:
     officers_cli.init_app(app)
     subscribers_cli.init_app(app)
     retention_cli.init_app(app)
+    transparency_cli.init_app(app)

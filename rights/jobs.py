@@ -10,7 +10,8 @@ Roles (``flask worker --role``) split the round so that one kind of work never w
 another — a million-row sweep never delays a verification email:
 
 - ``mail``: the outbox's emails;
-- ``jobs``: the outbox's jobs (erasure runs, resume-link emails);
+- ``jobs``: the outbox's jobs (erasure runs, resume-link emails), and the transparency log's
+  sequencer (receipts, statements and audit checkpoints appended, a checkpoint signed);
 - ``webhooks``: events fanned out to subscribers, and their deliveries;
 - ``sweeps``: retention, the shred of an ended key epoch, pictures held for review, and the
   audit trail's signed checkpoint. Retention and the shred run in one worker at a time across
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 from rights.delivery import outbox
 from rights.erasure import erasure, retention, shredding
-from rights.ledger import audit_checkpoints
+from rights.ledger import audit_checkpoints, transparency
 from rights.lifecycle import evidence, requests
 from rights.recipients import webhooks
 from storage.steps import Steps, run_steps
@@ -82,6 +83,10 @@ def round_steps(
         counts |= yield from outbox.deliver_due_steps(
             limit=limit, handlers=HANDLERS, kinds=kinds, stop=stop
         )
+    if "jobs" in roles and not stop():
+        # The transparency log's sequencer: what was signed since the last round, appended
+        # and a checkpoint signed (a read when nothing is queued).
+        counts["log_appended"] = yield from transparency.sequence_steps(stop)
     if "webhooks" in roles and not stop():
         counts["webhooks_events_fanned_out"] = yield from webhooks.fan_out_left_over_steps()
         delivered = yield from _webhook_steps(stop)

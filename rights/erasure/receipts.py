@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from retention_policies import policies
 from rights.erasure import record_keys
-from rights.ledger import audit, signing
+from rights.ledger import audit, signing, transparency
 from rights.lifecycle import notices
 from rights.recipients import told, webhooks
 from storage import epochs, vault, wording
@@ -156,6 +156,8 @@ def ensure_receipt_copy(request_id: str) -> Steps[None]:
                 issued_at=receipt.issued_at,
             )
         )
+        # Into the public log with the key store's copy: one commit, once per receipt.
+        transparency.queue(receipt.jws, "receipt")
         yield
 
 

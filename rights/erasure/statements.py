@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from rights.access import access
 from rights.erasure import erasure
 from rights.holdings.names import Names, facts
-from rights.ledger import audit, signing
+from rights.ledger import audit, signing, transparency
 from rights.lifecycle.outcomes import why_kept
 from rights.recipients import told, webhooks
 from storage import epochs, wording
@@ -107,6 +107,7 @@ def issue(receipt: Receipt) -> tuple[str, dict]:
             "jwks_url": f"{base}/.well-known/jwks.json",
         }
     token = signing.sign(claims, signing.STATEMENT_TYP)
+    transparency.queue(token, "statement")
     audit.record(
         "former-member",
         "statement.issued",

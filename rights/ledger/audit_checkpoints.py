@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, select
 
 from rights.errors import InvalidSignature
-from rights.ledger import audit, signing
+from rights.ledger import audit, signing, transparency
 from storage.clock import utcnow
 from storage.db import db
 from storage.models import AuditCheckpoint, AuditEvent
@@ -83,6 +83,7 @@ def write() -> AuditCheckpoint | None:
         jws=signing.sign(claims, CHECKPOINT_TYP),
     )
     db.session.add(row)
+    transparency.queue(row.jws, "audit-checkpoint")
     db.session.flush()
     return row
 

@@ -155,8 +155,20 @@ def rotate(actor: str) -> str:
 
 
 def _private_key(row: SigningKey) -> OKPKey:
-    raw = vault.unseal(_seal_label(row.kid), row.private_key_enc)
-    return OKPKey.import_key(Ed25519PrivateKey.from_private_bytes(raw))
+    return OKPKey.import_key(ed25519_private_key(row))
+
+
+def ed25519_private_key(row: SigningKey) -> Ed25519PrivateKey:
+    """The key's private half, unsealed (for the transparency log's note signatures)."""
+    return Ed25519PrivateKey.from_private_bytes(
+        vault.unseal(_seal_label(row.kid), row.private_key_enc)
+    )
+
+
+def raw_public_key(row: SigningKey) -> bytes:
+    """The key's 32-byte Ed25519 public key (the JWK's ``x``)."""
+    x = row.public_jwk["x"]
+    return base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
 
 
 def sign(payload: dict, typ: str) -> str:

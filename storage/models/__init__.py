@@ -2,8 +2,9 @@
 rights ledger — requests (``requests``), side effects and their delivery (``delivery``),
 officers and API keys (``accounts``), the audit trail (``audit``), what erasure leaves
 (``erasure``), retention (``retention``), restrictions and incidents (``contest``), the leases
-on work one worker at a time may do (``leases``); and the key
-store (``keystore``, a separate database, where some of the others' tables live too)."""
+on work one worker at a time may do (``leases``), the transparency log (``transparency``); and
+the key store (``keystore``, a separate database, where some of the others' tables live
+too)."""
 
 from storage.models.accounts import ApiKey, Officer
 from storage.models.audit import AuditCheckpoint, AuditEvent, SigningKey
@@ -45,6 +46,7 @@ from storage.models.requests import (
     VerificationToken,
 )
 from storage.models.retention import LegalHold, RetentionRun
+from storage.models.transparency import LogCheckpoint, LogLeaf, LogNode, LogPending
 
 __all__ = [
     "ApiKey",
@@ -64,6 +66,10 @@ __all__ = [
     "Incident",
     "IncidentRecord",
     "LegalHold",
+    "LogCheckpoint",
+    "LogLeaf",
+    "LogNode",
+    "LogPending",
     "InfluenceScore",
     "InfluenceTopic",
     "Member",
