@@ -7,7 +7,6 @@ code; failure modes (a tampered, removed or reordered leaf, a fork, a truncated 
 import base64
 import hashlib
 
-import pytest
 from sqlalchemy import func, select
 
 from rights import jobs
@@ -17,7 +16,7 @@ from rights.lifecycle import requests
 from storage.db import db
 from storage.models import LogCheckpoint, LogLeaf, LogNode, LogPending
 from tests import factories
-from tests.test_merkle import ref_verify_consistency, ref_verify_inclusion
+from tests.test_merkle import ref_verify_inclusion
 
 LOG = "/.well-known/transparency"
 
@@ -95,3 +94,67 @@ def test_statements_and_audit_checkpoints_are_appended_too(app):
         assert kinds[_leaf(statement)] == "statement"
         assert kinds[_leaf(checkpoint.jws)] == "audit-checkpoint"
         assert db.session.execute(select(func.count(LogPending.id))).scalar_one() == 0
+
+
+# --- the pages ---------------------------------------------------------------------------
+
+from tests.test_receipt_pages import VERIFY, _own_page, _text  # noqa: E402
+from tests.test_receipt_pages import erased as erased  # noqa: E402, F401 - the fixture
+
+
+def test_the_receipt_page_and_the_verification_page_say_where_the_log_has_it(app, erased):
+    client, resp = _own_page(app, erased)
+    text = _text(resp)
+    assert "It is being added to our public log" in text  # queued: the worker has not run
+    resp = client.post(VERIFY, data={"document": erased["receipt"]})
+    assert "It is being added to our public log" in _text(resp)
+
+    with app.app_context():
+        jobs.run_due(roles=["jobs"])
+        head = transparency.latest()
+        index = db.session.execute(
+            select(LogLeaf.index).where(LogLeaf.leaf_hash == _leaf(erased["receipt"]))
+        ).scalar_one()
+    said = (
+        f"It is in our public log of everything we sign, at position {index + 1} of "
+        f"{head.size}, and we have just checked the proof of it"
+    )
+    _, resp = _own_page(app, erased)
+    assert said in _text(resp)
+    resp = client.post(VERIFY, data={"document": erased["receipt"]})
+    assert said in _text(resp)
+    # The statement the fixture signed is in the log too.
+    resp = client.post(VERIFY, data={"document": erased["statement"]})
+    assert "It is in our public log" in _text(resp)
+
+
+def test_a_receipt_whose_proof_fails_is_called_out_on_the_page(app, erased):
+    with app.app_context():
+        _queue_documents(3)  # a tree of several leaves: the receipt's proof has a path
+        jobs.run_due(roles=["jobs"])
+        index = db.session.execute(
+            select(LogLeaf.index).where(LogLeaf.leaf_hash == _leaf(erased["receipt"]))
+        ).scalar_one()
+        # Someone with the key store's rows rewrites the rest of the tree.
+        db.session.execute(
+            LogNode.__table__.update()
+            .where(~((LogNode.level == 0) & (LogNode.idx == index)))
+            .values(hash=b"\x00" * 32)
+        )
+        db.session.commit()
+    client = app.test_client()
+    resp = client.post(VERIFY, data={"document": erased["receipt"]})
+    assert "the proof of it does not check out" in _text(resp)
+
+
+def test_a_document_the_log_never_saw_is_said_so(app, client):
+    with app.app_context():
+        assert transparency.placement("not.a.document") is None
+        transparency.queue("not.a.document", "statement")
+        db.session.commit()
+        assert transparency.placement("not.a.document").index is None
+        jobs.run_due(roles=["jobs"])
+        placement = transparency.placement("not.a.document")
+        assert (placement.index, placement.size, placement.checked) == (0, 1, True)
+        assert placement.position == 1
+        assert db.session.execute(select(func.count(LogCheckpoint.size))).scalar_one() == 1

@@ -127,6 +127,9 @@ def issue_receipt(request: RightsRequest, erasure: ErasureRun) -> None:
             record_key_sealed=vault.seal(f"record-key:{receipt_id}", record_key.encode()),
         )
     )
+    # Into the public log, queued with the receipt (ensure_receipt_copy repairs it if the
+    # key store's part of this commit did not land).
+    transparency.queue(token, "receipt")
     # The last message to this person: sealed with the service key, since theirs goes next.
     notices.erased(request, record_key, token)
     audit.record(
@@ -156,8 +159,9 @@ def ensure_receipt_copy(request_id: str) -> Steps[None]:
                 issued_at=receipt.issued_at,
             )
         )
-        # Into the public log with the key store's copy: one commit, once per receipt.
-        transparency.queue(receipt.jws, "receipt")
+        # The copy was missing, so the receipt's commit may not have reached the key store:
+        # its place in the public log's queue too.
+        transparency.queue_once(receipt.jws, "receipt")
         yield
 
 

@@ -100,6 +100,18 @@ def queue(jws: str, kind: str) -> None:
     wakeup.notify("jobs")
 
 
+def queue_once(jws: str, kind: str) -> None:
+    """:func:`queue`, unless the document is already queued or in the log (a repair)."""
+    leaf = leaf_hash_of(jws)
+    if leaf_index(leaf) is None and not _queued(leaf):
+        queue(jws, kind)
+
+
+def _queued(leaf: bytes) -> bool:
+    found = db.session.execute(select(LogPending.id).where(LogPending.leaf_hash == leaf).limit(1))
+    return found.first() is not None
+
+
 def has_pending() -> bool:
     """Whether anything waits to be appended (a read; no lock)."""
     return db.session.execute(select(LogPending.id).limit(1)).first() is not None
@@ -257,10 +269,7 @@ def placement(jws: str) -> Placement | None:
     head = latest()
     index = leaf_index(leaf)
     if index is None or head is None or index >= head.size:
-        queued = db.session.execute(
-            select(LogPending.id).where(LogPending.leaf_hash == leaf).limit(1)
-        ).first()
-        if queued is None and index is None:
+        if index is None and not _queued(leaf):
             return None
         return Placement(index=None, size=head.size if head else 0, checked=False)
     proof = merkle.inclusion_proof(index, head.size, _nodes)

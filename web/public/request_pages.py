@@ -11,6 +11,7 @@ from flask_babel import ngettext
 from rights.erasure import erasure
 from rights.errors import InvalidTransition, RightsError
 from rights.holdings import restrictions
+from rights.ledger import transparency
 from rights.lifecycle import evidence, requests
 from rights.lifecycle.registry import handler_for
 from rights.reports import request_page
@@ -39,6 +40,7 @@ def request_status(reference: str, answer_form=None, status=200):
         **vars(page),
         record_key=record_key,
         unreadable=_unreadable_in_words(page.unrecoverable) if page.receipt else None,
+        in_log=transparency.placement(page.receipt.jws) if page.receipt else None,
         answer_form=answer_form if page.awaiting_answer else None,
         form=EmptyForm(),
         now=utcnow(),

@@ -25,7 +25,7 @@ from wtforms.validators import Length
 
 from rights.erasure import statements
 from rights.errors import InvalidSignature
-from rights.ledger import signing
+from rights.ledger import signing, transparency
 from storage.wording import N_
 from web.extensions import limiter
 from web.public import bp, limit
@@ -194,6 +194,8 @@ def _result(token: str, typ: str, claims: dict) -> dict:
         "key": _kid(token),
         "words": words,
         "claims": json.dumps(claims, indent=2, sort_keys=True, ensure_ascii=False),
+        # Where the public log has it (looked up by the document's hash, which names no one).
+        "in_log": transparency.placement(token),
     }
 
 
