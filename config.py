@@ -45,6 +45,10 @@ DEFAULTS = {
     "PREFERRED_URL_SCHEME": None,
     # The platform people know: public pages and emails carry its name; Lethe is the service
     # behind it (the officers' dashboard keeps Lethe's name).
+    # The transparency log's name (its checkpoints' origin line and signature key name),
+    # e.g. "privacy.example.com/transparency". Unset: PUBLIC_URL's host and path +
+    # "/transparency". Witnesses keep it: choose it once.
+    "TRANSPARENCY_ORIGIN": None,
     "PLATFORM_NAME": "Perkly",
     "CONTROLLER_NAME": "Perkly Inc.",
     "CONTROLLER_CONTACT": "privacy@perkly.example",
@@ -201,6 +205,17 @@ def load(app: Flask, test_config: dict | None) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"LETHE_{name} must be 32 random bytes, base64url-encoded")
+    origin = app.config.get("TRANSPARENCY_ORIGIN")
+    if origin is not None and (
+        not isinstance(origin, str)
+        or not origin
+        or "+" in origin
+        or any(c.isspace() or not c.isprintable() for c in origin)
+    ):
+        raise ConfigError(
+            "LETHE_TRANSPARENCY_ORIGIN must be one word with no spaces and no '+', "
+            "e.g. privacy.example.com/transparency"
+        )
     if app.config["ENV_NAME"] == "production":
         app.config["SESSION_COOKIE_SECURE"] = True
         if app.config["MAIL_BACKEND"] == "file":

@@ -7,8 +7,10 @@ code; failure modes (a tampered, removed or reordered leaf, a fork, a truncated 
 import base64
 import hashlib
 
+import pytest
 from sqlalchemy import func, select
 
+from config import ConfigError
 from rights import jobs
 from rights.erasure import erasure, statements
 from rights.ledger import audit_checkpoints, signed_note, transparency
@@ -158,3 +160,23 @@ def test_a_document_the_log_never_saw_is_said_so(app, client):
         assert (placement.index, placement.size, placement.checked) == (0, 1, True)
         assert placement.position == 1
         assert db.session.execute(select(func.count(LogCheckpoint.size))).scalar_one() == 1
+
+
+# --- the log's name ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", ["has space", "a+b", "", "tab\there"])
+def test_a_malformed_log_origin_stops_the_start(app_factory, origin):
+    with pytest.raises(ConfigError, match="TRANSPARENCY_ORIGIN"):
+        app_factory(TRANSPARENCY_ORIGIN=origin)
+
+
+def test_the_origin_names_the_log_and_its_signer(app_factory):
+    app = app_factory(TRANSPARENCY_ORIGIN="privacy.example.com/log")
+    with app.app_context():
+        _queue_documents(2)
+        jobs.run_due(roles=["jobs"])
+        note = transparency.latest().note
+        assert note.startswith("privacy.example.com/log\n2\n")
+        assert "\n\n\u2014 privacy.example.com/log " in note
+        assert all(k.startswith("privacy.example.com/log+") for k in transparency.verifier_keys())
