@@ -31,12 +31,9 @@ def _fetch(url: str) -> str:
 def sequence() -> None:
     """Append everything queued and sign a checkpoint (the worker does this on its own)."""
     total = 0
-    while True:
+    while transparency.has_pending():
         with unit_of_work():
-            count = transparency.sequence()
-        total += count
-        if count == 0:
-            break
+            total += transparency.sequence()
     head = transparency.latest()
     click.echo(f"appended {total}; the log has {head.size if head else 0} entries")
 
@@ -65,13 +62,15 @@ def verify(saved: Path, url: str | None, keys_file: Path | None) -> None:
     base = (url or current_app.config["PUBLIC_URL"]).rstrip("/")
     keys_file = keys_file or saved.with_name(saved.name + ".keys")
     try:
-        if keys_file.exists():
-            keys = keys_file.read_text().split()
-        else:
-            keys = _fetch(f"{base}{LOG}/keys").split()
+        first_keys = not keys_file.exists()
+        keys = (_fetch(f"{base}{LOG}/keys") if first_keys else keys_file.read_text()).split()
+        new_note = _fetch(f"{base}{LOG}/checkpoint")
+        if first_keys:
+            # Kept only once they verify the log's checkpoint: a log that has signed nothing
+            # yet leaves nothing behind to trust.
+            witness.open_checkpoint(new_note, keys)
             keys_file.write_text("".join(f"{k}\n" for k in keys))
             click.echo(f"trusting the log's keys as published now, kept in {keys_file}")
-        new_note = _fetch(f"{base}{LOG}/checkpoint")
         if not saved.exists():
             checkpoint = witness.open_checkpoint(new_note, keys)
             saved.write_text(new_note)

@@ -8,6 +8,7 @@ who does not already hold the document."""
 
 import base64
 import binascii
+import re
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -16,11 +17,21 @@ from web.api.errors import error_response
 
 bp = Blueprint("wellknown", __name__)
 LOG = "/.well-known/transparency"
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _public(response: Response, max_age: int) -> Response:
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.after_request
+def _readable_from_anywhere(response: Response) -> Response:
+    """Error answers too: a verifier in a browser on another origin reads why (a 404's
+    "no such leaf", a 400's fields), not a CORS failure."""
+    response.headers.setdefault("Access-Control-Allow-Origin", "*")
     return response
 
 
@@ -101,21 +112,21 @@ def _bad(field: str, message: str):
     return error_response(400, "bad_request", message, {field: [message]})
 
 
+MAX_SIZE = 2**63 - 1  # the largest index either database stores
+
+
 def _size(text: str) -> int | None:
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not _DIGITS.fullmatch(text):
         return None
     number = int(text)
-    return number if number >= 1 else None
+    return number if 1 <= number <= MAX_SIZE else None
 
 
 def _hash(text: str) -> bytes | None:
     """32 bytes from hex (64 digits) or base64 (standard or URL-safe, padded or not)."""
     text = text.strip()
-    if len(text) == 64:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            return None
+    if _HEX.fullmatch(text):
+        return bytes.fromhex(text)
     if len(text) in (43, 44):
         try:
             raw = base64.b64decode(

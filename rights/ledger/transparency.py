@@ -171,11 +171,8 @@ def sequence_steps(stop=lambda: False) -> Steps[int]:
     nothing is queued: no lock taken)."""
     appended = 0
     while not stop() and has_pending():
-        count = sequence()
+        appended += sequence()  # 0 when a whole batch was already in the log: go on
         yield
-        appended += count
-        if count == 0:
-            break
     return appended
 
 
