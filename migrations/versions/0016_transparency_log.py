@@ -73,23 +73,27 @@ def _backfill(pending):
     sequencer appends them before anything newer. Holdings statements were never stored, so
     only those issued from now on are in the log."""
     conn = op.get_bind()
+    # Typed: SQLite hands an untyped timestamp back as text, which a DateTime column refuses.
+    # Ties (the same instant) in id order: a receipt's id is text, a checkpoint's a number.
     documents = sa.union_all(
         sa.select(
             sa.literal('receipt').label('kind'),
-            sa.column('jws'),
-            sa.column('issued_at').label('at'),
-            sa.column('id').cast(sa.String()).label('ref'),
+            sa.column('jws', sa.Text()),
+            sa.column('issued_at', sa.DateTime(timezone=True)).label('at'),
+            sa.literal(0).label('num'),
+            sa.column('id', sa.String()).label('ref'),
         ).select_from(sa.table('receipt_records')),
         sa.select(
             sa.literal('audit-checkpoint').label('kind'),
-            sa.column('jws'),
-            sa.column('created_at').label('at'),
-            sa.column('id').cast(sa.String()).label('ref'),
+            sa.column('jws', sa.Text()),
+            sa.column('created_at', sa.DateTime(timezone=True)).label('at'),
+            sa.column('id', sa.Integer()).label('num'),
+            sa.literal('').label('ref'),
         ).select_from(sa.table('audit_checkpoints')),
     ).subquery()
     rows = conn.execute(
         sa.select(documents.c.kind, documents.c.jws, documents.c.at).order_by(
-            documents.c.at, documents.c.kind, documents.c.ref
+            documents.c.at, documents.c.kind, documents.c.num, documents.c.ref
         )
     )
     batch = []
