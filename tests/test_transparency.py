@@ -180,3 +180,33 @@ def test_the_origin_names_the_log_and_its_signer(app_factory):
         assert note.startswith("privacy.example.com/log\n2\n")
         assert "\n\n\u2014 privacy.example.com/log " in note
         assert all(k.startswith("privacy.example.com/log+") for k in transparency.verifier_keys())
+
+
+# --- the API -----------------------------------------------------------------------------
+
+
+def test_the_api_says_where_the_log_has_a_completed_erasures_receipt(app, client):
+    from rights.ledger import apikeys
+
+    scopes = ["requests:write", "requests:verified", "requests:read"]
+    with app.app_context():
+        _, key = apikeys.create("platform", scopes, actor="t")
+        factories.member(1)
+        factories.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    resp = client.post(
+        "/api/v1/requests",
+        json={"type": "erasure", "member_id": "m-1", "verified": True},
+        headers=headers,
+    )
+    assert resp.status_code == 201, resp.get_json()
+    request_id = resp.get_json()["id"]
+    with app.app_context():
+        # One round: the erasure's job signs and queues the receipt, the sequencer appends it.
+        jobs.run_due(roles=["jobs"])
+    result = client.get(f"/api/v1/requests/{request_id}", headers=headers).get_json()["result"]
+    placed = result["transparency_log"]
+    assert placed["leaf_hash"] == _leaf(result["receipt"]).hex()
+    assert placed["leaf_index"] is not None and placed["tree_size"] > placed["leaf_index"]
+    proof = _inclusion(client, bytes.fromhex(placed["leaf_hash"]), placed["tree_size"]).get_json()
+    assert proof["leaf_index"] == placed["leaf_index"]

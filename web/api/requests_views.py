@@ -5,7 +5,7 @@ from flask import g, request, url_for
 
 from rights.erasure import erasure
 from rights.errors import Forbidden
-from rights.ledger import apikeys
+from rights.ledger import apikeys, transparency
 from rights.lifecycle import requests
 from web.api import schemas
 from web.api.blueprint import bp
@@ -60,6 +60,13 @@ def _result(req, record_key: str | None) -> dict:
         receipt = erasure.receipt_for(req)
         if receipt is not None:
             result["receipt"] = receipt.jws
+            placement = transparency.placement(receipt.jws)
+            if placement is not None:
+                result["transparency_log"] = {
+                    "leaf_index": placement.index,
+                    "tree_size": placement.size,
+                    "leaf_hash": transparency.leaf_hash_of(receipt.jws).hex(),
+                }
         if record_key is not None:
             result["record_key"] = record_key
     elif req.type == "portability":

@@ -69,6 +69,23 @@ class ExtensionOut(Part):
     reason = fields.String(allow_none=True)
 
 
+class LogPlacementOut(Part):
+    """Where the public transparency log has a receipt (README, "The transparency log")."""
+
+    leaf_index = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "From 0; null while the receipt waits to be appended"},
+    )
+    tree_size = fields.Integer(
+        required=True, metadata={"description": "The latest signed checkpoint's size"}
+    )
+    leaf_hash = fields.String(
+        required=True,
+        metadata={"description": "hex SHA-256(0x00 || SHA-256(receipt)): ask for its proof"},
+    )
+
+
 class ResultOut(Part):
     """A completed request's result (what RequestOut.result says of it)."""
 
@@ -80,6 +97,7 @@ class ResultOut(Part):
     downloads = fields.String(validate=validate.OneOf(["expired"]))
     receipt = fields.String(metadata={"description": "JWS, typ lethe-receipt+jws"})
     record_key = fields.String(metadata={"description": "shown once"})
+    transparency_log = fields.Nested(LogPlacementOut)
 
 
 class RequestOut(Schema):
@@ -105,7 +123,8 @@ class RequestOut(Schema):
             "description": "Present once the request is completed. To the key that filed it: "
             "for access a link to the report, for portability links to the JSON and zip "
             "exports (until expires_at; then downloads is 'expired'), for erasure the signed "
-            "deletion receipt and, on the first read only, the record key."
+            "deletion receipt, where the public transparency log has it, and, on the first "
+            "read only, the record key."
         },
     )
 
