@@ -210,3 +210,28 @@ def test_the_api_says_where_the_log_has_a_completed_erasures_receipt(app, client
     assert placed["leaf_index"] is not None and placed["tree_size"] > placed["leaf_index"]
     proof = _inclusion(client, bytes.fromhex(placed["leaf_hash"]), placed["tree_size"]).get_json()
     assert proof["leaf_index"] == placed["leaf_index"]
+
+
+# --- /metrics ------------------------------------------------------------------------------
+
+
+def test_metrics_show_the_logs_size_and_its_backlog(app, client):
+    from freezegun import freeze_time
+
+    from tests.test_operations import scrape, value
+
+    samples = scrape(client)
+    assert value(samples, "lethe_transparency_log_size") == 0
+    assert value(samples, "lethe_transparency_log_pending") == 0
+    assert value(samples, "lethe_transparency_log_oldest_pending_age_seconds") == 0
+    with app.app_context(), freeze_time("2026-11-29 12:00:00"):
+        _queue_documents(3)
+    with freeze_time("2026-11-29 12:01:30"):
+        samples = scrape(client)
+    assert value(samples, "lethe_transparency_log_pending") == 3
+    assert value(samples, "lethe_transparency_log_oldest_pending_age_seconds") == 90
+    with app.app_context():
+        jobs.run_due(roles=["jobs"])
+    samples = scrape(client)
+    assert value(samples, "lethe_transparency_log_size") == 3
+    assert value(samples, "lethe_transparency_log_pending") == 0

@@ -217,6 +217,21 @@ def _ledger_families(figures: metrics.Figures | None) -> list:
             "Entries in the audit trail's hash chain since it began.",
             values={(): figures.audit_chain_length},
         ),
+        _gauge(
+            "lethe_transparency_log_size",
+            "Leaves in the transparency log's latest signed checkpoint.",
+            values={(): figures.log_size},
+        ),
+        _gauge(
+            "lethe_transparency_log_pending",
+            "Signed documents waiting to be appended to the transparency log.",
+            values={(): figures.log_pending},
+        ),
+        _gauge(
+            "lethe_transparency_log_oldest_pending_age_seconds",
+            "Age of the oldest document waiting for the log (0: none waits).",
+            values={(): figures.log_oldest_pending_seconds},
+        ),
     ]
 
 

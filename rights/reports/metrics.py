@@ -10,7 +10,7 @@ kinds, states, buckets): never a reference, an address, a name or a token.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, func, select
 
@@ -21,6 +21,8 @@ from storage.models import (
     AuditCheckpoint,
     AuditEvent,
     Delivery,
+    LogCheckpoint,
+    LogPending,
     OutboxMessage,
     RetentionRun,
     RightsRequest,
@@ -44,6 +46,9 @@ class Figures:
     last_sweep_at: datetime | None
     last_sweep_rows: dict[str, int]  # outcome -> rows, over each policy's latest run
     audit_chain_length: int
+    log_size: int  # the transparency log's latest signed checkpoint
+    log_pending: int  # signed documents waiting for the sequencer
+    log_oldest_pending_seconds: float
 
     @property
     def webhook_dead_letters(self) -> int:
@@ -109,15 +114,43 @@ def _last_sweep() -> tuple[datetime | None, dict[str, int]]:
     return (max(finished) if finished else None), totals
 
 
-def _audit_chain_length() -> int:
-    """Entries since the chain began, as the checkpoints count them (retention's pruning does
-    not shorten it): the latest checkpoint's count plus the entries after it, so the count
-    reads a few dozen rows at most rather than the whole trail."""
-    checkpoint = db.session.execute(
+def _key_store(now: datetime) -> tuple[tuple[int, int] | None, dict]:
+    """What the figures read from the key store, in one statement: the latest audit
+    checkpoint's (last_id, entries), and the transparency log — its size (the latest signed
+    checkpoint) and what waits for the sequencer (a backlog that grows says the worker's
+    ``jobs`` role is not running)."""
+    latest_audit = (
         select(AuditCheckpoint.last_id, AuditCheckpoint.entries)
         .order_by(AuditCheckpoint.id.desc())
         .limit(1)
-    ).first()
+        .subquery()
+    )
+    row = db.session.execute(
+        select(
+            select(latest_audit.c.last_id).scalar_subquery().label("last_id"),
+            select(latest_audit.c.entries).scalar_subquery().label("entries"),
+            select(func.max(LogCheckpoint.size)).scalar_subquery().label("log_size"),
+            select(func.count(LogPending.id)).scalar_subquery().label("pending"),
+            select(func.min(LogPending.queued_at)).scalar_subquery().label("oldest"),
+        )
+    ).one()
+    oldest = row.oldest
+    if isinstance(oldest, str):  # SQLite: a bare scalar subquery comes back as text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    audit = None if row.last_id is None else (row.last_id, row.entries)
+    return audit, {
+        "log_size": row.log_size or 0,
+        "log_pending": row.pending,
+        "log_oldest_pending_seconds": max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+    }
+
+
+def _audit_chain_length(checkpoint: tuple[int, int] | None) -> int:
+    """Entries since the chain began, as the checkpoints count them (retention's pruning does
+    not shorten it): the latest checkpoint's count plus the entries after it, so the count
+    reads a few dozen rows at most rather than the whole trail."""
     after = select(func.count(AuditEvent.id))
     if checkpoint is None:
         return db.session.execute(after).scalar_one()
@@ -129,6 +162,7 @@ def figures(now: datetime | None = None) -> Figures:
     now = now or utcnow()
     backlog, oldest = _outbox(now)
     last_sweep_at, last_sweep_rows = _last_sweep()
+    audit, log = _key_store(now)
     return Figures(
         requests_open=_requests_open(now),
         outbox_backlog=backlog,
@@ -136,5 +170,6 @@ def figures(now: datetime | None = None) -> Figures:
         webhook_deliveries=_deliveries(),
         last_sweep_at=last_sweep_at,
         last_sweep_rows=last_sweep_rows,
-        audit_chain_length=_audit_chain_length(),
+        audit_chain_length=_audit_chain_length(audit),
+        **log,
     )
