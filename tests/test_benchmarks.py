@@ -77,6 +77,11 @@ BENCHMARKS = [
         DB,
     ),
     Bench("bench_shred.py --keys 100 --batch 40", r"^shred: 100 keys re-wrapped in [\d.]+ s", DB),
+    Bench(
+        "bench_transparency.py --leaves 3000 --fill 1000 --queue-sample 100 --proofs 50 --http 5",
+        r"^  last +\d+ batches +[\d,]+ /s",
+        DB,
+    ),
     Bench("bench_webhooks.py --events 20 --rounds 1 --profile", r"^worker / plain [\d.]+x", DB),
     # Its own SQLite databases: a real gunicorn beside the suite's (no PostgreSQL option here).
     Bench(

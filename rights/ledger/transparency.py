@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import delete, func, insert, select
 
 from rights.ledger import merkle, signed_note, signing
 from storage import wakeup
@@ -190,19 +190,24 @@ def _sign(size: int, root: bytes) -> str:
 
 
 def _nodes(wanted: set[merkle.Node]) -> dict[merkle.Node, bytes]:
-    """Stored hashes of ``wanted`` complete subtrees, a few hundred per query."""
+    """Stored hashes of ``wanted`` complete subtrees: one ``level = ? AND idx IN (…)`` look-up
+    per level, a search of the primary key each. (A row-value ``(level, idx) IN (…)`` is a
+    scan of the whole table on SQLite: 261 ms for 23 nodes at a million leaves, against
+    0.1 ms.)"""
+    by_level: dict[int, list[int]] = {}
+    for level, idx in wanted:
+        by_level.setdefault(level, []).append(idx)
     found: dict[merkle.Node, bytes] = {}
-    wanted_list = sorted(wanted)
-    for start in range(0, len(wanted_list), _NODES_PER_QUERY):
-        chunk = wanted_list[start : start + _NODES_PER_QUERY]
-        rows = db.session.execute(
-            select(LogNode.level, LogNode.idx, LogNode.hash).where(
-                tuple_(LogNode.level, LogNode.idx).in_(chunk)
+    for level, indexes in sorted(by_level.items()):
+        for start in range(0, len(indexes), _NODES_PER_QUERY):
+            chunk = indexes[start : start + _NODES_PER_QUERY]
+            rows = db.session.execute(
+                select(LogNode.idx, LogNode.hash).where(
+                    LogNode.level == level, LogNode.idx.in_(chunk)
+                )
             )
-        )
-        found.update({(row.level, row.idx): row.hash for row in rows})
-    missing = wanted - found.keys()
-    if missing:
+            found.update({(level, row.idx): row.hash for row in rows})
+    if wanted - found.keys():
         raise LogError("the log's stored hashes are incomplete")
     return found
 
