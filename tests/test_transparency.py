@@ -235,3 +235,62 @@ def test_metrics_show_the_logs_size_and_its_backlog(app, client):
     samples = scrape(client)
     assert value(samples, "lethe_transparency_log_size") == 3
     assert value(samples, "lethe_transparency_log_pending") == 0
+
+
+# --- lock order --------------------------------------------------------------------------
+
+
+def test_a_statement_and_another_signer_at_once_do_not_wait_on_each_other(app_factory, monkeypatch):
+    """Found by review: on SQLite a statement wrote its queue row (the key store's write lock)
+    before its audit entry (the main database's, at commit), while a transaction that wrote
+    the main database first and then queued a document took them the other way: both waited
+    out the busy timeout and failed. Now queue rows are written last, at commit: every
+    transaction takes the main database's lock first."""
+    import threading
+    import time
+
+    from sqlalchemy import update
+
+    import storage.db as sdb
+    from rights.erasure import receipts
+    from storage.models import Subject
+
+    monkeypatch.setattr(sdb, "SQLITE_BUSY_TIMEOUT_MS", 3000)
+    app = app_factory()
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("SQLite's database-wide write locks")
+        record_key = receipts.reveal_record_key(_erase(1))
+        db.session.commit()
+        for engine in db.engines.values():
+            engine.dispose()  # new connections take the shorter busy timeout
+    holding = threading.Event()
+    out = {}
+
+    def sign_something():
+        # The main database first (a record written), then a signed document queued.
+        with app.app_context():
+            try:
+                # Any write to the main database only: its write lock is taken.
+                db.session.execute(
+                    update(Subject).where(Subject.id == "nobody").values(closed_at=None)
+                )
+                holding.set()
+                time.sleep(1.0)  # the statement is asked for meanwhile
+                transparency.queue("doc.signed.meanwhile", "statement")
+                db.session.commit()
+                out["signer"] = "ok"
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion
+                out["signer"] = repr(exc)[:200]
+
+    def run_statement():
+        holding.wait(timeout=10)
+        resp = app.test_client().post("/api/v1/statements", json={"record_key": record_key})
+        out["statement"] = resp.status_code
+
+    threads = [threading.Thread(target=sign_something), threading.Thread(target=run_statement)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert out == {"signer": "ok", "statement": 200}

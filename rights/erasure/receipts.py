@@ -127,9 +127,6 @@ def issue_receipt(request: RightsRequest, erasure: ErasureRun) -> None:
             record_key_sealed=vault.seal(f"record-key:{receipt_id}", record_key.encode()),
         )
     )
-    # Into the public log, queued with the receipt (ensure_receipt_copy repairs it if the
-    # key store's part of this commit did not land).
-    transparency.queue(token, "receipt")
     # The last message to this person: sealed with the service key, since theirs goes next.
     notices.erased(request, record_key, token)
     audit.record(
@@ -159,8 +156,9 @@ def ensure_receipt_copy(request_id: str) -> Steps[None]:
                 issued_at=receipt.issued_at,
             )
         )
-        # The copy was missing, so the receipt's commit may not have reached the key store:
-        # its place in the public log's queue too.
+        # Into the public log with the key store's copy, in the key store's own commit:
+        # only once the receipt is committed (a receipt whose commit failed is signed again
+        # and would leave a leaf nobody holds), and only once.
         transparency.queue_once(receipt.jws, "receipt")
         yield
 
@@ -206,3 +204,14 @@ def receipt_by_record_key(record_key: str) -> Receipt | ReceiptRecord | None:
     if receipt is None or not secrets.compare_digest(receipt.record_key_hash, digest):
         return None
     return receipt
+
+
+def log_placement(receipt: Receipt) -> transparency.Placement | None:
+    """Where the public log has ``receipt``: as :func:`transparency.placement`, and "being
+    added" (no index) in the moment between the receipt's commit and its copy's, when the
+    key store's step that queues it has not run yet."""
+    placement = transparency.placement(receipt.jws)
+    if placement is None and db.session.get(ReceiptRecord, receipt.id) is None:
+        head = transparency.latest()
+        return transparency.Placement(index=None, size=head.size if head else 0, checked=False)
+    return placement

@@ -17,6 +17,7 @@ from sqlalchemy.sql.util import find_tables
 
 from storage import vault
 from storage.clock import utcnow
+from storage.commit_notes import CommitNotes
 from storage.db import db, serialise
 from storage.models import AuditCheckpoint, AuditEvent
 
@@ -71,20 +72,18 @@ def record(
         target=target,
         details=details or {},
     )
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()  # what the next statement would do: so that a rollback forgets these
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((transaction, entry))
+    _NOTES.note(db.session(), entry)
     return entry
 
 
-_PENDING = "lethe.audit_pending"
+# Noted entries follow the transaction: a rollback (or a rolled-back savepoint) forgets its
+# own, a closed session all of them.
+_NOTES = CommitNotes("lethe.audit_pending")
 
 
 def pending() -> list[AuditEvent]:
     """Entries noted in this transaction and not yet written (they are at its commit)."""
-    return [entry for _, entry in db.session().info.get(_PENDING, ())]
+    return _NOTES.pending(db.session())
 
 
 def _chain(session, entries: list[AuditEvent]) -> None:
@@ -114,14 +113,14 @@ def _chain(session, entries: list[AuditEvent]) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _chain_at_commit(session) -> None:
-    noted = session.info.pop(_PENDING, None)
-    if noted and session.get_nested_transaction() is None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint released: its entries wait for the outer commit
+    entries = _NOTES.take(session)
+    if entries:
         # The transaction's own changes first, so that the chain's lock is the last it takes
         # (no row lock is waited for while holding it).
         session.flush()
-        _chain(session, [entry for _, entry in noted])
-    elif noted:  # a savepoint released: its entries wait for the outer commit
-        session.info[_PENDING] = noted
+        _chain(session, entries)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -130,10 +129,8 @@ def _chain_before_reading(state) -> None:
     (a checkpoint, a prune, a check) sees them: they are chained first. (SQL written as text
     is not parsed: Lethe reads the trail through SQLAlchemy's expressions only.)"""
     session = state.session
-    noted = session.info.get(_PENDING)
-    if noted and _touches_trail(state.statement):
-        session.info.pop(_PENDING)
-        _chain(session, [entry for _, entry in noted])
+    if _NOTES.pending(session) and _touches_trail(state.statement):
+        _chain(session, _NOTES.take(session))
 
 
 def _touches_trail(statement) -> bool:
@@ -144,43 +141,6 @@ def _touches_trail(statement) -> bool:
         getattr(t, "name", None) == name
         for t in find_tables(statement, include_aliases=True, include_crud=True)
     )
-
-
-def _rolled_back(transaction):
-    """What a rollback reported for ``transaction`` really undid: the savepoint or the
-    transaction it belongs to (a failed flush reports its own sub-transaction)."""
-    while not transaction.nested and transaction.parent is not None:
-        transaction = transaction.parent
-    return transaction
-
-
-def _within(transaction, outer) -> bool:
-    while transaction is not None:
-        if transaction is outer:
-            return True
-        transaction = transaction.parent
-    return False
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_at_rollback(session, previous_transaction) -> None:
-    """Entries noted in what was rolled back — the transaction, or a savepoint and the
-    savepoints inside it — go with it; the others stay."""
-    noted = session.info.get(_PENDING)
-    if not noted:
-        return
-    undone = _rolled_back(previous_transaction)
-    if undone.parent is None:
-        session.info.pop(_PENDING, None)
-        return
-    session.info[_PENDING] = [(t, e) for t, e in noted if not _within(t, undone)]
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_at_end(session, transaction) -> None:
-    """A transaction ended without its commit writing them (closed, say): its entries go."""
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
 
 
 def verify_chain(anchor_id: int | None = None, anchor_hash: str | None = None) -> list[int]:

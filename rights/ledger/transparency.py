@@ -12,7 +12,8 @@ holds a receipt asks for the proof that it is in the tree (:func:`inclusion`).
   hash is SHA-256(0x00 || SHA-256(JWS)) (:mod:`rights.ledger.merkle`), and proofs are asked
   for by that leaf hash, as RFC 9162's get-proof-by-hash does.
 - **Queued, then sequenced.** The transaction that signs a document queues its hash
-  (:func:`queue`: one row, no lock, and a NOTIFY for the ``jobs`` workers on PostgreSQL). The
+  (:func:`queue`: one row written as the transaction commits, after its other writes, and a
+  NOTIFY for the ``jobs`` workers on PostgreSQL). The
   worker's sequencer (:func:`sequence`) appends what is queued in one transaction of the key
   store, serialised by a lock (PostgreSQL's transaction-scoped advisory lock, SQLite's write
   lock): it reads the tree's right edge (at most log2 n stored hashes), writes the new leaves
@@ -33,11 +34,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy.orm import Session
 
 from rights.ledger import merkle, signed_note, signing
 from storage import wakeup
 from storage.clock import utcnow
+from storage.commit_notes import CommitNotes
 from storage.db import db, lock_key, serialise
 from storage.models import LogCheckpoint, LogLeaf, LogNode, LogPending, SigningKey
 from storage.steps import Steps
@@ -92,12 +95,34 @@ def origin() -> str:
 
 
 def queue(jws: str, kind: str) -> None:
-    """Queue a signed document for the log, in the transaction that issued it (adds; the
-    caller's commit writes it). The sequencer appends it within moments."""
+    """Queue a signed document for the log, in the transaction that issued it: noted now,
+    written when it commits (:func:`_write_queued`). The sequencer appends it within
+    moments."""
     if kind not in KINDS:
         raise ValueError(f"unknown log entry kind {kind!r}")
-    db.session.add(LogPending(leaf_hash=leaf_hash_of(jws), kind=kind, queued_at=utcnow()))
+    _QUEUED.note(db.session(), (leaf_hash_of(jws), kind))
     wakeup.notify("jobs")
+
+
+# Written at commit, after everything else the transaction writes (the audit chain's entries
+# included: that listener is registered first, as this module imports the ledger's audit
+# through signing): so a transaction takes the main database's write lock before the key
+# store's, as every other does. On SQLite, a statement that wrote its queue row (key store)
+# first and its audit entry (main) at commit waited on an erasure holding them the other way.
+_QUEUED = CommitNotes("lethe.transparency_queued")
+
+
+@event.listens_for(Session, "before_commit")
+def _write_queued(session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint released: its documents wait for the outer commit
+    queued = _QUEUED.take(session)
+    if queued:
+        now = utcnow()
+        session.add_all(
+            LogPending(leaf_hash=leaf, kind=kind, queued_at=now) for leaf, kind in queued
+        )
+        session.flush()
 
 
 def queue_once(jws: str, kind: str) -> None:

@@ -3,7 +3,7 @@ once completed, their results), lists them and withdraws them at the member's wi
 
 from flask import g, request, url_for
 
-from rights.erasure import erasure
+from rights.erasure import erasure, receipts
 from rights.errors import Forbidden
 from rights.ledger import apikeys, transparency
 from rights.lifecycle import requests
@@ -60,7 +60,7 @@ def _result(req, record_key: str | None) -> dict:
         receipt = erasure.receipt_for(req)
         if receipt is not None:
             result["receipt"] = receipt.jws
-            placement = transparency.placement(receipt.jws)
+            placement = receipts.log_placement(receipt)
             if placement is not None:
                 result["transparency_log"] = {
                     "leaf_index": placement.index,

@@ -8,10 +8,9 @@ from flask import request as http
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from rights.erasure import erasure
+from rights.erasure import erasure, receipts
 from rights.errors import InvalidTransition, RightsError
 from rights.holdings import restrictions
-from rights.ledger import transparency
 from rights.lifecycle import evidence, requests
 from rights.lifecycle.registry import handler_for
 from rights.reports import request_page
@@ -40,7 +39,7 @@ def request_status(reference: str, answer_form=None, status=200):
         **vars(page),
         record_key=record_key,
         unreadable=_unreadable_in_words(page.unrecoverable) if page.receipt else None,
-        in_log=transparency.placement(page.receipt.jws) if page.receipt else None,
+        in_log=receipts.log_placement(page.receipt) if page.receipt else None,
         answer_form=answer_form if page.awaiting_answer else None,
         form=EmptyForm(),
         now=utcnow(),
