@@ -152,6 +152,29 @@ def _generated_secrets(instance: Path) -> dict:
     return values
 
 
+def _transparency_origin(cfg) -> str:
+    """The transparency log's name: TRANSPARENCY_ORIGIN, else PUBLIC_URL's host and path +
+    "/transparency". It is a signed note's key name too: one word, no spaces, no '+'."""
+    origin = cfg.get("TRANSPARENCY_ORIGIN")
+    if origin is None:
+        url = urlsplit(str(cfg.get("PUBLIC_URL") or ""))
+        origin = ((url.netloc + url.path).rstrip("/") or "lethe") + "/transparency"
+        what = "the log's name made from LETHE_PUBLIC_URL"
+    else:
+        what = "LETHE_TRANSPARENCY_ORIGIN"
+    if (
+        not isinstance(origin, str)
+        or not origin
+        or "+" in origin
+        or any(c.isspace() or not c.isprintable() for c in origin)
+    ):
+        raise ConfigError(
+            f"{what} must be one word with no spaces and no '+' "
+            "(set LETHE_TRANSPARENCY_ORIGIN, e.g. privacy.example.com/transparency)"
+        )
+    return origin
+
+
 def _url_scheme(cfg) -> str:
     """An explicit PREFERRED_URL_SCHEME, else the scheme of PUBLIC_URL (the address people
     and receivers are given), else http."""
@@ -205,17 +228,8 @@ def load(app: Flask, test_config: dict | None) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"LETHE_{name} must be 32 random bytes, base64url-encoded")
-    origin = app.config.get("TRANSPARENCY_ORIGIN")
-    if origin is not None and (
-        not isinstance(origin, str)
-        or not origin
-        or "+" in origin
-        or any(c.isspace() or not c.isprintable() for c in origin)
-    ):
-        raise ConfigError(
-            "LETHE_TRANSPARENCY_ORIGIN must be one word with no spaces and no '+', "
-            "e.g. privacy.example.com/transparency"
-        )
+    app.config["TRANSPARENCY_ORIGIN"] = _transparency_origin(app.config)
+
     if app.config["ENV_NAME"] == "production":
         app.config["SESSION_COOKIE_SECURE"] = True
         if app.config["MAIL_BACKEND"] == "file":

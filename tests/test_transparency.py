@@ -171,6 +171,30 @@ def test_a_malformed_log_origin_stops_the_start(app_factory, origin):
         app_factory(TRANSPARENCY_ORIGIN=origin)
 
 
+def test_a_log_name_made_from_a_public_url_that_cannot_be_one_stops_the_start(app_factory):
+    with pytest.raises(ConfigError, match="made from LETHE_PUBLIC_URL"):
+        app_factory(PUBLIC_URL="https://privacy.example.com/a+b")
+
+
+def test_the_logs_name_is_fixed_by_its_first_checkpoint(app_factory):
+    """Found by review: a change of PUBLIC_URL (or a worker with other settings) renamed the
+    log, and every witness's keys stopped verifying its checkpoints."""
+    first = app_factory(TRANSPARENCY_ORIGIN="privacy.example.com/log")
+    with first.app_context():
+        _queue_documents(2)
+        jobs.run_due(roles=["jobs"])
+    first.config["TRANSPARENCY_ORIGIN"] = "www.example.com/log"  # configured otherwise now
+    with first.app_context():
+        transparency.queue("one.more.document", "statement")
+        db.session.commit()
+        jobs.run_due(roles=["jobs"])
+        note = transparency.latest().note
+        assert note.startswith("privacy.example.com/log\n3\n")
+        keys = transparency.verifier_keys()
+        assert all(k.startswith("privacy.example.com/log+") for k in keys)
+        assert signed_note.open_note(note, keys)[1] == ["privacy.example.com/log"]
+
+
 def test_the_origin_names_the_log_and_its_signer(app_factory):
     app = app_factory(TRANSPARENCY_ORIGIN="privacy.example.com/log")
     with app.app_context():

@@ -30,8 +30,8 @@ holds a receipt asks for the proof that it is in the tree (:func:`inclusion`).
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import delete, event, func, insert, select
@@ -45,6 +45,7 @@ from storage.db import db, lock_key, serialise
 from storage.models import LogCheckpoint, LogLeaf, LogNode, LogPending, SigningKey
 from storage.steps import Steps
 
+log = logging.getLogger(__name__)
 KINDS = ("receipt", "statement", "audit-checkpoint")
 BATCH = 5000  # leaves appended (and one checkpoint signed) per sequencer transaction
 LOCK = lock_key("lethe", "transparency-log")
@@ -82,13 +83,17 @@ def leaf_hash_of(jws: str) -> bytes:
 
 
 def origin() -> str:
-    """The log's name: its checkpoints' origin line and the note signature's key name.
-    ``TRANSPARENCY_ORIGIN``, else the public address's host and path + ``/transparency``."""
-    configured = current_app.config.get("TRANSPARENCY_ORIGIN")
-    if configured:
-        return configured
-    url = urlsplit(str(current_app.config.get("PUBLIC_URL") or ""))
-    return ((url.netloc + url.path).rstrip("/") or "lethe") + "/transparency"
+    """The log's name: its checkpoints' origin line and the note signature's key name. Fixed
+    by the log's first checkpoint: a later change of configuration (PUBLIC_URL moved, a
+    worker started with other settings) does not rename the log that witnesses follow.
+    Before the first checkpoint, ``TRANSPARENCY_ORIGIN`` (config.py makes it from PUBLIC_URL
+    when unset)."""
+    first = db.session.execute(
+        select(LogCheckpoint.note).order_by(LogCheckpoint.size).limit(1)
+    ).scalar_one_or_none()
+    if first is not None:
+        return first.split("\n", 1)[0]
+    return current_app.config["TRANSPARENCY_ORIGIN"]
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -207,8 +212,14 @@ def _stored_size() -> int:
 
 
 def _sign(size: int, root: bytes) -> str:
-    body = signed_note.checkpoint_body(origin(), size, root)
-    return signed_note.sign(body, origin(), signing.ed25519_private_key(signing.current_key()))
+    name = origin()
+    if name != current_app.config["TRANSPARENCY_ORIGIN"]:
+        log.warning(
+            "LETHE_TRANSPARENCY_ORIGIN differs from the name the log was started under; "
+            "checkpoints keep the log's name"
+        )
+    body = signed_note.checkpoint_body(name, size, root)
+    return signed_note.sign(body, name, signing.ed25519_private_key(signing.current_key()))
 
 
 # --- reading -----------------------------------------------------------------------------
