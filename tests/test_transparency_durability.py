@@ -525,6 +525,24 @@ def test_backfill_queues_signed_documents_in_the_order_they_were_signed(tmp_path
             for engine in db.engines.values():
                 engine.dispose()
 
+        # A log with entries is public: downgrading below 0016 would destroy it, so it is
+        # refused and nothing changes.
+        result = app.test_cli_runner().invoke(args=["db", "downgrade", "0015"])
+        assert result.exit_code != 0
+        assert "transparency log has entries" in result.output + repr(result.exception)
+        with app.app_context():
+            keystore = db.engines["keystore"]
+            assert LOG_TABLES <= set(inspect(keystore).get_table_names())
+            with keystore.connect() as conn:
+                kept = conn.execute(text("SELECT count(*) FROM tlog_leaves")).scalar_one()
+            assert kept == len(documents) + 1
+            # Emptied (a log nobody has seen), it may go: the documents stay.
+            with keystore.begin() as conn:
+                for table in ("tlog_checkpoints", "tlog_nodes", "tlog_leaves", "tlog_pending"):
+                    conn.execute(text(f"DELETE FROM {table}"))
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()
         _flask_db(app, "downgrade", "0015")
         with app.app_context():
             keystore = db.engines["keystore"]
