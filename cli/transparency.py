@@ -79,12 +79,23 @@ def verify(saved: Path, url: str | None, keys_file: Path | None) -> None:
         old_note = saved.read_text()
         old = witness.open_checkpoint(old_note, keys)
         new = witness.open_checkpoint(new_note, keys, origin=old.origin)
+        learned = witness.new_keys_vouched_for(new_note, keys, _fetch(f"{base}{LOG}/keys").split())
+        if learned:
+            keys += learned
+            keys_file.write_text("".join(f"{k}\n" for k in keys))
+            for key in learned:
+                click.echo(f"new signing key, cosigned by a key this witness trusts: {key}")
         proof = None
         if new.size > old.size > 0:
             answer = json.loads(
                 _fetch(f"{base}{LOG}/proof/consistency?from={old.size}&to={new.size}")
             )
-            proof = answer.get("consistency_path")
+            proof = answer.get("consistency_path") if isinstance(answer, dict) else None
+            if not isinstance(proof, list) or (answer.get("first"), answer.get("second")) != (
+                old.size,
+                new.size,
+            ):
+                raise witness.Rewritten("the log's consistency proof is not one for these sizes")
         outcome = witness.check(old_note, new_note, keys, proof)
     except witness.WitnessError as exc:
         click.echo(f"LOG REWRITTEN OR NOT GENUINE: {exc}", err=True)

@@ -15,6 +15,7 @@ import hashlib
 import io
 import random
 import urllib.error
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -842,7 +843,9 @@ def test_the_witness_keeps_the_first_checkpoint_and_follows_the_growth(
     result = _verify(runner, saved)  # same size, same root
     assert result.exit_code == 0, result.output
     assert "consistent: 5 -> 5 entries (+0)" in result.output
-    assert serve == [f"{BASE}{LOG}/checkpoint"]  # the kept keys, no proof needed
+    # The kept keys (the published ones only read for a new key cosigned by a trusted one),
+    # no proof needed.
+    assert serve == [f"{BASE}{LOG}/checkpoint", f"{BASE}{LOG}/keys"]
 
     previous = 5
     for grow in (7, 1, 19, 32):
@@ -898,13 +901,19 @@ def test_the_witness_cannot_reach_the_log(app, client, runner, serve, tmp_path):
 
 
 def test_the_witness_after_a_key_rotation(app, client, runner, serve, tmp_path):
-    """Old checkpoints keep verifying with the published keys; a witness that pinned the old
-    key alone refuses the new key's checkpoints until it is given the new keys."""
+    """Old checkpoints keep verifying with the published keys. For 30 days after a rotation
+    the retired key cosigns every checkpoint, so a witness that trusts only the old key goes
+    on verifying, and learns the new key from a checkpoint both signed; after that the new
+    key signs alone, and a witness that never ran in those days refuses until it is given
+    the new key."""
+    from freezegun import freeze_time
+
     with app.app_context():
         _queue(_docs("rot", 4))
         _sequence()
-    saved = tmp_path / "cp"
+    saved, late = tmp_path / "cp", tmp_path / "late"
     assert _verify(runner, saved).exit_code == 0
+    assert _verify(runner, late).exit_code == 0
     old_keys = _keys(client)
     with app.app_context():
         signing.rotate("test")
@@ -914,14 +923,26 @@ def test_the_witness_after_a_key_rotation(app, client, runner, serve, tmp_path):
     keys = _keys(client)
     assert len(keys) == 2 and keys[1] == old_keys[0]  # newest first
     assert _open(_note(client, 4), keys).size == 4
-    assert _open(_note(client), keys).size == 8
-    with pytest.raises(signed_note.NoteError):
-        signed_note.open_note(_note(client), old_keys)
+    assert _open(_note(client), old_keys).size == 8  # cosigned by the retired key
+    assert _open(_note(client), [keys[0]]).size == 8  # and signed by the new one
     result = _verify(runner, saved)
-    assert result.exit_code == 1 and "not signed by a trusted key" in result.output
-    (tmp_path / "cp.keys").write_text("\n".join(keys) + "\n")
-    result = _verify(runner, saved)
-    assert result.exit_code == 0 and "consistent: 4 -> 8" in result.output
+    assert result.exit_code == 0 and "consistent: 4 -> 8" in result.output, result.output
+    assert "new signing key, cosigned by a key this witness trusts" in result.output
+    assert (tmp_path / "cp.keys").read_text().split() == [old_keys[0], keys[0]]
+
+    with freeze_time(datetime.now(UTC) + timedelta(days=31)):
+        with app.app_context():
+            _queue(_docs("rot3", 4))
+            _sequence()
+        with pytest.raises(signed_note.NoteError):
+            signed_note.open_note(_note(client), old_keys)  # the new key alone now
+        result = _verify(runner, saved)  # learned it in time
+        assert result.exit_code == 0 and "consistent: 8 -> 12" in result.output, result.output
+        result = _verify(runner, late)  # never ran during the rollover
+        assert result.exit_code == 1 and "not signed by a trusted key" in result.output
+        (tmp_path / "late.keys").write_text("\n".join(keys) + "\n")
+        result = _verify(runner, late)
+        assert result.exit_code == 0 and "consistent: 4 -> 12" in result.output
 
 
 def test_a_witness_started_before_the_first_checkpoint_keeps_no_keys(
@@ -999,3 +1020,36 @@ def test_the_jobs_round_appends_and_the_mail_round_does_not(app, client):
     leaves = [_leaf(d) for d in docs + _docs("job2", 3)]
     checkpoint = _open(_note(client), _keys(client))
     assert checkpoint.size == 7 and checkpoint.root == Ref(leaves).mth(0, 7)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '["not", "an", "object"]',
+        '"a string"',
+        '{"first": 1, "second": 2, "consistency_path": []}',
+        '{"first": 5, "second": 9, "consistency_path": "AAAA"}',
+    ],
+)
+def test_the_witness_calls_an_odd_proof_answer_a_rewritten_log(
+    app, client, runner, serve, tmp_path, monkeypatch, answer
+):
+    """Found by review: a consistency answer that was not an object crashed the witness with a
+    traceback; one for other sizes than asked must not be taken either."""
+    with app.app_context():
+        _queue(_docs("odd", 5))
+        _sequence()
+    saved = tmp_path / "cp"
+    assert _verify(runner, saved).exit_code == 0
+    with app.app_context():
+        _queue(_docs("odd2", 4))
+        _sequence()
+    real = transparency_cli._fetch
+
+    def fetch(url: str) -> str:
+        return answer if "/proof/consistency" in url else real(url)
+
+    monkeypatch.setattr(transparency_cli, "_fetch", fetch)
+    result = _verify(runner, saved)
+    assert result.exit_code == 1, result.output
+    assert "LOG REWRITTEN OR NOT GENUINE" in result.output and "Traceback" not in result.output

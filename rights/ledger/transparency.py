@@ -24,7 +24,8 @@ holds a receipt asks for the proof that it is in the tree (:func:`inclusion`).
   Ed25519 note signature by Lethe's current signing key under the origin's name (the key that
   signs receipts: one key store, one rotation, keys never deleted — a JWS's signing input
   never contains a newline and a note always does, so neither can pass for the other). The
-  verifier keys of every signing key ever used are published (:func:`verifier_keys`).
+  verifier keys of every signing key ever used are published (:func:`verifier_keys`); for
+  30 days after a rotation the retired key cosigns, so witnesses roll over to the new one.
 - Everything is in the key store (:mod:`storage.models.transparency`), inserted and never
   updated: restoring an old backup of the main database does not shrink the log.
 """
@@ -32,6 +33,7 @@ holds a receipt asks for the proof that it is in the tree (:func:`inclusion`).
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, event, func, insert, select
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 KINDS = ("receipt", "statement", "audit-checkpoint")
 BATCH = 5000  # leaves appended (and one checkpoint signed) per sequencer transaction
 LOCK = lock_key("lethe", "transparency-log")
+ROLLOVER = timedelta(days=30)  # how long a retired key still cosigns checkpoints
 _NODES_PER_QUERY = 500
 
 
@@ -219,7 +222,16 @@ def _sign(size: int, root: bytes) -> str:
             "checkpoints keep the log's name"
         )
     body = signed_note.checkpoint_body(name, size, root)
-    return signed_note.sign(body, name, signing.ed25519_private_key(signing.current_key()))
+    note = signed_note.sign(body, name, signing.ed25519_private_key(signing.current_key()))
+    # Cosigned by the keys retired in the last ROLLOVER: a witness that trusts only the old
+    # key still verifies every checkpoint, and learns the new key from them (flask
+    # transparency verify does) — a rotation never looks like a forged log.
+    since = utcnow() - ROLLOVER
+    for row in db.session.execute(
+        select(SigningKey).where(SigningKey.retired_at >= since).order_by(SigningKey.kid)
+    ).scalars():
+        note = signed_note.add_signature(note, name, signing.ed25519_private_key(row))
+    return note
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -73,3 +73,19 @@ def check(old_note: str, new_note: str, keys: list[str], proof: list[str] | None
             "saw: an entry was changed, removed or reordered"
         )
     return Outcome(old, new, new.size - old.size)
+
+
+def new_keys_vouched_for(note: str, trusted: list[str], published: list[str]) -> list[str]:
+    """Published keys this witness does not trust yet whose signature is on ``note`` next to
+    a trusted key's (the log rotated its key and cosigns with the old one for a while): the
+    keys to trust from now on. ``note`` must already have been opened with ``trusted``."""
+    learned = []
+    for key in published:
+        if key in trusted or key in learned:
+            continue
+        try:
+            signed_note.open_note(note, [key])
+        except (signed_note.NoteError, ValueError):
+            continue
+        learned.append(key)
+    return learned
