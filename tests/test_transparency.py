@@ -318,3 +318,34 @@ def test_a_statement_and_another_signer_at_once_do_not_wait_on_each_other(app_fa
     for thread in threads:
         thread.join(timeout=60)
     assert out == {"signer": "ok", "statement": 200}
+
+
+def test_downloading_the_receipt_file_signs_no_statement(app, client):
+    """Found by review: /records with download=receipt signed a statement (a leaf of the
+    public log) and threw it away."""
+    from rights.erasure import receipts
+
+    with app.app_context():
+        record_key = receipts.reveal_record_key(_erase(1))
+        db.session.commit()
+    resp = client.post("/records", data={"record_key": record_key, "download": "receipt"})
+    assert resp.status_code == 200
+    with app.app_context():
+        kinds = db.session.execute(select(LogPending.kind)).scalars().all()
+        assert "statement" not in kinds and kinds.count("receipt") == 1
+    resp = client.post("/records", data={"record_key": "X" * 20, "download": "receipt"})
+    assert resp.status_code in (404, 422)
+
+
+def test_a_checkpoint_whose_signature_fails_is_no_proof_on_the_page(app, client):
+    """Found by review: the page's check read the stored root without the checkpoint's
+    signature; a root changed beside its note must not pass."""
+    with app.app_context():
+        _queue_documents(3)
+        jobs.run_due(roles=["jobs"])
+        assert transparency.placement("doc.statement.1").checked
+        db.session.execute(
+            LogCheckpoint.__table__.update().values(note="forged\n3\nAAAA\n\n\u2014 x AAAA\n")
+        )
+        db.session.commit()
+        assert not transparency.placement("doc.statement.1").checked

@@ -313,7 +313,8 @@ def consistency(first: int, second: int | None = None) -> dict:
 
 def placement(jws: str) -> Placement | None:
     """Where a signed document is in the log, its inclusion proof checked against the latest
-    checkpoint's root — what the receipt and verification pages say. None when the log has
+    checkpoint's root, and that checkpoint's signature against the published keys — what the
+    receipt and verification pages say. None when the log has
     no record of it (signed before the log, or not Lethe's)."""
     leaf = leaf_hash_of(jws)
     head = latest()
@@ -323,8 +324,19 @@ def placement(jws: str) -> Placement | None:
             return None
         return Placement(index=None, size=head.size if head else 0, checked=False)
     proof = merkle.inclusion_proof(index, head.size, _nodes)
-    checked = merkle.verify_inclusion(leaf, index, head.size, proof, head.root)
+    checked = _signed(head) and merkle.verify_inclusion(leaf, index, head.size, proof, head.root)
     return Placement(index=index, size=head.size, checked=checked)
+
+
+def _signed(head: LogCheckpoint) -> bool:
+    """Whether the checkpoint's note is signed by one of the published keys and says the
+    size and root stored beside it (what a witness would read)."""
+    try:
+        body, _ = signed_note.open_note(head.note, verifier_keys())
+        said = signed_note.parse_checkpoint(body)
+    except ValueError:  # NoteError included
+        return False
+    return (said.size, said.root) == (head.size, head.root)
 
 
 def verifier_keys() -> list[str]:

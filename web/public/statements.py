@@ -48,6 +48,13 @@ def records():
     if valid and record_keys.has_typo(form.record_key.data):
         form.record_key.errors.append(_(record_keys.TYPO))
         return render_template("public/records.html", form=form), 422
+    if valid and http.form.get("download") == "receipt":
+        # The receipt file only: no statement is signed (each one is a leaf of the public
+        # log, and this one would be thrown away).
+        receipt = erasure.receipt_by_record_key(form.record_key.data)
+        if receipt is not None:
+            return receipt_file(receipt, form.record_key.data)
+        valid = False
     found = statements.for_record_key(form.record_key.data) if valid else None
     if found is None:
         return render_template("public/records.html", form=form, not_found=True), 404
@@ -57,9 +64,6 @@ def records():
             Response(token, mimetype="application/jose"),
             f"statement-{claims['statement_id'][:8]}.jws",
         )
-    if http.form.get("download") == "receipt":
-        receipt = erasure.receipt_by_record_key(form.record_key.data)
-        return receipt_file(receipt, form.record_key.data)
     return render_template(
         "public/statement.html",
         form=form,
