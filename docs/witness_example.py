@@ -5,16 +5,19 @@ through it; tests/test_transparency_witness_example.py runs it against Lethe.
 
     python docs/witness_example.py https://privacy.example.com STATE_DIR [--receipt FILE]
 
-The first run keeps the log's verifier keys and its checkpoint in STATE_DIR. Every later run
+The first run keeps the log's verifier keys and its checkpoint in STATE_DIR, once the keys
+verify the checkpoint. Every later run
 fetches the checkpoint now, checks its signature with the kept keys, asks for the consistency
 proof from the kept checkpoint to it, checks it, and keeps the new checkpoint — or exits 1,
 saying the log was rewritten. With --receipt, it also checks that the receipt (a compact JWS)
-is in the log.
+is in the log. Exit 0: the log only grew; 1: it was rewritten or is not genuine; 2: it
+could not be checked (unreachable, an answer that is not what the specifications say).
 """
 
 import base64
 import hashlib
 import json
+import re
 import sys
 import urllib.parse
 import urllib.request
@@ -36,7 +39,7 @@ class Rewritten(Exception):
 def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
     """'<name>+<8 hex digits key id>+<base64(0x01 || 32-byte Ed25519 key)>'."""
     name, key_id_hex, key_b64 = vkey.strip().split("+", 2)  # base64 may hold "+" too
-    key = base64.b64decode(key_b64)
+    key = _b64(key_b64)
     if key[0] != 0x01 or len(key) != 33:
         raise ValueError("not an Ed25519 verifier key")
     key_id = hashlib.sha256(name.encode() + b"\n" + key).digest()[:4]
@@ -45,20 +48,26 @@ def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
     return name, key_id, key[1:]
 
 
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)  # no characters silently dropped
+
+
 def open_checkpoint(note: str, vkeys: list[str]) -> tuple[str, int, bytes]:
     """(origin, size, root hash) of a checkpoint one of ``vkeys`` signed."""
-    text, _, signatures = note.rpartition("\n\n")
+    if not note.endswith("\n") or "\n\n" not in note:
+        raise ValueError("not a signed note")
+    text, _, signatures = note[:-1].rpartition("\n\n")
     text += "\n"  # the signed text ends with its newline, before the blank line
     trusted = {}
     for vkey in vkeys:
         name, key_id, key = parse_vkey(vkey)
         trusted[(name, key_id)] = key
     verified = False
-    for line in signatures.splitlines():
+    for line in signatures.split("\n"):
         if not line.startswith("\u2014 "):
             raise ValueError("a signature line must start with an em dash and a space")
         name, b64 = line[2:].split(" ")
-        blob = base64.b64decode(b64)
+        blob = _b64(b64)
         key = trusted.get((name, blob[:4]))
         if key is None:
             continue  # a signer we do not know (a cosigner): ignored
@@ -69,8 +78,11 @@ def open_checkpoint(note: str, vkeys: list[str]) -> tuple[str, int, bytes]:
         verified = True
     if not verified:
         raise ValueError("no trusted key signed this checkpoint")
-    origin, size, root = text.splitlines()[:3]
-    return origin, int(size), base64.b64decode(root)
+    lines = text.split("\n")  # only "\n" ends a line in a note
+    origin, size, root = lines[0], lines[1], _b64(lines[2])
+    if not re.fullmatch("0|[1-9][0-9]*", size) or len(root) != 32:
+        raise ValueError("not a checkpoint: the size or the root hash is malformed")
+    return origin, int(size), root
 
 
 # --- RFC 9162 section 2.1 ------------------------------------------------------------------
@@ -150,7 +162,9 @@ def check_extends(old_note: str, new_note: str, vkeys: list[str], fetch_json) ->
             raise Rewritten(f"two different trees of {m} entries: the log forked")
         return f"unchanged at {n} entries"
     proof = fetch_json(f"{WELL_KNOWN}/proof/consistency?from={m}&to={n}")
-    path = [base64.b64decode(h) for h in proof["consistency_path"]]
+    if (proof.get("first"), proof.get("second")) != (m, n):
+        raise Rewritten("the consistency proof is not for the sizes asked")
+    path = [_b64(h) for h in proof["consistency_path"]]
     if not verify_consistency(m, n, root_m, root_n, path):
         raise Rewritten(f"the log of {n} entries does not extend the one of {m} we kept")
     return f"consistent: {m} -> {n} entries"
@@ -162,10 +176,13 @@ def check_included(jws: str, note: str, vkeys: list[str], fetch_json) -> int:
     leaf = leaf_hash_of(jws)
     query = urllib.parse.urlencode({"leaf": leaf.hex(), "size": size})
     proof = fetch_json(f"{WELL_KNOWN}/proof/inclusion?{query}")
-    path = [base64.b64decode(h) for h in proof["inclusion_path"]]
-    if not verify_inclusion(leaf, proof["leaf_index"], size, path, root):
+    index = proof["leaf_index"]
+    if type(index) is not int or not 0 <= index < size or proof.get("tree_size") != size:
+        raise Rewritten("the inclusion proof names no leaf of the tree asked")
+    path = [_b64(h) for h in proof["inclusion_path"]]
+    if not verify_inclusion(leaf, index, size, path, root):
         raise Rewritten("the receipt's inclusion proof does not check out")
-    return proof["leaf_index"]
+    return index
 
 
 def main(argv: list[str]) -> int:
@@ -181,11 +198,16 @@ def main(argv: list[str]) -> int:
 
     state.mkdir(parents=True, exist_ok=True)
     keys_file, kept = state / "keys", state / "checkpoint"
-    if not keys_file.exists():
-        keys_file.write_text(fetch(f"{WELL_KNOWN}/keys"))  # trust on first use
-    vkeys = keys_file.read_text().split()
-    new_note = fetch(f"{WELL_KNOWN}/checkpoint")
     try:
+        first = not keys_file.exists()
+        vkeys = (fetch(f"{WELL_KNOWN}/keys") if first else keys_file.read_text()).split()
+        new_note = fetch(f"{WELL_KNOWN}/checkpoint")
+        try:
+            open_checkpoint(new_note, vkeys)
+        except ValueError as exc:
+            raise Rewritten(f"the checkpoint is not signed by a trusted key ({exc})") from None
+        if first:
+            keys_file.write_text("".join(f"{k}\n" for k in vkeys))  # trusted from now on
         said = (
             check_extends(kept.read_text(), new_note, vkeys, fetch_json)
             if kept.exists()
@@ -195,8 +217,11 @@ def main(argv: list[str]) -> int:
             index = check_included(receipt.read_text().strip(), new_note, vkeys, fetch_json)
             said += f"; the receipt is leaf {index}"
     except Rewritten as exc:
-        print(f"THE LOG WAS REWRITTEN: {exc}", file=sys.stderr)
+        print(f"THE LOG WAS REWRITTEN OR IS NOT GENUINE: {exc}", file=sys.stderr)
         return 1
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"could not check the log: {exc!r}", file=sys.stderr)
+        return 2
     kept.write_text(new_note)
     print(said)
     return 0

@@ -95,3 +95,51 @@ def test_the_example_witness_catches_a_fork_and_a_truncation(app, client, witnes
     # A checkpoint signed by a key the witness does not trust is refused.
     with pytest.raises(ValueError, match="no trusted key"):
         witness.open_checkpoint(second, [signed_note.verifier_key("other", b"\x01" * 32)])
+
+
+def test_the_example_as_a_command_keeps_state_and_exits_as_documented(
+    app, client, witness, tmp_path, monkeypatch, capsys
+):
+    import contextlib
+    import io
+
+    def urlopen(url, timeout=None):
+        path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+        resp = client.get(path)
+        if resp.status_code != 200:
+            raise OSError(f"{resp.status_code} for {path}")
+        return contextlib.closing(io.BytesIO(resp.data))
+
+    monkeypatch.setattr(witness.urllib.request, "urlopen", urlopen)
+    state = tmp_path / "state"
+    # Nothing signed yet: nothing can be checked, and no key is kept.
+    assert witness.main(["http://lethe.test", str(state)]) == 2
+    assert not (state / "keys").exists()
+    with app.app_context():
+        receipt = _erase(1).jws
+        jobs.run_due(roles=["jobs"])
+    (tmp_path / "receipt.jws").write_text(receipt)
+    assert (
+        witness.main(["http://lethe.test", str(state), "--receipt", str(tmp_path / "receipt.jws")])
+        == 0
+    )
+    assert "first checkpoint kept; the receipt is leaf 0" in capsys.readouterr().out
+    with app.app_context():
+        transparency.queue("later.document", "statement")
+        db.session.commit()
+        jobs.run_due(roles=["jobs"])
+    assert witness.main(["http://lethe.test", str(state)]) == 0
+    assert "consistent: 1 -> 2 entries" in capsys.readouterr().out
+    # The kept checkpoint replaced by a forged one of the same size: a fork.
+    kept = (state / "checkpoint").read_text()
+    with app.app_context():
+        forged = signed_note.sign(
+            signed_note.checkpoint_body(transparency.origin(), 2, b"\x09" * 32),
+            transparency.origin(),
+            signing.ed25519_private_key(signing.current_key()),
+        )
+    (state / "checkpoint").write_text(forged)
+    assert witness.main(["http://lethe.test", str(state)]) == 1
+    assert "forked" in capsys.readouterr().err
+    (state / "checkpoint").write_text(kept)
+    assert witness.main(["http://lethe.test", str(state)]) == 0
