@@ -49,6 +49,9 @@ DEFAULTS = {
     # e.g. "privacy.example.com/transparency". Unset: PUBLIC_URL's host and path +
     # "/transparency". Witnesses keep it: choose it once.
     "TRANSPARENCY_ORIGIN": None,
+    # This business's id in the Data Rights Protocol's service directory: agents sign it into
+    # every message (business-id), and a message for another business is refused.
+    "DRP_BUSINESS_ID": "perkly",
     "PLATFORM_NAME": "Perkly",
     "CONTROLLER_NAME": "Perkly Inc.",
     "CONTROLLER_CONTACT": "privacy@perkly.example",

@@ -10,6 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from cli import agents as agents_cli
 from cli import audit as audit_cli
 from cli import erasure as erasure_cli
 from cli import keys
@@ -151,3 +152,4 @@ def init_app(app: Flask) -> None:
     subscribers_cli.init_app(app)
     retention_cli.init_app(app)
     transparency_cli.init_app(app)
+    agents_cli.init_app(app)

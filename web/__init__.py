@@ -15,7 +15,7 @@ from flask_babel import gettext
 import rights.catalogue  # noqa: F401  (registers each right's handler with the lifecycle)
 from storage import wording
 from storage.wording import N_
-from web import api, dashboard, i18n, operations, public, transaction, wellknown
+from web import api, dashboard, drp, i18n, operations, public, transaction, wellknown
 from web import logging as access_logging
 from web.extensions import csrf, limiter
 
@@ -112,6 +112,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(wellknown.bp)
+    # Authorized agents (the Data Rights Protocol): signed bodies, no session, no CSRF.
+    app.register_blueprint(drp.bp)
+    csrf.exempt(drp.bp)
     app.register_blueprint(dashboard.bp, url_prefix="/dashboard")
     # Probes and scrapes (/healthz, /readyz, /metrics): no CSRF, no rate limit, no session.
     app.register_blueprint(operations.bp)

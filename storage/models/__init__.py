@@ -1,12 +1,13 @@
 """All models, importable from one place. Split by area: platform records (``platform``); the
 rights ledger — requests (``requests``), side effects and their delivery (``delivery``),
-officers and API keys (``accounts``), the audit trail (``audit``), what erasure leaves
-(``erasure``), retention (``retention``), restrictions and incidents (``contest``), the leases
-on work one worker at a time may do (``leases``), the transparency log (``transparency``); and
-the key store (``keystore``, a separate database, where some of the others' tables live
-too)."""
+officers and API keys (``accounts``), authorized agents (``agents``), the audit trail
+(``audit``), what erasure leaves (``erasure``), retention (``retention``), restrictions and
+incidents (``contest``), the leases on work one worker at a time may do (``leases``), the
+transparency log (``transparency``); and the key store (``keystore``, a separate database,
+where some of the others' tables live too)."""
 
 from storage.models.accounts import ApiKey, Officer
+from storage.models.agents import Agent, AgentMessageSeen
 from storage.models.audit import AuditCheckpoint, AuditEvent, SigningKey
 from storage.models.contest import Incident, IncidentRecord, Restriction
 from storage.models.delivery import (
@@ -49,6 +50,8 @@ from storage.models.retention import LegalHold, RetentionRun
 from storage.models.transparency import LogCheckpoint, LogLeaf, LogNode, LogPending
 
 __all__ = [
+    "Agent",
+    "AgentMessageSeen",
     "ApiKey",
     "AuditCheckpoint",
     "AuditEvent",
