@@ -24,6 +24,7 @@ settled and committed, and starts nothing more.
 
 from collections.abc import Callable, Iterable
 
+from rights.agents import drp_requests
 from rights.delivery import outbox
 from rights.erasure import erasure, retention, shredding
 from rights.ledger import audit_checkpoints, transparency
@@ -44,6 +45,7 @@ def _resume_link(reference: str) -> Steps[None]:
 
 HANDLERS = {
     "erasure.run": erasure.erase_steps,
+    drp_requests.CALLBACK_JOB: drp_requests.callback_steps,
     "request.resume_link": _resume_link,
 }
 

@@ -214,6 +214,7 @@ PURPOSES = {
     "name_and_likeness": N_("the use of your name and picture in promotions"),
     "email_marketing": N_("marketing emails"),
     "profiling": N_("profiling for perk campaigns"),
+    "sale_and_sharing": N_("selling or sharing your personal information"),
 }
 # Whom a promotion was shown to.
 AUDIENCES = {

@@ -102,3 +102,22 @@ def open_message(
     if expires - issued > LONGEST:
         raise Refused("too_long_lived")
     return Message(claims, hashlib.sha256(signed).hexdigest(), expires)
+
+
+def open_signed(body: bytes, verify_key: bytes) -> tuple[dict, str]:
+    """A signed message whose only claims are its own (a revocation's ``{"reason"}``, DRP
+    1.0 §2.04): the signature checked, the claims and the digest of the signed bytes."""
+    if len(body) > MAX_BODY:
+        raise Refused("too_large")
+    try:
+        signed = base64.b64decode(body.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused("not_base64") from None
+    try:
+        payload = VerifyKey(verify_key).verify(signed)
+        claims = json.loads(payload)
+    except (BadSignatureError, ValueError, TypeError):
+        raise Refused("bad_signature") from None
+    if not isinstance(claims, dict):
+        raise Refused("malformed")
+    return claims, hashlib.sha256(signed).hexdigest()

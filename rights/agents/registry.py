@@ -84,6 +84,30 @@ def take(agent: Agent, body: bytes) -> messages.Message:
     return message
 
 
+def take_revocation(agent: Agent, body: bytes) -> dict:
+    """A revocation signed by ``agent`` (DRP 1.0 §2.04: a ``reason`` only; the claims of a
+    full message checked too when it carries them), taken once (flushes)."""
+    claims, digest = messages.open_signed(body, agent.verify_key)
+    if "agent-id" in claims and claims["agent-id"] != agent.id:
+        raise messages.Refused("wrong_agent")
+    if "business-id" in claims and claims["business-id"] != business_id():
+        raise messages.Refused("wrong_business")
+    now = utcnow()
+    expires = now + messages.LONGEST
+    if "expires-at" in claims:
+        try:
+            expires = messages.timestamp(claims["expires-at"])
+        except (ValueError, OverflowError):
+            raise messages.Refused("malformed") from None
+        if now >= expires:
+            raise messages.Refused("expired")
+    if db.session.get(AgentMessageSeen, digest) is not None:
+        raise messages.Refused("replayed")
+    db.session.add(AgentMessageSeen(digest=digest, expires_at=expires))
+    db.session.flush()
+    return claims
+
+
 def pair(agent_id: str, body: bytes) -> str:
     """Pair an agent from its signed message: a new bearer token (returned once; only its
     hash is kept). Raises messages.Refused."""

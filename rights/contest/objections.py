@@ -26,7 +26,13 @@ from storage.models import (
 )
 
 # Absolute objections, and the consent each one takes away.
-ABSOLUTE = {"direct_marketing": "email_marketing", "likeness": "name_and_likeness"}
+# "sale_and_sharing": the CCPA's right to opt out of the sale or sharing of personal
+# information, as authorized agents send it (rights/agents/): absolute, like marketing.
+ABSOLUTE = {
+    "direct_marketing": "email_marketing",
+    "likeness": "name_and_likeness",
+    "sale_and_sharing": "sale_and_sharing",
+}
 # Weighed objections, and what is restricted while they are.
 WEIGHED = {"profiling": (InfluenceScore, InfluenceTopic), "legitimate_interests": ()}
 LIKENESS = "name_and_likeness"

@@ -305,10 +305,18 @@ def extended(request: RightsRequest) -> None:
         + "\n\n"
         + _("Why: %(reason)s", reason=_reason(request, "extension_reason_enc"))
         + "\n\n"
-        + _(
-            "We will now answer by %(date)s (Art. 12(3) GDPR allows up to two further months "
-            "for complex or numerous requests).",
-            date=_date(request.due_at),
+        + (
+            _(
+                "We will now answer by %(date)s (the CCPA allows one further 45 days when "
+                "they are reasonably necessary).",
+                date=_date(request.due_at),
+            )
+            if request.regime == "ccpa"
+            else _(
+                "We will now answer by %(date)s (Art. 12(3) GDPR allows up to two further "
+                "months for complex or numerous requests).",
+                date=_date(request.due_at),
+            )
         )
         + "\n\n"
         + remedies_text(),

@@ -74,9 +74,11 @@ def file(
     actor: str,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
+    regime: str | None = None,
 ) -> RightsRequest:
     """File a request. Unverified requests get a single-use emailed link; the answer and the
-    work done are the same whether or not ``email`` belongs to a member."""
+    work done are the same whether or not ``email`` belongs to a member. ``regime``: "ccpa"
+    for a request filed under the CCPA (its deadlines); None, the GDPR."""
     if type not in types():
         raise Invalid("Unknown request type.", {"type": ["unknown request type"]})
     subject, address = _subject_and_contact(email, member_id)
@@ -87,9 +89,10 @@ def file(
         status=S.RECEIVED,
         subject_id=subject.id,
         channel=channel,
+        regime=regime,
         received_at=now,
-        original_due_at=due_date(now),
-        due_at=due_date(now),
+        original_due_at=due_date(now, regime),
+        due_at=due_date(now, regime),
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
     )
@@ -312,7 +315,9 @@ def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> N
         raise Invalid("This request was already extended once.", {"months": ["already extended"]})
     reason = required(reason, "reason", "Give the reason for the extension.")
     now = utcnow()
-    request.due_at = extended_due_date(request.received_at, request.original_due_at, months, now)
+    request.due_at = extended_due_date(
+        request.received_at, request.original_due_at, months, now, request.regime
+    )
     request.extended_at, request.extension_months = now, months
     request.extension_reason_enc = seal(request, "extension_reason_enc", reason)
     record_event(request, "extended", actor, note=f"{months} month(s)")

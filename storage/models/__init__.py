@@ -7,7 +7,7 @@ transparency log (``transparency``); and the key store (``keystore``, a separate
 where some of the others' tables live too)."""
 
 from storage.models.accounts import ApiKey, Officer
-from storage.models.agents import Agent, AgentMessageSeen
+from storage.models.agents import Agent, AgentMessageSeen, DrpRequest
 from storage.models.audit import AuditCheckpoint, AuditEvent, SigningKey
 from storage.models.contest import Incident, IncidentRecord, Restriction
 from storage.models.delivery import (
@@ -61,6 +61,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Disclosure",
+    "DrpRequest",
     "ErasureRun",
     "EvidenceAttachment",
     "Feedback",

@@ -53,11 +53,14 @@ class RightsRequest(RetainedMixin, db.Model):
     type: Mapped[str] = mapped_column(String(24), index=True)
     status: Mapped[str] = mapped_column(String(24))
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
-    channel: Mapped[str] = mapped_column(String(10), index=True)  # web | api | officer
+    channel: Mapped[str] = mapped_column(String(10), index=True)  # web | api | officer | drp
     # The language the request was filed in ("en", "de": storage.wording.LANGUAGES): every
     # email about it is written in it. Set from the page's language when filed (the API and the
     # dashboard file in English); None on requests filed before languages, read as English.
     locale: Mapped[str | None] = mapped_column(String(8), default=wording.current_language)
+    # The law it is answered under, where it is not the GDPR: "ccpa" (45 days, one 45-day
+    # extension) for requests an authorized agent files under it; None is the GDPR.
+    regime: Mapped[str | None] = mapped_column(String(12))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     original_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

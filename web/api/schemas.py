@@ -233,7 +233,13 @@ class RecipientIdentifierIn(Schema):
 
 
 # Type-specific fields of a rights request, and which types take which.
-OBJECTION_PURPOSES = ("direct_marketing", "likeness", "profiling", "legitimate_interests")
+OBJECTION_PURPOSES = (
+    "direct_marketing",
+    "likeness",
+    "profiling",
+    "legitimate_interests",
+    "sale_and_sharing",
+)
 RESTRICTION_GROUNDS = (
     "accuracy_contested",
     "unlawful_processing",

@@ -17,6 +17,7 @@ from flask import (
 from flask import request as http
 
 from rights.access import access
+from rights.agents import drp_requests
 from rights.errors import InvalidTransition, NotFound
 from rights.ledger import audit, officers
 from rights.lifecycle import evidence, notices, requests
@@ -177,6 +178,7 @@ def _request_page(req: RightsRequest, notice_forms: dict | None = None) -> str:
         subscriber=None,
         page_url=lambda n: url_for("dashboard.request_page", request_id=req.id, page=n),
         notice_forms=_notice_forms(page.told, notice_forms or {}),
+        agent=drp_requests.agent_name(req),
     )
 
 

@@ -8,6 +8,7 @@ from flask import request as http
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from rights.agents import drp_requests
 from rights.erasure import erasure, receipts
 from rights.errors import InvalidTransition, RightsError
 from rights.holdings import restrictions
@@ -40,6 +41,7 @@ def request_status(reference: str, answer_form=None, status=200):
         record_key=record_key,
         unreadable=_unreadable_in_words(page.unrecoverable) if page.receipt else None,
         in_log=receipts.log_placement(page.receipt) if page.receipt else None,
+        agent=drp_requests.agent_name(req),
         answer_form=answer_form if page.awaiting_answer else None,
         form=EmptyForm(),
         now=utcnow(),
