@@ -406,3 +406,14 @@ def test_the_persons_request_page_says_which_agent_filed_it(drp_app, agent):
         session["grants"] = {request.id: "9999-12-31T00:00:00+00:00"}
     page = client.get(f"/requests/{request.reference}").get_data(as_text=True)
     assert "Filed for you by Permission Slip, the authorized agent you asked to act for you" in page
+
+
+def test_the_access_report_says_which_agent_filed_the_request(drp_app, agent):
+    request_id = agent.exercise("access").get_json()["request_id"]
+    deliver(drp_app)
+    request = _lethe_request(drp_app, request_id)
+    with drp_app.app_context():
+        from rights.access import access
+
+        meta = access.report_meta(db.session.get(RightsRequest, request.id))
+        assert meta["request"]["filed_for_you_by"] == "Permission Slip"

@@ -38,8 +38,10 @@ from storage.clock import utcnow
 from storage.datamap import CATEGORIES, Category, Field
 from storage.db import db
 from storage.models import (
+    Agent,
     Brand,
     Campaign,
+    DrpRequest,
     Perk,
     PerkAward,
     RecordHistory,
@@ -333,6 +335,8 @@ def report_meta(request: RightsRequest) -> dict:
             "reference": request.reference,
             "received_at": _iso(request.received_at),
             "completed_at": _iso(request.completed_at),
+            # The authorized agent that filed it for the person, if one did (DRP).
+            "filed_for_you_by": _agent_name(request),
         },
         "subject": {"ref": subject.ref},
         "purposes": sorted({p for c in CATEGORIES for p in c.purposes}),
@@ -348,6 +352,16 @@ def report_meta(request: RightsRequest) -> dict:
         # What it all comes to, in plain words, before any of it (rights/access/summary.py).
         "summary": summary.build(request.subject_id),
     }
+
+
+def _agent_name(request: RightsRequest) -> str | None:
+    if request.channel != "drp":
+        return None
+    return db.session.execute(
+        select(Agent.name)
+        .join(DrpRequest, DrpRequest.agent_id == Agent.id)
+        .where(DrpRequest.rights_request_id == request.id)
+    ).scalar_one_or_none()
 
 
 def held_categories(meta: dict) -> set[str]:
