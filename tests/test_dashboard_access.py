@@ -74,6 +74,9 @@ ROUTES = [
     ("POST", "/dashboard/subscribers/{sub}/rotate", ADMIN, 200),  # the new secret, once
     ("POST", "/dashboard/subscribers/{sub}/active?active=0", ADMIN, 303),
     ("POST", "/dashboard/subscribers/{sub}/recipient?recipient=brand", ADMIN, 303),
+    ("GET", "/dashboard/agents", SETTINGS, 200),
+    ("POST", "/dashboard/agents", ADMIN, 422),  # empty form
+    ("POST", "/dashboard/agents/NOBODY/remove", ADMIN, 404),  # no such agent
     ("GET", "/dashboard/retention", EVERYONE, 200),
     ("POST", "/dashboard/retention/holds", DECIDERS, 422),  # empty form
     ("POST", "/dashboard/retention/holds/{hold}/release", DECIDERS, 303),

@@ -231,6 +231,8 @@ PERMISSIONS = {
     "apikeys.manage": {"admin"},
     "signing_keys.manage": {"admin"},
     "subscribers.manage": {"admin"},
+    # Authorized agents (the Data Rights Protocol): register and remove them.
+    "agents.manage": {"admin"},
     "retention.read": {"officer", "admin", "auditor"},
     "holds.manage": {"officer", "admin"},
 }

@@ -161,6 +161,7 @@ def _template_globals():
 
 from web.dashboard import (  # noqa: E402, F401
     admin,
+    agents_views,
     audit_views,
     auth,
     home,
