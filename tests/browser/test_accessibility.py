@@ -373,6 +373,19 @@ def retention_hold_with_errors(page, rid):
     )
 
 
+def agents_page(page, rid):
+    goto(page, "/dashboard/agents")
+    expect(page.get_by_role("heading", name="Register an agent")).to_be_visible()
+
+
+def agents_with_errors(page, rid):
+    agents_page(page, rid)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Register agent").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
 def record_of_processing(page, rid):
     goto(page, "/dashboard/record-of-processing")
     expect(page.get_by_role("heading", name="Security measures (Art. 32)")).to_be_visible()
@@ -397,6 +410,8 @@ SIGNED_IN = [
     retention_page,
     retention_hold_with_errors,
     record_of_processing,
+    agents_page,
+    agents_with_errors,
 ]
 INCIDENTS = [
     incidents_list,
