@@ -157,8 +157,11 @@ def test_removing_an_agent_stops_it_and_is_audited(app, login_as, client):
     assert "was removed already" in again.get_data(as_text=True)
     assert len(_audited(app, "agent.removed")) == 1
     assert admin.post("/dashboard/agents/NOBODY/remove").status_code == 404
-    # A removed id stays taken.
-    assert _register(admin, name="Again").status_code == 422
+    # A removed agent can be registered again (an agent that changed its key): active, unpaired.
+    assert _register(admin, name="Again").status_code == 303
+    with app.app_context():
+        again = registry.active(AGENT)
+        assert again is not None and again.name == "Again" and again.token_hash is None
 
 
 def test_the_page_never_shows_a_token_hash(app, login_as, client):

@@ -279,6 +279,7 @@ def test_the_ccpa_extension_is_45_days(drp_app, agent):
         requests.extend(request, months=2, reason="Many records to check.", actor="officer")
         db.session.commit()
         assert request.due_at - original == timedelta(days=45)
+        assert request.extension_months is None  # not months: the CCPA's 45 days
 
 
 # --- bad input ---------------------------------------------------------------------------
@@ -417,3 +418,93 @@ def test_the_access_report_says_which_agent_filed_the_request(drp_app, agent):
 
         meta = access.report_meta(db.session.get(RightsRequest, request.id))
         assert meta["request"]["filed_for_you_by"] == "Permission Slip"
+
+
+# --- found by review ----------------------------------------------------------------------
+
+
+def test_a_need_user_verification_status_reaches_the_agents_callback(drp_app, agent, receiver):
+    """It could not be sent: the worker built its URL with url_for, outside any request."""
+    agent.exercise("access", email_verified=False, status_callback=receiver.url)
+    deliver(drp_app)
+    wait_for(lambda: receiver.received)
+    body = json.loads(receiver.received[-1][1])
+    assert body["reason"] == "need_user_verification"
+    assert body["user_verification_url"].startswith("http://lethe.test/requests/")
+    with drp_app.app_context():
+        from storage.models import OutboxMessage
+
+        failed = db.session.execute(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.status != "sent")
+        ).scalar_one()
+        assert failed == 0
+
+
+def test_opting_in_answers_the_same_for_a_member_and_a_stranger(drp_app, agent):
+    """It told the agent whether an address was a member's (fulfilled, or denied no_match)."""
+    member = agent.exercise("sale:opt-in").get_json()
+    stranger = agent.exercise("sale:opt-in", email="stranger@example.org").get_json()
+    assert (member["status"], member.get("reason")) == (stranger["status"], stranger.get("reason"))
+    assert member["status"] == "fulfilled"
+
+
+@pytest.mark.parametrize("regime", ["x" * 200, "cc\x00pa"])
+def test_an_odd_regime_is_not_covered_and_no_server_error(drp_app, agent, regime):
+    resp = agent.exercise("access", regime=regime)
+    assert resp.status_code == 200
+    assert resp.get_json()["reason"] == "claim_not_covered"
+
+
+@pytest.mark.parametrize("email", ["@", " @ ", "a@b\x00c.org", "x" * 400 + "@example.org", 42])
+def test_an_address_that_is_not_one_is_no_one_to_match(drp_app, agent, email):
+    resp = agent.exercise("access", email=email)
+    assert resp.status_code == 200
+    assert (resp.get_json()["status"], resp.get_json()["reason"]) == ("denied", "no_match")
+
+
+def test_an_agent_request_id_with_control_characters_is_refused(drp_app, agent):
+    before = _counts(drp_app)
+    resp = agent.exercise("access", **{"agent-request-id": "id\x00with-nul"})
+    assert resp.status_code == 400 and _counts(drp_app) == before
+
+
+def test_the_same_reason_revokes_two_requests_but_not_one_twice(drp_app, agent):
+    """Signatures are deterministic: one reason for two requests is the same body, and was
+    refused as a replay."""
+    first = agent.exercise("access", email_verified=False).get_json()["request_id"]
+    second = agent.exercise("access", email_verified=False, email="person2@example.org")
+    second = second.get_json()["request_id"]
+    body = agent.sign({"reason": "I changed my mind"})
+    assert agent.revoke(first, body=body).status_code == 200
+    assert agent.revoke(second, body=body).status_code == 200
+    again = agent.revoke(first, body=body)
+    assert again.status_code == 400  # revoked already (and the same message again)
+
+
+def test_a_removed_agent_is_no_longer_told_anything(drp_app, agent, receiver):
+    agent.exercise("deletion", status_callback=receiver.url)
+    assert drp_app.test_cli_runner().invoke(args=["agents", "remove", AGENT]).exit_code == 0
+    deliver(drp_app)
+    deliver(drp_app)
+    assert receiver.received == []
+
+
+def test_errors_on_the_protocols_paths_are_its_error_object(drp_app, agent):
+    resp = agent.client.put("/v1/data-rights-request", data=b"x", headers=agent.bearer)
+    assert resp.status_code == 405 and resp.get_json()["code"] == "405"
+    resp = agent.client.get("/v1/no-such-thing")
+    assert resp.status_code == 404 and resp.get_json()["code"] == "404"
+
+
+def test_a_deeply_nested_message_is_refused_not_a_server_error(drp_app, agent):
+    deep = ('{"a":' * 5000) + "1" + ("}" * 5000)
+    body = base64.b64encode(agent.key.sign(deep.encode()))
+    resp = agent.exercise("access", body=body)
+    assert resp.status_code == 400 and resp.get_json()["code"] == "400"
+    pairing = agent.client.post(f"/v1/agent/{AGENT}", data=body, content_type="text/plain")
+    assert pairing.status_code == 403 and pairing.data == b""
+
+
+def test_asking_for_an_unknown_request_is_audited(drp_app, agent):
+    assert agent.status("00000000-0000-0000-0000-000000000000").status_code == 404
+    assert _refusals(drp_app)[-1]["reason"] == "unknown_request"

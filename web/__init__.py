@@ -136,4 +136,6 @@ def init_app(app: Flask) -> None:
 def _dispatch_error(exc):
     if request.path.startswith("/api/"):
         return api.errors.http_error(exc)
+    if drp.is_protocol_path(request.path):
+        return drp.error_answer(exc)
     return _html_error(exc)

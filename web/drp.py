@@ -58,7 +58,8 @@ def pair(agent_id: str):
         registry.refused(agent_id, "pairing", exc.reason)
         keep_changes()  # the refusal's audit entry stays; nothing else was written
         return Response(status=403)
-    return jsonify({"agent-id": agent_id, "token": token})
+    # "agent_id" too: the reference agent's conformance check reads that spelling.
+    return jsonify({"agent-id": agent_id, "agent_id": agent_id, "token": token})
 
 
 @bp.get("/v1/agent/<agent_id>")
@@ -130,6 +131,8 @@ def _own(request_id: str):
         return None, _refuse(None, "status", "unknown_agent")
     drp = drp_requests.get(request_id)
     if drp is None:
+        registry.refused(agent.id, "status", "unknown_request")
+        keep_changes()
         return None, _error(404, "No such request.", fatal=True)
     if drp.agent_id != agent.id:
         return None, _refuse(agent.id, "status", "wrong_agent")
@@ -155,12 +158,35 @@ def revoke_request(request_id: str):
         return refusal
     agent, drp = found
     try:
-        registry.take_revocation(agent, request.get_data(cache=False))
+        registry.take_revocation(agent, request.get_data(cache=False), drp.id)
     except messages.Refused as exc:
         return _refuse(agent.id, "revocation", exc.reason)
     try:
         drp_requests.revoke(drp, agent)
     except InvalidTransition as exc:
         db.session.rollback()
+        registry.refused(agent.id, "revocation", "not_revocable")
+        keep_changes()
         return _error(400, exc.message, fatal=False)
     return jsonify(drp_requests.status_of(drp))
+
+
+def error_answer(exc):
+    """An HTTP error on the protocol's paths (a rate limit, a body too large, a method not
+    allowed, a server error) in the protocol's error object, not an HTML page."""
+    code = getattr(exc, "code", None) or 500
+    message = (
+        "Too many requests; slow down."
+        if code == 429
+        else (
+            "Something went wrong on our side." if code >= 500 else getattr(exc, "description", "")
+        )
+    )
+    response = _error(code, message or "Refused.", fatal=code not in (429, 500, 503))
+    if code == 429 and getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def is_protocol_path(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/.well-known/data-rights.json"

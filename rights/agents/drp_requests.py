@@ -26,7 +26,8 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-from flask import current_app, url_for
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -65,7 +66,10 @@ FINAL = ("fulfilled", "denied", "revoked", "expired")
 CALLBACK_JOB = "drp.status_callback"
 DETAILS = {
     "claim_not_covered": "This business answers requests under the CCPA, or voluntarily.",
-    "no_match": "We find the people we hold data about by their email address; none was given.",
+    "no_match": (
+        "We find the people we hold data about by their email address; no usable address was given."
+    ),
+    "insuf_verification_refused": "The person did not confirm the request was theirs.",
     "insuf_verification": "Opting in needs an email address the agent has verified.",
     "other": "The privacy team declined this request; the person has been told why.",
 }
@@ -106,11 +110,11 @@ def submit(agent: Agent, claims: dict) -> DrpRequest:
         except RightsError:
             raise Unsupported("The status_callback is not a URL Lethe may call.") from None
     agent_request_id = claims.get("agent-request-id")
-    if agent_request_id is not None and (
-        not isinstance(agent_request_id, str) or len(agent_request_id) > 200
-    ):
-        raise Unsupported("agent-request-id is a string of at most 200 characters.")
+    if agent_request_id is not None and not _plain(agent_request_id, 200):
+        raise Unsupported("agent-request-id is a string of at most 200 printable characters.")
     regime = claims.get("regime") or "voluntary"
+    if not _plain(regime, 24):
+        regime = "unknown"  # not one Lethe covers: denied below
     drp = DrpRequest(
         agent_id=agent.id,
         agent_request_id=agent_request_id,
@@ -123,7 +127,7 @@ def submit(agent: Agent, claims: dict) -> DrpRequest:
     email = claims.get("email")
     if drp.regime not in REGIMES:
         _deny(drp, "claim_not_covered")
-    elif not isinstance(email, str) or "@" not in email or len(email) > 320:
+    elif not _email(email):
         _deny(drp, "no_match")
     elif ACTIONS[action] == "consent":
         _opt_in(drp, agent, email, claims.get("email_verified") is True)
@@ -139,6 +143,20 @@ def submit(agent: Agent, claims: dict) -> DrpRequest:
     )
     queue_callback(drp)
     return drp
+
+
+def _plain(value: object, longest: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
+
+
+def _email(value: object) -> bool:
+    if not _plain(value, 320):
+        return False
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def _deny(drp: DrpRequest, reason: str) -> None:
@@ -171,8 +189,10 @@ def _opt_in(drp: DrpRequest, agent: Agent, email: str, verified: bool) -> None:
     if not verified:
         _deny(drp, "insuf_verification")
         return
+    # Fulfilled either way, so the answer does not say whether the address is a member's:
+    # someone Lethe holds nothing about has nothing to sell or share.
+    drp.status = "fulfilled"
     if member is None:
-        _deny(drp, "no_match")
         return
     records.upsert_consent(
         {
@@ -187,7 +207,6 @@ def _opt_in(drp: DrpRequest, agent: Agent, email: str, verified: bool) -> None:
         source="drp",
         actor=f"agent:{agent.id}",
     )
-    drp.status = "fulfilled"
 
 
 def _subject_ref(drp: DrpRequest) -> str | None:
@@ -249,8 +268,9 @@ def status_of(drp: DrpRequest) -> dict:
         out["status"], out["reason"] = "in_progress", "need_user_verification"
         # The request's own page (its reference is no credential: the page asks for the
         # emailed link, the one way in). Lethe's public address, as in its emails.
-        out["user_verification_url"] = current_app.config["PUBLIC_URL"].rstrip("/") + url_for(
-            "public.request_status", reference=request.reference
+        # (No url_for: the worker sends callbacks outside any web request.)
+        out["user_verification_url"] = (
+            current_app.config["PUBLIC_URL"].rstrip("/") + f"/requests/{request.reference}"
         )
         out["processing_details"] = (
             "We have emailed the person a link to confirm the request is theirs."
@@ -262,6 +282,9 @@ def status_of(drp: DrpRequest) -> dict:
     elif state == RequestStatus.COMPLETED:
         out["status"] = "fulfilled"
         out["processing_details"] = "Done. The person has been sent the outcome directly."
+    elif state == RequestStatus.REFUSED and request.verified_at is None:
+        out["status"], out["reason"] = "denied", "insuf_verification"
+        out["processing_details"] = DETAILS["insuf_verification_refused"]
     elif state == RequestStatus.REFUSED:
         out["status"], out["reason"] = "denied", "other"
         out["processing_details"] = DETAILS["other"]
@@ -278,9 +301,24 @@ def _iso(moment: datetime) -> str:
 
 
 def queue_callback(drp: DrpRequest) -> None:
-    """Have the worker push the status to the agent, if it asked to be told (flushes)."""
-    if drp.status_callback:
-        outbox.enqueue_job(CALLBACK_JOB, argument=drp.id)
+    """Have the worker push the status to the agent, if it asked to be told (flushes); once
+    per transaction, however many changes it made (the job sends the status as it is then)."""
+    if not drp.status_callback:
+        return
+    queued = db.session.info.setdefault(_QUEUED, set())
+    if drp.id in queued:
+        return
+    queued.add(drp.id)
+    outbox.enqueue_job(CALLBACK_JOB, argument=drp.id)
+
+
+_QUEUED = "lethe.drp_callbacks_queued"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_queued(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_QUEUED, None)
 
 
 _MOVED = CommitNotes("lethe.drp_moved")
@@ -316,6 +354,9 @@ def callback_steps(drp_id: str) -> Steps[None]:
     drp = get(drp_id)
     if drp is None or not drp.status_callback:
         return
+    agent = db.session.get(Agent, drp.agent_id)
+    if agent is None or not agent.active:
+        return  # removed: Lethe no longer talks to it
     body = json.dumps(status_of(drp), sort_keys=True, separators=(",", ":"))
     if body == drp.last_sent:
         return

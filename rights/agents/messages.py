@@ -83,7 +83,7 @@ def open_message(
         raise Refused("bad_signature") from None
     try:
         claims = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise Refused("malformed") from None
     if not isinstance(claims, dict):
         raise Refused("malformed")
@@ -115,9 +115,12 @@ def open_signed(body: bytes, verify_key: bytes) -> tuple[dict, str]:
         raise Refused("not_base64") from None
     try:
         payload = VerifyKey(verify_key).verify(signed)
-        claims = json.loads(payload)
     except (BadSignatureError, ValueError, TypeError):
         raise Refused("bad_signature") from None
+    try:
+        claims = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Refused("malformed") from None
     if not isinstance(claims, dict):
         raise Refused("malformed")
     return claims, hashlib.sha256(signed).hexdigest()

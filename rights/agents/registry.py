@@ -40,10 +40,16 @@ def add(agent_id: str, name: str, verify_key: str, *, actor: str) -> Agent:
         fields["verify_key"] = [str(exc)]
     if fields:
         raise Invalid("The agent cannot be registered as given.", fields)
-    if db.session.get(Agent, agent_id) is not None:
+    agent = db.session.get(Agent, agent_id)
+    if agent is not None and agent.active:
         raise Conflict("An agent with that id is registered already.")
-    agent = Agent(id=agent_id, name=name.strip(), verify_key=key, created_by=actor)
-    db.session.add(agent)
+    if agent is not None:
+        # Removed before, registered again (its key may be new): it pairs afresh.
+        agent.name, agent.verify_key, agent.active = name.strip(), key, True
+        agent.token_hash, agent.paired_at, agent.created_by = None, None, actor
+    else:
+        agent = Agent(id=agent_id, name=name.strip(), verify_key=key, created_by=actor)
+        db.session.add(agent)
     db.session.flush()
     audit.record(actor, "agent.registered", target=f"agent:{agent_id}")
     return agent
@@ -84,10 +90,13 @@ def take(agent: Agent, body: bytes) -> messages.Message:
     return message
 
 
-def take_revocation(agent: Agent, body: bytes) -> dict:
-    """A revocation signed by ``agent`` (DRP 1.0 §2.04: a ``reason`` only; the claims of a
-    full message checked too when it carries them), taken once (flushes)."""
-    claims, digest = messages.open_signed(body, agent.verify_key)
+def take_revocation(agent: Agent, body: bytes, request_id: str) -> dict:
+    """A revocation of ``request_id`` signed by ``agent`` (DRP 1.0 §2.04: a ``reason`` only;
+    the claims of a full message checked too when it carries them), taken once for that
+    request (flushes). The body names no request and Ed25519 signatures are deterministic:
+    the same reason may revoke two requests, and the memory is of (body, request)."""
+    claims, signed_digest = messages.open_signed(body, agent.verify_key)
+    digest = hashlib.sha256(f"{signed_digest}:{request_id}".encode()).hexdigest()
     if "agent-id" in claims and claims["agent-id"] != agent.id:
         raise messages.Refused("wrong_agent")
     if "business-id" in claims and claims["business-id"] != business_id():
@@ -101,6 +110,7 @@ def take_revocation(agent: Agent, body: bytes) -> dict:
             raise messages.Refused("malformed") from None
         if now >= expires:
             raise messages.Refused("expired")
+        expires = min(expires, now + messages.LONGEST)
     if db.session.get(AgentMessageSeen, digest) is not None:
         raise messages.Refused("replayed")
     db.session.add(AgentMessageSeen(digest=digest, expires_at=expires))

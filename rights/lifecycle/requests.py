@@ -19,7 +19,7 @@ from rights.errors import Invalid, InvalidTransition
 from rights.holdings import restrictions, subjects
 from rights.ledger import audit
 from rights.lifecycle import notices, verification
-from rights.lifecycle.deadlines import due_date, extended_due_date
+from rights.lifecycle.deadlines import CCPA, due_date, extended_due_date
 from rights.lifecycle.links import (  # noqa: F401
     RESUME_LINKS_EVERY,
     ask_for_resume_link,
@@ -318,9 +318,11 @@ def extend(request: RightsRequest, *, months: int, reason: str, actor: str) -> N
     request.due_at = extended_due_date(
         request.received_at, request.original_due_at, months, now, request.regime
     )
-    request.extended_at, request.extension_months = now, months
+    # Under the CCPA the one extension is 45 days, not months: none recorded.
+    ccpa = request.regime == CCPA
+    request.extended_at, request.extension_months = now, (None if ccpa else months)
     request.extension_reason_enc = seal(request, "extension_reason_enc", reason)
-    record_event(request, "extended", actor, note=f"{months} month(s)")
+    record_event(request, "extended", actor, note="45 days" if ccpa else f"{months} month(s)")
     notices.extended(request)
 
 

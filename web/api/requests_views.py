@@ -41,6 +41,8 @@ def _shown(req, record_key: str | None = None) -> dict:
     out["extended"] = None
     if req.extended_at is not None:
         out["extended"] = {"at": req.extended_at, "months": req.extension_months}
+        if req.regime == "ccpa":
+            out["extended"]["days"] = 45
         if own:
             out["extended"]["reason"] = requests.extension_reason(req)
     if req.status == "completed":

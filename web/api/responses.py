@@ -65,7 +65,10 @@ class ExtensionOut(Part):
     """The one extension of a request's deadline; its reason only to the key that filed it."""
 
     at = AwareDateTime(required=True)
-    months = fields.Integer(required=True)
+    months = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "null under the CCPA"}
+    )
+    days = fields.Integer(metadata={"description": "45: the CCPA's one extension"})
     reason = fields.String(allow_none=True)
 
 

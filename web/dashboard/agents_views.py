@@ -35,7 +35,7 @@ class AgentForm(FlaskForm):
     agent_id = StringField(
         "Agent id",
         description="As its service directory entry gives it, e.g. CR_AA_DRP_ID_001: letters, "
-        "digits and _ . : - only. An id stays taken after its agent is removed.",
+        "digits and _ . : - only. A removed agent can be registered again (with a new key).",
         filters=[_stripped],
         validators=[InputRequired(), Length(max=100)],
         render_kw={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"},
