@@ -67,46 +67,10 @@ def timestamp(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def open_message(
-    body: bytes, verify_key: bytes, *, agent_id: str, business_id: str, now: datetime
-) -> Message:
-    """The checked claims of a signed message from ``agent_id``, or :class:`Refused`."""
-    if len(body) > MAX_BODY:
-        raise Refused("too_large")
-    try:
-        signed = base64.b64decode(body.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise Refused("not_base64") from None
-    try:
-        payload = VerifyKey(verify_key).verify(signed)
-    except (BadSignatureError, ValueError, TypeError):
-        raise Refused("bad_signature") from None
-    try:
-        claims = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Refused("malformed") from None
-    if not isinstance(claims, dict):
-        raise Refused("malformed")
-    if claims.get("agent-id") != agent_id:
-        raise Refused("wrong_agent")
-    if claims.get("business-id") != business_id:
-        raise Refused("wrong_business")
-    try:
-        issued, expires = timestamp(claims.get("issued-at")), timestamp(claims.get("expires-at"))
-    except (ValueError, OverflowError):
-        raise Refused("malformed") from None
-    if issued > now + SKEW:
-        raise Refused("not_yet_valid")
-    if now >= expires:
-        raise Refused("expired")
-    if expires - issued > LONGEST:
-        raise Refused("too_long_lived")
-    return Message(claims, hashlib.sha256(signed).hexdigest(), expires)
-
-
 def open_signed(body: bytes, verify_key: bytes) -> tuple[dict, str]:
-    """A signed message whose only claims are its own (a revocation's ``{"reason"}``, DRP
-    1.0 §2.04): the signature checked, the claims and the digest of the signed bytes."""
+    """The first three checks of any signed message: it decodes from base64, its signature
+    verifies with ``verify_key``, it holds a JSON object. The claims, and the digest of the
+    signed bytes. (A revocation's ``{"reason"}`` has no other claims, DRP 1.0 §2.04.)"""
     if len(body) > MAX_BODY:
         raise Refused("too_large")
     try:
@@ -124,3 +88,25 @@ def open_signed(body: bytes, verify_key: bytes) -> tuple[dict, str]:
     if not isinstance(claims, dict):
         raise Refused("malformed")
     return claims, hashlib.sha256(signed).hexdigest()
+
+
+def open_message(
+    body: bytes, verify_key: bytes, *, agent_id: str, business_id: str, now: datetime
+) -> Message:
+    """The checked claims of a signed message from ``agent_id``, or :class:`Refused`."""
+    claims, digest = open_signed(body, verify_key)
+    if claims.get("agent-id") != agent_id:
+        raise Refused("wrong_agent")
+    if claims.get("business-id") != business_id:
+        raise Refused("wrong_business")
+    try:
+        issued, expires = timestamp(claims.get("issued-at")), timestamp(claims.get("expires-at"))
+    except (ValueError, OverflowError):
+        raise Refused("malformed") from None
+    if issued > now + SKEW:
+        raise Refused("not_yet_valid")
+    if now >= expires:
+        raise Refused("expired")
+    if expires - issued > LONGEST:
+        raise Refused("too_long_lived")
+    return Message(claims, digest, expires)
