@@ -297,3 +297,50 @@ def test_an_orm_delete_on_the_trail_chains_noted_entries_first(app):
         assert audit.pending() == []
         db.session.commit()
     assert _actions(app) == ["test.one"]
+
+
+def test_a_checkpoint_signed_while_another_entry_commits_still_verifies(app):
+    """Found by CI (the browser test's worker signed a checkpoint while an officer's request
+    committed an entry): the checkpoint read the chain's last entry, then counted the entries
+    in a second statement that saw one more, and claimed 238 entries up to entry 237. It
+    counts the entries up to the one it names."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from storage.clock import utcnow
+
+    with app.app_context():
+        for n in range(3):
+            requests.file(type="access", email=f"a{n}@example.org", channel="web", actor="subject")
+        db.session.commit()
+        engine = db.engine
+        done = []
+
+        def commit_one_more(conn, cursor, statement, params, context, many):
+            # Between the checkpoint's reads, another transaction commits an entry.
+            if not done and "count(audit_events.id)" in statement:
+                done.append(True)
+                with Session(bind=engine) as other:
+                    other.add(
+                        AuditEvent(
+                            at=utcnow(),
+                            actor="someone",
+                            action="other.thing",
+                            details={},
+                            prev_hash="x",
+                            hash="y",
+                        )
+                    )
+                    other.commit()
+
+        event.listen(engine, "before_cursor_execute", commit_one_more)
+        try:
+            checkpoint = audit_checkpoints.write()
+            db.session.commit()
+        finally:
+            event.remove(engine, "before_cursor_execute", commit_one_more)
+        assert done
+        up_to = db.session.execute(
+            select(func.count(AuditEvent.id)).where(AuditEvent.id <= checkpoint.last_id)
+        ).scalar_one()
+        assert checkpoint.entries == up_to

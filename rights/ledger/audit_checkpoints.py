@@ -69,7 +69,12 @@ def write() -> AuditCheckpoint | None:
     latest = _latest()
     if last is None or (latest is not None and latest.last_id == last.id):
         return None
-    entries = db.session.execute(select(func.count(AuditEvent.id))).scalar_one() + _pruned(anchor())
+    # The entries up to the one it names: counted without that bound, a statement of its own
+    # on a database where each statement sees the latest commits (PostgreSQL), an entry
+    # committed meanwhile by another transaction would be counted too.
+    entries = db.session.execute(
+        select(func.count(AuditEvent.id)).where(AuditEvent.id <= last.id)
+    ).scalar_one() + _pruned(anchor())
     claims = {
         "last_id": last.id,
         "last_hash": last.hash,
