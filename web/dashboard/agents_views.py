@@ -8,52 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import abort, flash, redirect, render_template, url_for
-from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import InputRequired, Length
 
 from rights.agents import registry
 from rights.reports import queue
 from web.actions import attempt
 from web.dashboard import actor, bp, requires
-from web.dashboard.forms import ConfirmForm
+from web.dashboard.forms import AgentForm, ConfirmForm
 
 NO_FIELD = "agent_id"  # where a refusal that names no field is shown: it is about the id
 # Who registered an agent, as the page says it: officers by name; ``flask agents add`` signs
 # as "cli" unless told otherwise.
 COMMAND_LINE = {"cli": "the command line"}
-
-
-def _stripped(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
-
-
-class AgentForm(FlaskForm):
-    """Register an agent; its fields are named as :func:`rights.agents.registry.add` names
-    them in its field errors. The service checks the id's characters and the key."""
-
-    agent_id = StringField(
-        "Agent id",
-        description="As its service directory entry gives it, e.g. CR_AA_DRP_ID_001: letters, "
-        "digits and _ . : - only. A removed agent can be registered again (with a new key).",
-        filters=[_stripped],
-        validators=[InputRequired(), Length(max=100)],
-        render_kw={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"},
-    )
-    name = StringField(
-        "Name",
-        description="As people know it: a person whose request it sends reads that it was "
-        "filed for them by this name.",
-        validators=[InputRequired(), Length(max=120)],
-    )
-    verify_key = StringField(
-        "Verify key",
-        description="Its Ed25519 public key, from the same entry: base64 (44 characters, "
-        "ending in =) or hex (64 characters).",
-        filters=[_stripped],
-        validators=[InputRequired(), Length(max=200)],
-        render_kw={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"},
-    )
 
 
 @dataclass(frozen=True)

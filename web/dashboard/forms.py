@@ -349,3 +349,35 @@ class ApologyForm(FlaskForm):
         "and {incident}.",
         validators=[InputRequired(), Length(max=MAX_TEXT)],
     )
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class AgentForm(FlaskForm):
+    """Register an agent; its fields are named as :func:`rights.agents.registry.add` names
+    them in its field errors. The service checks the id's characters and the key."""
+
+    agent_id = StringField(
+        "Agent id",
+        description="As its service directory entry gives it, e.g. CR_AA_DRP_ID_001: letters, "
+        "digits and _ . : - only. A removed agent can be registered again (with a new key).",
+        filters=[_stripped],
+        validators=[InputRequired(), Length(max=100)],
+        render_kw={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"},
+    )
+    name = StringField(
+        "Name",
+        description="As people know it: a person whose request it sends reads that it was "
+        "filed for them by this name.",
+        validators=[InputRequired(), Length(max=120)],
+    )
+    verify_key = StringField(
+        "Verify key",
+        description="Its Ed25519 public key, from the same entry: base64 (44 characters, "
+        "ending in =) or hex (64 characters).",
+        filters=[_stripped],
+        validators=[InputRequired(), Length(max=200)],
+        render_kw={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"},
+    )
